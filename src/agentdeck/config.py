@@ -1,0 +1,303 @@
+"""Configuration: a TOML file validated by pydantic.
+
+Why pydantic with ``extra="forbid"``: a typo in a budget key must be an error that names
+the key, not a silently ignored line that leaves an agent without a spending cap.
+Every error message names the file, the dotted key path and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agentdeck.errors import ConfigError
+
+Protocol = Literal["openai", "anthropic"]
+TIERS: tuple[str, ...] = ("fast", "balanced", "smart")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GatewaySettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+    admin_token: str = ""
+    data_dir: str = "~/.local/share/agentdeck"
+    log_bodies: bool = False
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(600.0, gt=0)
+    shutdown_grace_s: float = Field(10.0, ge=0)
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    store_flush_interval_s: float = Field(0.5, gt=0, le=1.0)
+    default_price_input: float = Field(15.0, ge=0, description="USD/Mtok for models with no price")
+    default_price_output: float = Field(75.0, ge=0)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(os.path.expanduser(self.data_dir))
+
+
+class KeyConfig(_Strict):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    daily_budget_usd: float | None = Field(None, ge=0)
+
+
+class BudgetConfig(_Strict):
+    hourly_usd: float = Field(10.0, ge=0)
+    daily_usd: float = Field(50.0, ge=0)
+    auto_stop_when_daily_spent: bool = True
+    alert_thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
+
+
+class CapsConfig(_Strict):
+    """Per-request caps: the first layer of cost protection."""
+
+    max_tokens_share: float = Field(0.5, gt=0, le=1.0, description="cap max_tokens to this share of the model's output limit")
+    max_tokens: int | None = Field(None, gt=0, description="absolute cap; overrides the share when set")
+    max_input_tokens: int = Field(200_000, gt=0)
+    default_max_tokens: int = Field(4096, gt=0, description="assumed when an OpenAI caller sends no max_tokens")
+
+
+class AnomalyConfig(_Strict):
+    enabled: bool = True
+    rps_factor: float = Field(10.0, gt=1)
+    cost_factor: float = Field(2.0, gt=1)
+    baseline_window_s: float = Field(300.0, gt=0)
+    min_baseline_rps: float = Field(0.2, gt=0)
+    throttle_key: bool = False
+    throttle_rps: float = Field(1.0, gt=0)
+
+
+class AlertsConfig(_Strict):
+    webhook_url: str = ""
+    webhook_retries: int = Field(3, ge=0)
+    dedupe_window_s: float = Field(300.0, ge=0)
+
+
+class LimitsConfig(_Strict):
+    rps: float = Field(50.0, gt=0)
+    slots: int = Field(50, gt=0)
+    min_rps: float = Field(1.0, gt=0)
+    min_slots: int = Field(1, gt=0)
+    max_rps: float = Field(500.0, gt=0)
+    max_slots: int = Field(500, gt=0)
+    decrease: float = Field(0.7, gt=0, lt=1)
+    increase: float = Field(10.0, ge=0)
+    increase_every_s: float = Field(60.0, gt=0)
+    max_queue_wait_s: float = Field(10.0, ge=0)
+    congestion_window_s: float = Field(1.0, gt=0, description="429s within this window count as one event")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "LimitsConfig":
+        if self.min_rps > self.max_rps:
+            raise ValueError("min_rps must not exceed max_rps")
+        if self.min_slots > self.max_slots:
+            raise ValueError("min_slots must not exceed max_slots")
+        return self
+
+
+class RetryConfig(_Strict):
+    max_retries: int = Field(2, ge=0, le=10)
+    backoff_base_s: float = Field(0.25, ge=0)
+    backoff_max_s: float = Field(8.0, ge=0)
+    deadline_s: float = Field(120.0, gt=0)
+
+
+class BreakerConfig(_Strict):
+    failure_threshold: int = Field(5, gt=0)
+    open_for_s: float = Field(30.0, gt=0)
+
+
+class ProviderConfig(_Strict):
+    protocol: Protocol
+    base_url: str
+    api_key: str = ""
+    models: list[str] = Field(default_factory=list)
+    fallback: str | None = Field(None, description="another provider of the same protocol")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class TierModels(_Strict):
+    anthropic: str | None = None
+    openai: str | None = None
+
+
+def _default_tiers() -> dict[str, TierModels]:
+    return {
+        "fast": TierModels(anthropic="claude-haiku-4-5", openai="gpt-4o-mini"),
+        "balanced": TierModels(anthropic="claude-sonnet-4-5", openai="gpt-4o"),
+        "smart": TierModels(anthropic="claude-opus-4-5", openai="gpt-4.1"),
+    }
+
+
+class RoutingConfig(_Strict):
+    tiers: dict[str, TierModels] = Field(default_factory=_default_tiers)
+    max_escalations: int = Field(1, ge=0, le=2)
+    escalate: bool = True
+    downgrade_at: float = Field(0.8, gt=0, le=1.0, description="share of a budget past which auto requests drop a tier")
+    large_context_tokens: int = Field(100_000, gt=0)
+    rules: list[dict[str, Any]] = Field(default_factory=list, description="extra classifier rules")
+
+    @field_validator("tiers")
+    @classmethod
+    def _tier_names(cls, v: dict[str, TierModels]) -> dict[str, TierModels]:
+        unknown = set(v) - set(TIERS)
+        if unknown:
+            raise ValueError(f"unknown tier {sorted(unknown)[0]!r}; tiers are fast, balanced, smart")
+        merged = _default_tiers()
+        merged.update(v)
+        return merged
+
+
+class Price(_Strict):
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+
+
+class TuiConfig(_Strict):
+    theme: str = "dark"
+    refresh_hz: float = Field(8.0, ge=1, le=30)
+    max_rows: int = Field(300, ge=10, le=2000)
+
+
+def _default_providers() -> dict[str, ProviderConfig]:
+    return {
+        "anthropic": ProviderConfig(
+            protocol="anthropic",
+            base_url="https://api.anthropic.com",
+            api_key="${ANTHROPIC_API_KEY}",
+            models=["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"],
+        ),
+        "openai": ProviderConfig(
+            protocol="openai",
+            base_url="https://api.openai.com",
+            api_key="${OPENAI_API_KEY}",
+            models=["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-5", "gpt-5-mini"],
+        ),
+    }
+
+
+class Config(_Strict):
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    keys: list[KeyConfig] = Field(default_factory=list)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    caps: CapsConfig = Field(default_factory=CapsConfig)
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    providers: dict[str, ProviderConfig] = Field(default_factory=_default_providers)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    tui: TuiConfig = Field(default_factory=TuiConfig)
+    source: str = Field("<defaults>", exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Config":
+        names = [k.name for k in self.keys]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"keys: duplicate key name {sorted(dupes)[0]!r}")
+        for name, p in self.providers.items():
+            if p.fallback is not None:
+                fb = self.providers.get(p.fallback)
+                if fb is None:
+                    raise ValueError(f"providers.{name}.fallback: no provider named {p.fallback!r}")
+                if fb.protocol != p.protocol:
+                    raise ValueError(f"providers.{name}.fallback: {p.fallback!r} speaks {fb.protocol}, not {p.protocol}")
+        return self
+
+    # -- lookups used on the request path (cheap dict reads, built once) -----------------
+    def provider_for_model(self, model: str) -> str | None:
+        for name, p in self.providers.items():
+            if model in p.models:
+                return name
+        return None
+
+    def key_by_secret(self) -> dict[str, KeyConfig]:
+        return {k.key: k for k in self.keys}
+
+
+def expand_env(value: Any, environ: dict[str, str] | None = None) -> Any:
+    """Replace ``${NAME}`` in every string with the environment variable (empty if unset)."""
+    env = os.environ if environ is None else environ
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: env.get(m.group(1), ""), value)
+    if isinstance(value, list):
+        return [expand_env(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v, env) for k, v in value.items()}
+    return value
+
+
+def default_config_path() -> Path | None:
+    """The file a command uses when none is given: $AGENTDECK_CONFIG, else the user's file if present."""
+    env = os.environ.get("AGENTDECK_CONFIG")
+    if env:
+        return Path(env)
+    p = Path(os.path.expanduser("~/.config/agentdeck/config.toml"))
+    return p if p.exists() else None
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    msg = msg.removeprefix("Value error, ")
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {path}: {msg}{more}"
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>", environ: dict[str, str] | None = None) -> Config:
+    """Validate an already-parsed TOML document."""
+    data = expand_env(data, environ)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(source, e)) from None
+    cfg.source = source
+    if not cfg.gateway.admin_token:
+        cfg.gateway.admin_token = os.environ.get("AGENTDECK_ADMIN_TOKEN", "") if environ is None else environ.get("AGENTDECK_ADMIN_TOKEN", "")
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the config from ``path``, $AGENTDECK_CONFIG, the user's file, or built-in defaults."""
+    p = Path(path) if path is not None else default_config_path()
+    if p is None:
+        return parse_config({}, "<defaults>")
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    return parse_config(data, str(p))
