@@ -1,0 +1,95 @@
+"""Session keys for `agentdeck run`: each dev session gets a gateway key of its own.
+
+Why a key per session: the console shows spend and calls per session, a session can carry
+its own budget (`--budget`), and `agentdeck stop --key SESSION` stops one runaway agent
+while everyone else keeps working. Secrets come from :func:`secrets.token_urlsafe`; only a
+SHA-256 of each secret is kept, so a memory dump or a status page cannot leak one.
+Sessions live as long as the gateway process (a restarted gateway forgets them, and the
+`agentdeck run` that created one must be restarted too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentdeck.budget.ledger import Ledger
+
+SECRET_PREFIX = "adk-s-"
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.:-]+")
+
+
+@dataclass(slots=True, frozen=True)
+class Session:
+    """One `agentdeck run` session: its name (the key name in logs), budget and the key it belongs to."""
+
+    name: str
+    parent_key: str | None
+    budget_usd: float | None
+    created: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"session": self.name, "parent_key": self.parent_key, "budget_usd": self.budget_usd, "created": self.created}
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def clean_name(name: str) -> str:
+    """A session name safe for logs, metrics labels and URLs (at most 64 characters)."""
+    out = _NAME_OK.sub("-", name.strip()).strip("-")[:64]
+    return out or "session"
+
+
+class SessionRegistry:
+    """Issues and looks up session secrets. ``lookup`` is a dict read: cheap on the request path."""
+
+    def __init__(self, ledger: "Ledger | None" = None, reserved_names: set[str] | None = None) -> None:
+        self.ledger = ledger
+        self._by_digest: dict[str, Session] = {}
+        self._by_name: dict[str, Session] = {}
+        self._reserved = set(reserved_names or ())  # configured key names a session may not take
+
+    def create(self, name: str, budget_usd: float | None = None, parent_key: str | None = None) -> tuple[str, str]:
+        """Register a session; returns (name actually used, secret). A taken name gets a numeric suffix."""
+        base = clean_name(name)
+        final, n = base, 1
+        while final in self._by_name or final in self._reserved:
+            n += 1
+            final = f"{base}-{n}"
+        secret = SECRET_PREFIX + secrets.token_urlsafe(24)
+        s = Session(name=final, parent_key=parent_key, budget_usd=budget_usd, created=time.time())
+        self._by_digest[_digest(secret)] = s
+        self._by_name[final] = s
+        if self.ledger is not None and budget_usd is not None:
+            self.ledger.set_key_budget(final, budget_usd)
+        return final, secret
+
+    def lookup(self, secret: str) -> Session | None:
+        """The session a presented key belongs to, or None (then it is not a session key)."""
+        if not secret.startswith(SECRET_PREFIX):
+            return None
+        return self._by_digest.get(_digest(secret))
+
+    def get(self, name: str) -> Session | None:
+        return self._by_name.get(name)
+
+    def end(self, name: str) -> bool:
+        """Forget a session (its key stops working). Its spend stays in the ledger."""
+        s = self._by_name.pop(name, None)
+        if s is None:
+            return False
+        self._by_digest = {d: v for d, v in self._by_digest.items() if v is not s}
+        return True
+
+    def all(self) -> list[Session]:
+        return list(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
