@@ -73,6 +73,7 @@ class AnomalyConfig(_Strict):
     cost_factor: float = Field(2.0, gt=1)
     baseline_window_s: float = Field(300.0, gt=0)
     min_baseline_rps: float = Field(0.2, gt=0)
+    min_baseline_usd_per_hour: float = Field(1.0, gt=0, description="expected cost rate floor, so pennies never alert")
     throttle_key: bool = False
     throttle_rps: float = Field(1.0, gt=0)
 
