@@ -17,6 +17,7 @@ import asyncio
 import contextvars
 import dataclasses
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -319,8 +320,13 @@ def _rfc3339(ts: float) -> bytes:
     return _rfc_cache[1]
 
 
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
 def _hexid(n: int = 24) -> str:
-    return os.urandom(n // 2).hex()
+    """A unique hex id of n digits: random per process + a counter (no syscall per id)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):0{n - 12}x}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,8 +352,10 @@ class MockState:
     in_flight: int = 0
     max_in_flight: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
-    last_headers: dict[str, str] = field(default_factory=dict)
+    last_raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     api_keys_seen: set[str] = field(default_factory=set)
+    _key_hashes: dict[bytes, str] = field(init=False, default_factory=dict)
+    _answers: dict[tuple[Any, ...], Answer] = field(init=False, default_factory=dict)
     _seeded: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -358,6 +366,27 @@ class MockState:
         self.rng = random.Random(self.settings.seed)
         self.words = _word_sequence(self.settings.seed)
         self._seeded = self.settings.seed
+        self._answers = {}
+
+    def note_key(self, key: bytes) -> None:
+        """Remember a sha256 prefix of an API key (never the key itself in the stats)."""
+        h = self._key_hashes.get(key)
+        if h is None:
+            h = hashlib.sha256(key).hexdigest()[:16]
+            if len(self._key_hashes) < 4096:
+                self._key_hashes[key] = h
+        self.api_keys_seen.add(h)
+
+    def last_headers(self) -> dict[str, str]:
+        """The last provider request's headers, lowercased, with credentials redacted."""
+        out: dict[str, str] = {}
+        for k, v in self.last_raw_headers:
+            name = k.decode("latin-1").lower()
+            val = v.decode("latin-1")
+            if name in ("authorization", "x-api-key"):
+                val = f"<redacted-len-{len(val)}>"
+            out[name] = val
+        return out
 
     def update_settings(self, changes: dict[str, Any]) -> MockSettings:
         """Apply a partial update atomically (validated as a whole first; a bad value changes nothing)."""
@@ -384,7 +413,7 @@ class MockState:
         self.by_path = {}
         self.max_in_flight = self.in_flight
         self.status_counts = {}
-        self.last_headers = {}
+        self.last_raw_headers = []
         self.api_keys_seen = set()
         self.window.clear()
 
@@ -395,7 +424,7 @@ class MockState:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "status_counts": dict(self.status_counts),
-            "last_headers": dict(self.last_headers),
+            "last_headers": self.last_headers(),
             "api_keys_seen": sorted(self.api_keys_seen),
             "settings": self.settings.to_dict(),
         }
@@ -434,8 +463,12 @@ class MockState:
         elif magic.truncate:
             truncated = True
         if want <= 0:
-            return Answer([], "", max(1, reasoning) if magic.empty or want == 0 else reasoning, reasoning, truncated)
+            return Answer([], "", max(1, reasoning), reasoning, truncated)
         off = zlib.crc32(last_text.encode()) % _SEQ_LEN
+        ck = (model, off, want, magic.json, magic.badjson, reasoning, truncated)
+        cached = self._answers.get(ck)
+        if cached is not None:
+            return cached
         seq = self.words
         words = [seq[(off + i) % _SEQ_LEN] for i in range(want - 1)]
         if magic.json or magic.badjson:
@@ -445,7 +478,11 @@ class MockState:
         else:
             pieces = [f"model={model}"] + [" " + w for w in words]
             text = "".join(pieces)
-        return Answer(pieces, text, want + reasoning, reasoning, truncated)
+        ans = Answer(pieces, text, want + reasoning, reasoning, truncated)
+        if len(self._answers) >= 4096:
+            self._answers.clear()
+        self._answers[ck] = ans
+        return ans
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,40 +723,35 @@ class MockApp:
     async def _handle(self, scope: Scope, req: _Request, send: Send, path: str) -> int:
         st = self.state
         settings = st.settings
-        # Headers: lowercase (ASGI already gives lowercase names), redact keys, note key hashes.
-        hdrs: dict[str, str] = {}
-        for k, v in scope["headers"]:
-            hdrs[k.decode("latin-1")] = v.decode("latin-1")
-        api_key = ""
-        auth = hdrs.get("authorization")
-        if auth is not None:
-            if auth[:7].lower() == "bearer ":
-                api_key = auth[7:].strip()
-            hdrs["authorization"] = f"<redacted-len-{len(auth)}>"
-        xkey = hdrs.get("x-api-key")
-        if xkey is not None:
-            hdrs["x-api-key"] = f"<redacted-len-{len(xkey)}>"
-        st.last_headers = hdrs
-
-        anthropic = path.startswith("/v1/messages") or "anthropic-version" in hdrs
+        # Only the few headers we act on are decoded here; the full redacted dict for
+        # /_mock/stats is built lazily from the raw list (this is the hot path).
+        raw_headers = scope["headers"]
+        st.last_raw_headers = raw_headers
+        auth = xkey = aver = abeta = None
+        for k, v in raw_headers:
+            if k == b"authorization":
+                auth = v
+            elif k == b"x-api-key":
+                xkey = v
+            elif k == b"anthropic-version":
+                aver = v
+            elif k == b"anthropic-beta":
+                abeta = v
+        bearer = auth[7:].strip() if auth is not None and auth[:7].lower() == b"bearer " else b""
+        anthropic = path.startswith("/v1/messages") or aver is not None
         protocol = ANTHROPIC if anthropic else OPENAI
-        if anthropic:
-            key = xkey.strip() if xkey else api_key
-        else:
-            key = api_key
+        key = (xkey.strip() or bearer) if (anthropic and xkey is not None) else bearer
         if key:
-            st.api_keys_seen.add(hashlib.sha256(key.encode()).hexdigest()[:16])
+            st.note_key(key)
 
         rid = "req_" + _hexid()
         base: Headers = []
         if anthropic:
             base.append((b"request-id", rid.encode()))
-            v = hdrs.get("anthropic-version")
-            if v is not None:
-                base.append((b"x-mock-anthropic-version", v.encode("latin-1")))
-            v = hdrs.get("anthropic-beta")
-            if v is not None:
-                base.append((b"x-mock-anthropic-beta", v.encode("latin-1")))
+            if aver is not None:
+                base.append((b"x-mock-anthropic-version", aver))
+            if abeta is not None:
+                base.append((b"x-mock-anthropic-beta", abeta))
         else:
             base.append((b"x-request-id", rid.encode()))
             base.append((b"openai-version", b"2020-10-01"))
@@ -1055,9 +1087,20 @@ _SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
 _JSON_CT = (b"content-type", b"application/json")
 
 
+_OPENAI_ROOMY: Headers = [
+    (b"x-ratelimit-limit-requests", b"10000"),
+    (b"x-ratelimit-remaining-requests", b"9999"),
+    (b"x-ratelimit-reset-requests", b"6ms"),
+    (b"x-ratelimit-limit-tokens", b"2000000"),
+]
+
+
 def _ratelimit_headers(anthropic: bool, limit: int | None, remaining: int, reset_s: float, now: float, tokens: int) -> Headers:
     """The provider's own rate-limit headers (real numbers when rps_limit is set, roomy ones otherwise)."""
     if limit is None:
+        if not anthropic:
+            # roomy, constant request headers: the common, unlimited case stays cheap
+            return [*_OPENAI_ROOMY, (b"x-ratelimit-remaining-tokens", str(max(0, 2_000_000 - tokens)).encode()), (b"x-ratelimit-reset-tokens", b"1ms")]
         limit, remaining, reset_s = 10_000, 9_999, 0.006
     tok_limit = 2_000_000
     tok_remaining = max(0, tok_limit - tokens)
