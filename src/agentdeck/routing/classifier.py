@@ -1,0 +1,279 @@
+"""Which tier a task needs, read the way a person would read it.
+
+The seed's template is one list of regexes per tier with "smart wins". That sends
+"grep for TODOs in the payments module" to the most expensive model because it says
+*payments*. A person reads the verb first: that task is a lookup. So the classifier:
+
+1. splits a message into sentences and, inside a sentence, into the pieces of work joined
+   by "and"/"then" ("find the auth bypass and fix it" is a lookup *plus* a security fix);
+2. reads each piece in the decision tree's order (lookups and cosmetic edits first, then
+   the expensive kinds of work, then file counts, then ordinary development);
+3. takes the hardest piece; a prompt whose context is large never stays on the fast tier.
+
+Only the head and tail of a long message are scanned (the instruction is usually at the
+start, a question after a pasted log at the end), and pasted code blocks are ignored: the
+words inside someone's stack trace are material, not the task. Everything is compiled once
+at import; a typical prompt classifies in tens of microseconds (see docs/sections/routing.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from agentdeck.config import TIERS, RoutingConfig
+from agentdeck.routing import rules as R
+
+_RANK = {t: i for i, t in enumerate(TIERS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A tier and the rule (short stable id) and reason (a sentence for people) that chose it."""
+
+    tier: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What the classifier needs beyond its built-in patterns: config rules and the large-context line."""
+
+    extra: tuple[R.ConfigRule, ...] = ()
+    large_context_tokens: int = 100_000
+    scan_chars: int = R.DEFAULT_SCAN_CHARS
+
+    @classmethod
+    def from_config(cls, routing: RoutingConfig, source: str = "<config>") -> "Rules":
+        """Compile `routing.rules`; raises ConfigError naming `routing.rules[i].field` on the first problem."""
+        return cls(R.compile_config_rules(routing.rules, source), routing.large_context_tokens)
+
+
+DEFAULT_RULES = Rules()
+
+
+# --- compiled patterns ---------------------------------------------------------------------------
+def _words(frags: Iterable[str]) -> re.Pattern[str]:
+    """One alternation, matched on whole words."""
+    return re.compile(r"(?<![\w-])(?:" + "|".join(frags) + r")(?![\w])")
+
+
+def _lead(frag: str) -> re.Pattern[str]:
+    return re.compile(r"(?:" + frag + r")(?![\w])")
+
+
+def _table(d: Mapping[str, Sequence[str]]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((name, _words(frags)) for name, frags in d.items())
+
+
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
+_FILLER = re.compile(r"^[\s\W]*(?:(?:" + R.LEAD_FILLER + r")(?![\w'])[\s,:!.]*)*")
+_SEARCH_LEAD = _lead(R.SEARCH_LEAD)
+_READ_LEAD = _lead(R.READ_LEAD)
+_NOT_A_LOOKUP = _words([R.NOT_A_LOOKUP])
+_COSMETIC = _table(R.COSMETIC)
+_SMALL_EDIT = _table(R.SMALL_EDIT)
+_TESTS_LEAD = _lead(R.TESTS_LEAD)
+_TESTS_ANY = _words(R.TESTS_ANY)
+_PROD = _words([R.PROD_WORDS])
+_TROUBLE = _words([R.TROUBLE_WORDS])
+_SMART = dict(_table(R.SMART))
+_SMART_LEAD = tuple((name, _lead(frag)) for name, frag in R.SMART_LEAD.items())
+_DOMAINS = _table(R.DOMAINS)
+_BUG = _words(R.BUG_FIX)
+_FEATURE = _words(R.FEATURE)
+_REFACTOR = _words(R.REFACTOR)
+_ACTION = _words([R.CHANGE_VERBS])
+_SENTENCES = re.compile(r"(?:[.!?;]+(?:\s+|$)|\n+)")
+_PIECES = re.compile(
+    r"(?:\s*,\s*|\s+)(?:and\s+then|and\s+also|and|then|plus|&&|&)\s+(?=(?:then\s+|also\s+)?(?:" + R.CHANGE_VERBS + r")\b)"
+    r"|\s*,\s*(?=(?:then\s+|also\s+)?(?:" + R.CHANGE_VERBS + r")\b)"
+)
+_FILE = re.compile(r"(?<![\w/.-])(?:[\w.-]+/)*[\w-]+\.(?:" + R.FILE_EXTENSIONS + r")(?![\w])")
+_NUM = r"\d+|" + "|".join(sorted((re.escape(w) for w in R.NUMBER_WORDS), key=len, reverse=True))
+_FILE_COUNT = re.compile(r"(?<![\w-])(" + _NUM + r")\s+(?:[\w-]+\s+){0,2}?(?:" + R.FILE_UNITS + r")(?![\w])")
+_SERVICE_COUNT = re.compile(r"(?<![\w-])(" + _NUM + r")\s+(?:[\w-]+\s+){0,2}?(?:" + R.SERVICE_UNITS + r")(?![\w])")
+_SERVICE_LIST = re.compile(r"((?:[\w-]+\s*,\s*)+[\w-]+,?\s+and\s+(?:the\s+)?[\w-]+)\s+(?:" + R.SERVICE_UNITS + r")(?![\w])")
+_NAMED_SERVICE = re.compile(r"(?<![\w-])([\w-]+)[ -](?:service|microservice)(?![\w])")
+_NOT_SERVICE_NAMES = frozenset({"the", "a", "an", "this", "that", "each", "every", "one", "our", "new", "web", "same", "other", "customer"})
+
+
+def _number(word: str) -> int:
+    return int(word) if word.isdigit() else R.NUMBER_WORDS.get(word, 0)
+
+
+def _prepare(text: str, cap: int) -> str:
+    if len(text) > cap:
+        half = cap // 2
+        text = text[:half] + "\n" + text[-half:]
+    if "```" in text:
+        text = _FENCE.sub(" ", text)
+    return text.lower()
+
+
+def count_files(text: str) -> int:
+    """Distinct file names a task names, or the number it states ("across 7 files")."""
+    named = {m.group(0) for m in _FILE.finditer(text)} - R.NOT_FILES
+    stated = max((_number(m.group(1)) for m in _FILE_COUNT.finditer(text)), default=0)
+    return max(len(named), stated)
+
+
+def count_services(text: str) -> int:
+    """Services a task names ("the auth, billing and search services", "2 services")."""
+    stated = max((_number(m.group(1)) for m in _SERVICE_COUNT.finditer(text)), default=0)
+    listed = 0
+    for m in _SERVICE_LIST.finditer(text):
+        listed = max(listed, len(re.split(r"\s*,\s*|\s+and\s+", m.group(1))))
+    named = {m.group(1) for m in _NAMED_SERVICE.finditer(text)} - _NOT_SERVICE_NAMES
+    return max(stated, listed, len(named) if len(named) >= 2 else 0)
+
+
+def _split(text: str) -> list[tuple[str, str]]:
+    """(piece, its sentence): sentences first, then pieces of work joined by and/then."""
+    out: list[tuple[str, str]] = []
+    for sentence in _SENTENCES.split(text):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        for piece in _PIECES.split(sentence):
+            piece = piece.strip(" ,")
+            if piece:
+                out.append((piece, sentence))
+    return out
+
+
+def _q(m: re.Match[str]) -> str:
+    return f"\u201c{m.group(0).strip()}\u201d"
+
+
+def _classify_piece(piece: str, sentence: str, files: int, services: int) -> Decision | None:
+    head = piece[_FILLER.match(piece).end():]  # type: ignore[union-attr]
+
+    # 1. Lookups: reading and finding are fast whatever they mention, unless they ask why.
+    for rule, lead in (("search", _SEARCH_LEAD), ("read", _READ_LEAD)):
+        m = lead.match(head)
+        if m and not _NOT_A_LOOKUP.search(piece):
+            seen = next((d.search(piece) for _, d in _DOMAINS if d.search(piece)), None) or _SMART["migration"].search(piece)
+            aside = f" ({_q(seen)} is mentioned, but only looked at)" if seen else ""
+            return Decision("fast", rule, f"starts with {_q(m)} and changes nothing{aside}: reading and finding go to the fast tier")
+
+    # 2. Cosmetic edits: comments, typos, docs, formatting, log lines.
+    for rule, pat in _COSMETIC:
+        m = pat.search(piece)
+        if m:
+            return Decision("fast", rule, f"{_q(m)} is a cosmetic edit: fast tier")
+
+    # 3. Writing tests is the seed's Sonnet work, whatever code is under test.
+    m = _TESTS_LEAD.match(head) or _TESTS_ANY.search(piece)
+    if m:
+        return Decision("balanced", "tests", f"{_q(m)}: writing tests goes to the balanced tier")
+
+    action = _ACTION.search(piece) or _BUG.search(piece) or _FEATURE.search(piece) or _REFACTOR.search(piece)
+
+    # 4. Production trouble and the hard kinds of bug.
+    m = _SMART["production-debugging"].search(piece)
+    if m is None:
+        p, t = _PROD.search(piece), _TROUBLE.search(piece)
+        if p and t:
+            return Decision("smart", "production-debugging", f"{_q(p)} with {_q(t)}: production debugging goes to the smart tier")
+    else:
+        return Decision("smart", "production-debugging", f"{_q(m)}: production debugging goes to the smart tier")
+    m = _SMART["hard-bug"].search(piece)
+    if m:
+        return Decision("smart", "hard-bug", f"{_q(m)} is a hard bug to find: smart tier")
+    m = _SMART["large-refactor"].search(piece)
+    if m:
+        return Decision("smart", "large-refactor", f"{_q(m)} is a system-wide change: smart tier")
+
+    # 5. Size: several services, or six or more files.
+    if action is not None:
+        if services >= 2:
+            return Decision("smart", f"multi-service:{services}", f"touches {services} services: smart tier")
+        if files >= 6:
+            return Decision("smart", f"multi-file:{files}", f"touches {files} files (6+): smart tier")
+
+    # 6. Small edits that stay in one file (a rename, an import, a constant).
+    migration = _SMART["migration"].search(piece)
+    if files <= 1 and migration is None:
+        for rule, pat in _SMALL_EDIT:
+            m = pat.search(piece)
+            if m:
+                return Decision("fast", rule, f"{_q(m)} is a small single-file edit: fast tier")
+
+    # 7. Design, migrations, performance.
+    for rule, lead in _SMART_LEAD:
+        m = lead.match(head)
+        if m:
+            return Decision("smart", "design", f"starts with {_q(m)}: design and planning go to the smart tier")
+    if migration is not None:
+        return Decision("smart", "migration", f"{_q(migration)}: migrations go to the smart tier")
+    for rule in ("architecture", "performance"):
+        m = _SMART[rule].search(piece)
+        if m:
+            return Decision("smart", rule, f"{_q(m)}: {rule} work goes to the smart tier")
+
+    if action is None:
+        return None
+
+    # 8. Changes to security-sensitive code: auth, payments, crypto, secrets.
+    for rule, pat in _DOMAINS:
+        m = pat.search(piece) or (pat.search(sentence) if sentence is not piece else None)
+        if m:
+            return Decision("smart", rule, f"changes {rule}-sensitive code ({_q(m)}): smart tier")
+
+    # 9. Two to five files.
+    if files >= 2:
+        return Decision("balanced", f"multi-file:{files}", f"touches {files} files (2-5): balanced tier")
+
+    bug = _BUG.search(piece)
+    work = _FEATURE.search(piece) or _REFACTOR.search(piece)
+    # 10. The decision tree's "implement feature / refactor function, affects 1 file -> Haiku".
+    if files == 1 and work is not None and bug is None:
+        return Decision("fast", "single-file", f"{_q(work)} confined to one named file: fast tier")
+
+    # 11. Ordinary development.
+    if bug is not None:
+        return Decision("balanced", "bug-fix", f"{_q(bug)}: a bug fix with context goes to the balanced tier")
+    m = _REFACTOR.search(piece)
+    if m:
+        return Decision("balanced", "refactor", f"{_q(m)}: refactoring goes to the balanced tier")
+    m = _FEATURE.search(piece)
+    if m:
+        return Decision("balanced", "feature", f"{_q(m)}: feature work goes to the balanced tier")
+    return Decision("balanced", "default", "ordinary development work: balanced tier")
+
+
+def _config_rule(text: str, rules: Rules) -> Decision | None:
+    for rule in rules.extra:
+        m = rule.pattern.search(text)
+        if m and not (rule.unless and rule.unless.search(text)):
+            why = f" ({rule.description})" if rule.description else ""
+            return Decision(rule.tier, rule.name, f"config rule {rule.name!r} matched {_q(m)}{why}: {rule.tier} tier")
+    return None
+
+
+def classify(text: str, context_tokens: int = 0, rules: Rules | None = None) -> Decision:
+    """The tier a task needs, with the rule and the phrase that decided it. No I/O."""
+    rules = DEFAULT_RULES if rules is None else rules
+    t = _prepare(text, rules.scan_chars)
+    decision = _config_rule(t, rules) if rules.extra else None
+    if decision is None:
+        files = count_files(t)
+        services = count_services(t)
+        for piece, sentence in _split(t):
+            d = _classify_piece(piece, sentence, files, services)
+            if d is not None and (decision is None or _RANK[d.tier] > _RANK[decision.tier]):
+                decision = d
+                if d.tier == "smart":
+                    break
+    if decision is None:
+        decision = Decision("balanced", "default", "no rule matched: the balanced tier is the default" if t.strip() else "no task text: the balanced tier is the default")
+    if context_tokens >= rules.large_context_tokens and decision.tier == "fast":
+        decision = Decision(
+            "balanced", "large-context",
+            f"{decision.reason}; but the prompt is ~{context_tokens:,} tokens (>= {rules.large_context_tokens:,}), "
+            "too large a context for the fast tier: balanced",
+        )
+    return decision

@@ -1,0 +1,113 @@
+"""The task text and prompt size of a request, in any of the three wire formats.
+
+`auto` routes on what the person asked last, so this finds the last user message that
+has text (an agent's last user turn is often only tool results; the task is the text
+before them). The context size counts every string in the prompt at ~4 characters per
+token: cheap (no JSON dump, no tokenizer) and close enough to tell 2k from 100k.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+
+
+def text_of(content: Any) -> str:
+    """Text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for p in content:
+            if isinstance(p, str):
+                parts.append(p)
+            elif isinstance(p, dict) and p.get("type") in ("text", "input_text") and isinstance(p.get("text"), str):
+                parts.append(p["text"])
+        return "\n".join(parts)
+    return ""
+
+
+def _size(value: Any, depth: int = 0) -> int:
+    """Characters of prompt text in a value: strings in content, tool results, arguments."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 6:
+        return 0
+    if isinstance(value, list):
+        return sum(_size(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        n = 0
+        for k in ("content", "text", "input", "output", "arguments", "instructions", "system", "thinking",
+                  "tool_calls", "function"):
+            v = value.get(k)
+            if v is not None:
+                n += _size(v, depth + 1)
+        if isinstance(value.get("input"), dict):  # Anthropic tool_use input is an object
+            n += sum(len(str(v)) for v in value["input"].values())
+        return n
+    return 0
+
+
+def last_user_text(items: list[Any], role_key: str = "role") -> str:
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get(role_key) == "user":
+            text = text_of(item.get("content"))
+            if text.strip():
+                return text
+    return ""
+
+
+def extract_text(protocol: str, endpoint: str, body: dict[str, Any]) -> tuple[str, int]:
+    """(the last user message's text, estimated prompt tokens) for OpenAI chat/Responses and Anthropic bodies."""
+    if not isinstance(body, dict):
+        return "", 0
+    chars = 0
+    text = ""
+    if protocol == "openai" and endpoint.rstrip("/").endswith("responses"):
+        inp = body.get("input")
+        if isinstance(inp, str):
+            text = inp
+            chars += len(inp)
+        elif isinstance(inp, list):
+            text = last_user_text(inp)
+            chars += _size(inp)
+        instructions = body.get("instructions")
+        if isinstance(instructions, str):
+            chars += len(instructions)
+    else:
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            text = last_user_text(messages)
+            chars += _size(messages)
+        system = body.get("system")  # Anthropic: str or list of text blocks
+        if system is not None:
+            chars += _size(system)
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        for t in tools:
+            if isinstance(t, dict):
+                fn = t.get("function") if isinstance(t.get("function"), dict) else t
+                desc = fn.get("description")
+                if isinstance(desc, str):
+                    chars += len(desc) + len(str(fn.get("name", "")))
+                schema = fn.get("parameters") or fn.get("input_schema")
+                if isinstance(schema, dict):
+                    chars += 40 * len(schema.get("properties") or {})
+    return text, (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def system_text(protocol: str, endpoint: str, body: dict[str, Any]) -> str:
+    """The system prompt / instructions as text (OpenAI system/developer messages included)."""
+    if protocol == "anthropic":
+        return text_of(body.get("system"))
+    if endpoint.rstrip("/").endswith("responses"):
+        parts = [body["instructions"]] if isinstance(body.get("instructions"), str) else []
+        inp = body.get("input")
+        if isinstance(inp, list):
+            parts += [text_of(i.get("content")) for i in inp if isinstance(i, dict) and i.get("role") in ("system", "developer")]
+        return "\n".join(parts)
+    msgs = body.get("messages")
+    if not isinstance(msgs, list):
+        return ""
+    return "\n".join(text_of(m.get("content")) for m in msgs if isinstance(m, dict) and m.get("role") in ("system", "developer"))

@@ -1,0 +1,162 @@
+"""From the model a client asked for to the model the gateway calls.
+
+`auto` is classified, the tier aliases pick a tier, a configured model name passes through.
+Past `routing.downgrade_at` of a budget, `auto` drops a tier (smart -> balanced -> fast)
+so an agent keeps working on the cheaper models instead of hitting the hard stop. Explicit
+requests (an alias or a model name) are never downgraded: the caller chose.
+
+The router holds no mutable request state; `DowngradeWatch` is the one stateful helper, so
+the gateway can announce a downgrade once when it starts and once when it ends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from agentdeck.bus.events import BudgetDowngrade
+from agentdeck.config import TIERS, Config
+from agentdeck.errors import AgentdeckError
+from agentdeck.routing.classifier import Rules, classify
+
+ALIASES: tuple[str, ...] = ("auto", *TIERS)
+_DATED = re.compile(r"^(.*?)-(?:\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
+
+
+class RoutingError(AgentdeckError):
+    """A routing problem a user can fix (a bad rule, an unknown model, a tier with no model)."""
+
+
+class UnknownModel(RoutingError):
+    """The client asked for a model that is neither an alias nor configured (the gateway answers 404)."""
+
+    def __init__(self, model: str, detail: str | None = None) -> None:
+        self.model = model
+        super().__init__(detail or f"unknown model {model!r}: use auto, fast, balanced, smart or a configured model")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The routing outcome the gateway acts on and records (tier, rule) with each request."""
+
+    tier: str | None
+    model: str
+    rule: str
+    reason: str
+    downgraded_from: str | None = None
+
+
+class Router:
+    """Resolves model names; built once from the config (rules compiled, lookups precomputed)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.rules = Rules.from_config(cfg.routing, cfg.source)
+        self.downgrade_at = cfg.routing.downgrade_at
+        self.max_escalations = cfg.routing.max_escalations if cfg.routing.escalate else 0
+        self._table: dict[tuple[str, str], str] = {}
+        self._tier_of: dict[str, str] = {}
+        for tier in TIERS:
+            models = cfg.routing.tiers.get(tier)
+            if models is None:
+                continue
+            for protocol in ("anthropic", "openai"):
+                model = getattr(models, protocol)
+                if model:
+                    self._table[(tier, protocol)] = model
+                    self._tier_of.setdefault(model, tier)
+        self._configured = {m for p in cfg.providers.values() for m in p.models} | set(self._tier_of)
+
+    # -- tiers -----------------------------------------------------------------------------
+    @staticmethod
+    def up(tier: str | None) -> str | None:
+        """The next tier up, or None at the top (or for a route that has no tier)."""
+        if tier not in TIERS:
+            return None
+        i = TIERS.index(tier)
+        return TIERS[i + 1] if i + 1 < len(TIERS) else None
+
+    @staticmethod
+    def down(tier: str) -> str:
+        """The next tier down (fast stays fast)."""
+        i = TIERS.index(tier)
+        return TIERS[max(i - 1, 0)]
+
+    def model_for(self, tier: str, protocol: str) -> str:
+        """The tier table's model for this protocol; UnknownModel if the table has none."""
+        model = self._table.get((tier, protocol))
+        if model is None:
+            raise UnknownModel(tier, f"no {protocol} model configured for tier {tier!r} (set routing.tiers.{tier}.{protocol})")
+        return model
+
+    def tier_of(self, model: str) -> str | None:
+        """The tier whose model this is (dated names like claude-sonnet-4-5-20250929 included)."""
+        tier = self._tier_of.get(model)
+        if tier is None:
+            m = _DATED.match(model)
+            if m:
+                tier = self._tier_of.get(m.group(1))
+        return tier
+
+    def is_known(self, model: str) -> bool:
+        if model in ALIASES or model in self._configured:
+            return True
+        m = _DATED.match(model)
+        return bool(m and m.group(1) in self._configured)
+
+    def models(self) -> list[str]:
+        """Configured models plus the aliases, for GET /v1/models."""
+        return [*ALIASES, *sorted(self._configured)]
+
+    # -- resolution --------------------------------------------------------------------------
+    def resolve(self, model_requested: str, protocol: str, text: str, context_tokens: int, budget_share: float) -> Route:
+        """Where this request goes. Raises UnknownModel for a name nobody configured."""
+        if model_requested == "auto":
+            d = classify(text, context_tokens, self.rules)
+            tier, rule, reason, downgraded = d.tier, d.rule, d.reason, None
+            if budget_share >= self.downgrade_at and tier != "fast":
+                downgraded, tier = tier, self.down(tier)
+                rule = f"{rule}+downgrade"
+                reason = (f"{reason}; budget {budget_share:.0%} used (downgrade at {self.downgrade_at:.0%}): "
+                          f"{downgraded} -> {tier}")
+            return Route(tier, self.model_for(tier, protocol), rule, reason, downgraded)
+        if model_requested in TIERS:
+            return Route(model_requested, self.model_for(model_requested, protocol), "alias",
+                         f"the client asked for the {model_requested} tier")
+        if self.is_known(model_requested):
+            return Route(self.tier_of(model_requested), model_requested, "explicit", "the client named this model")
+        raise UnknownModel(model_requested)
+
+    # -- escalation --------------------------------------------------------------------------
+    def escalation(self, route: Route, escalations: Sequence[str], protocol: str, problem: str) -> Route | None:
+        """The route to re-ask on after a failed quality check, or None (cap reached, top tier, explicit model).
+
+        `escalations` are the reasons recorded so far for this request; `problem` is the new one
+        (from `quality_problem` or `error_problem`). Only routed requests (auto, tier aliases)
+        escalate: a client that named a model gets that model's answer.
+        """
+        if route.rule == "explicit" or len(escalations) >= self.max_escalations:
+            return None
+        nxt = self.up(route.tier)
+        if nxt is None or (nxt, protocol) not in self._table:
+            return None
+        base = route.rule.split("+escalate", 1)[0]
+        return Route(nxt, self._table[(nxt, protocol)], f"{base}+escalate",
+                     f"{route.tier} answer failed a quality check ({problem}): re-asked on {nxt}", route.downgraded_from)
+
+
+class DowngradeWatch:
+    """Tells the gateway when budget-aware downgrade starts or stops, so it is announced once each way."""
+
+    def __init__(self, downgrade_at: float) -> None:
+        self.downgrade_at = downgrade_at
+        self.active = False
+
+    def update(self, share: float, budget: str) -> BudgetDowngrade | None:
+        """Feed the current budget share (0..1, the fuller of hour/day); an event when the state flips."""
+        active = share >= self.downgrade_at
+        if active == self.active:
+            return None
+        self.active = active
+        return BudgetDowngrade(active=active, share=share, budget=budget)
