@@ -7,6 +7,8 @@ Alerts from all of them reach people through :class:`AlertSink`. Nothing here im
 Textual; the request-path methods are synchronous and O(1).
 """
 
+from agentdeck.budget.alerts import AlertSink, secrets_of
+from agentdeck.budget.anomaly import AnomalyDetector
 from agentdeck.budget.caps import (
     MODEL_OUTPUT_LIMITS,
     InputTooLarge,
@@ -22,6 +24,8 @@ from agentdeck.budget.sessions import Session, SessionRegistry
 
 __all__ = [
     "MODEL_OUTPUT_LIMITS",
+    "AlertSink",
+    "AnomalyDetector",
     "BudgetExceeded",
     "InputTooLarge",
     "KillSwitch",
@@ -34,5 +38,6 @@ __all__ = [
     "clamp_max_tokens",
     "max_tokens_cap",
     "model_output_limit",
+    "secrets_of",
     "worst_case_cost",
 ]
