@@ -112,7 +112,7 @@ def test_anthropic_messages_both_modes_and_count_tokens(gateway: Any, anthropic_
 def test_aliases_map_to_tier_models(gateway: Any, openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic) -> None:
     raw = openai_client.chat.completions.with_raw_response.create(model="smart", messages=[{"role": "user", "content": "x"}])
     assert raw.headers["x-agentdeck-model"] == "gpt-4.1" and raw.headers["x-agentdeck-tier"] == "smart"
-    raw = anthropic_client.messages.with_raw_response.create(model="fast", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    raw = anthropic_client.messages.with_raw_response.create(model="fast", max_tokens=200, messages=[{"role": "user", "content": "x"}])
     assert raw.headers["x-agentdeck-model"] == "claude-haiku-4-5"
     models = {m.id for m in openai_client.models.list()}
     assert {"auto", "fast", "balanced", "smart", "gpt-4o", "claude-opus-4-5"} <= models
@@ -127,7 +127,7 @@ def test_errors_come_in_the_callers_format(gateway: Any) -> None:
     bad_a = anthropic.Anthropic(base_url=gateway.url, api_key="wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as ae:
         bad_a.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}])
-    assert ae.value.body["type"] == "authentication_error"
+    assert ae.value.body["type"] == "error" and ae.value.body["error"]["type"] == "authentication_error"
     o = openai.OpenAI(base_url=gateway.url + "/v1", api_key=GATEWAY_KEY, max_retries=0)
     with pytest.raises(openai.NotFoundError) as nf:
         o.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])

@@ -21,7 +21,11 @@ from typing import Any
 
 import aiohttp
 
-from agentdeck.budget import AlertSink, AnomalyDetector, KillSwitch, Ledger, SessionRegistry
+from agentdeck.budget.alerts import AlertSink
+from agentdeck.budget.anomaly import AnomalyDetector
+from agentdeck.budget.killswitch import KillSwitch
+from agentdeck.budget.ledger import Ledger
+from agentdeck.budget.sessions import SessionRegistry
 from agentdeck.budget.caps import model_output_limit
 from agentdeck.bus import Alert, Bus, RequestCompleted, StatsTick
 from agentdeck.config import Config

@@ -22,7 +22,7 @@ from agentdeck.gateway.upstream import UpstreamUnavailable, upstream_call
 from agentdeck.gateway.wire import BadRequest, ParsedRequest, split_sse_events
 from agentdeck.limits import Throttled
 from agentdeck.pricing import Usage
-from agentdeck.routing import Route, UnknownModel, extract_text, quality_problem
+from agentdeck.routing import Route, UnknownModel, error_problem, extract_text, quality_problem
 
 if TYPE_CHECKING:
     from agentdeck.budget.ledger import Reservation
@@ -203,32 +203,36 @@ def _response_headers(call: Call, resp: aiohttp.ClientResponse) -> dict[str, str
 
 
 async def _unary_with_escalation(call: Call, send: Send) -> None:
+    """A non-streamed call; a routed answer that fails its quality check is re-asked one tier up."""
     gw = call.gw
-    escalate = call.route.tier is not None and call.route.rule != "explicit" and gw.cfg.routing.escalate
     while True:
         status, headers, raw = await _unary_once(call)
-        problem = None
-        if escalate and status == 200 and len(call.escalations) < gw.cfg.routing.max_escalations:
-            try:
-                problem = quality_problem(call.wire.NAME, call.endpoint, call.parsed.body, orjson.loads(raw))
-            except orjson.JSONDecodeError:
-                problem = "invalid-response"
-        elif escalate and status >= 500 and len(call.escalations) < gw.cfg.routing.max_escalations:
-            problem = f"upstream-{status}"
-        up = gw.router.up(call.route.tier) if problem and call.route.tier else None
-        up_model = gw.router.model_for(up, call.wire.NAME) if up else None
-        up_provider = gw.provider_for(up_model, call.wire.NAME) if up_model else None
-        if not problem or up is None or up_model is None or up_provider is None:
-            call.status = status
-            await send_bytes(send, status, raw, headers)
-            return
-        gw.bus.publish(Escalated(request_id=call.rid, from_tier=call.route.tier or "", to_tier=up, reason=problem))
-        gw.metrics.escalations.labels(call.route.tier or "", problem).inc()
-        call.escalations.append(f"{call.route.tier}->{up}: {problem}")
-        call.route = Route(up, up_model, call.route.rule, call.route.reason, call.route.downgraded_from)
-        call.provider = up_provider
-        call.max_tokens = clamp_max_tokens(call.parsed.max_tokens, gw.output_limit(up_model), gw.cfg.caps)
-        _reserve(call, up_model)
+        nxt = None
+        if gw.cfg.routing.escalate and call.route.tier is not None and call.route.rule != "explicit":
+            problem = _problem(call, status, raw)
+            if problem is not None:
+                nxt = gw.router.escalation(call.route, call.escalations, call.wire.NAME, problem)
+            provider = gw.provider_for(nxt.model, call.wire.NAME) if nxt is not None else None
+            if nxt is not None and provider is not None:
+                gw.bus.publish(Escalated(request_id=call.rid, from_tier=call.route.tier, to_tier=nxt.tier or "", reason=problem or ""))
+                gw.metrics.escalations.labels(call.route.tier, problem or "").inc()
+                call.escalations.append(f"{call.route.tier}->{nxt.tier}: {problem}")
+                call.route, call.provider = nxt, provider
+                call.max_tokens = clamp_max_tokens(call.parsed.max_tokens, gw.output_limit(nxt.model), gw.cfg.caps)
+                _reserve(call, nxt.model)
+                continue
+        call.status = status
+        await send_bytes(send, status, raw, headers)
+        return
+
+
+def _problem(call: Call, status: int, raw: bytes) -> str | None:
+    if status >= 400:
+        return error_problem(status, raw)
+    try:
+        return quality_problem(call.wire.NAME, call.endpoint, call.parsed.body, orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return "invalid-response"
 
 
 async def _unary_once(call: Call) -> tuple[int, dict[str, str], bytes]:
