@@ -319,7 +319,7 @@ def export_markdown(items: list[Entry], figures: dict[str, Any] | None = None) -
                      f"({figures['outcomes']['recurred']} recurred, {figures['outcomes']['stuck']} stuck, "
                      f"{figures['outcomes']['pending']} pending)")
         if ttd["count"]:
-            lines.append(f"- Time to diagnose: median {ttd['median_s']} s over {ttd['count']} wizard runs")
+            lines.append(f"- Time to diagnose: median {ttd['median_s']} s over {ttd['count']} timed diagnoses")
     return "\n".join(lines) + "\n"
 
 
