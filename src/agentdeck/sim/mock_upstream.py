@@ -23,6 +23,7 @@ import math
 import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -1285,10 +1286,22 @@ def serve_forever(host: str, port: int, settings: MockSettings, on_listening: Ca
             on_listening(url)
 
     server.startup = startup  # type: ignore[method-assign]
+    # uvicorn handles SIGINT/SIGTERM itself, then re-raises the signal once it has shut down so
+    # the previous handler runs; a no-op previous handler makes that a clean exit with status 0.
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _ignore_signal)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """Placeholder handler: the stop was already handled by uvicorn's own handler."""
 
 
 def settings_to_argv(settings: dict[str, Any]) -> list[str]:
