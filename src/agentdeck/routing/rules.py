@@ -32,12 +32,14 @@ LEAD_FILLER = (
 # --- reading and finding: fast unless the clause also asks why / for a plan ---------------
 SEARCH_LEAD = (
     r"grep|rg|ripgrep|find|search|locate|list|ls|count|look (?:up|for|through)|"
-    r"where(?:'s| is| are| do| does| did)|which (?:files?|functions?|modules?|classes?|tests?|"
-    r"services?|endpoints?|places?|callers?|lines?)|get me (?:a )?(?:list|the path)|trace where"
+    r"where(?:'s| is| are| do| does| did)|which (?:[\w-]+ )?(?:files?|functions?|modules?|classes?|tests?|"
+    r"services?|endpoints?|places?|callers?|lines?|tables?|routes?|jobs?|dependencies|packages?|"
+    r"versions?|branches|commits?)|get me (?:a )?(?:list|the path)|trace where"
 )
 READ_LEAD = (
     r"read|show(?: me)?|open|cat|print|display|view|look at|tell me|explain|summari[sz]e|"
-    r"describe|what(?:'s| is| are| does| do)|how (?:does|many|much)|check (?:whether|if)|inspect"
+    r"describe|what(?:'s| is| are| does| do)|what (?:[\w-]+ ){1,2}(?:does|do|is|are)|"
+    r"how (?:does|many|much)|check (?:whether|if)|inspect"
 )
 # A "find ..." that asks for a cause, a plan or a judgement is investigation, not lookup.
 NOT_A_LOOKUP = (
@@ -55,6 +57,7 @@ COSMETIC: dict[str, Sequence[str]] = {
         r"license headers?)\b(?! (?:section|system|feature|functionality|api|endpoint|service|"
         r"thread|moderation|widget|form|box|table|model))",
         r"add (?:a |an )?(?:todo|note) comment",
+        r"copyright (?:headers?|notices?|years?|lines?)",
     ),
     "docs": (
         r"(?:update|fix|edit|tweak|touch up|proofread|reword|polish|correct)\b[^.\n]{0,30}?\b"
@@ -85,12 +88,12 @@ SMALL_EDIT: dict[str, Sequence[str]] = {
         r"(?:remove|delete) (?:the |an |all )?unused (?:imports?|variables?|code|functions?)",
         r"sort (?:the )?imports",
         r"bump\b[^.\n]{0,30}\bversion",
-        r"change (?:the )?(?:default )?(?:value|constant|timeout|string|label|text|message|"
+        r"change (?:the )?(?:[\w-]+ ){0,2}?(?:default )?(?:value|constant|timeout|string|label|text|message|"
         r"colou?r|wording|copy|port|url|title|placeholder)\b",
         r"(?:one-line|one line|single-line|trivial|tiny|small|quick|simple) "
         r"(?:change|fix|edit|tweak|update)",
         r"add (?:a )?type (?:hint|annotation)",
-        r"make (?:\w+ ){0,3}(?:a constant|private|public|readonly|final)",
+        r"make (?:[\w`'\".-]+ ){0,3}(?:a constant|private|public|readonly|final)",
     ),
 }
 
@@ -127,8 +130,8 @@ SMART: dict[str, Sequence[str]] = {
     "migration": (
         r"migrat(?:e|es|ed|ion|ions|ing)", r"schema changes?", r"alter table", r"drop (?:table|column)",
         r"rename (?:the |a )?(?:[\w.]+ ){0,2}(?:column|table)s?\b(?! component)",
-        r"upgrade (?:\w+ )?(?:from|to) (?:python|django|react|node|postgres\w*|rails|spring|java|"
-        r"angular|vue|next|flask|fastapi|pydantic|sqlalchemy) ?\d",
+        r"upgrade\b[^.\n]{0,40}?\b(?:from|to) (?:python|django|react|node|postgres\w*|rails|spring|"
+        r"java|angular|vue|next|flask|fastapi|pydantic|sqlalchemy|spring boot|laravel|\.net) ?v?\d",
         r"port (?:\w+ ){0,3}(?:from|to) (?:rust|go|typescript|python|java|kotlin|swift)",
         r"rewrite (?:\w+ ){0,4}in (?:rust|go|typescript|python|java|kotlin|swift)",
     ),
@@ -145,7 +148,7 @@ SMART: dict[str, Sequence[str]] = {
     "performance": (
         r"performance", r"\bperf\b", r"optimi[sz]\w*(?! (?:the )?imports)", r"speed up", r"latency",
         r"throughput", r"bottlenecks?", r"too slow", r"slow (?:query|queries|endpoint|page|request)s?",
-        r"n\+1", r"profil(?:e|ing|er)", r"memory usage", r"cpu usage", r"scal(?:e|ing) (?:to|up|out)",
+        r"n\+1", r"profil(?:ing|er)", r"profile (?:the|it|this|our|that|why)", r"memory usage", r"cpu usage", r"scal(?:e|ing) (?:to|up|out)",
     ),
 }
 # Leading verbs the seed's template sends to Opus on their own ("^design|architect|plan|migrate").
@@ -201,6 +204,12 @@ CHANGE_VERBS = (
     r"build|modify|patch|move|convert|optimi[sz]e|improve|redesign|design|debug|make|set up|rename|"
     r"harden|secure|extend|port|upgrade|clean up|split|merge|introduce|integrate|wire|hook|"
     r"restructure|investigate|diagnose|document|test|deploy|ship|rework|speed up"
+)
+
+# Verbs that make a sentence about sensitive code a change to it ("rotate the keys").
+DOMAIN_ACTIONS = (
+    r"review|audit|rotate|re-?encrypt|hash|encrypt|decrypt|validate|verify|enforce|store|handle|"
+    r"check|protect|lock down|restrict|expose|leak|bypass|sign|revoke|expire"
 )
 
 # --- counting files and services ----------------------------------------------------------
