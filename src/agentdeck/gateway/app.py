@@ -81,6 +81,8 @@ class Gateway:
         self._keys = cfg.key_by_secret()
         self._open = not cfg.keys
         self._model_provider: dict[tuple[str, str], str | None] = {}
+        balanced = cfg.routing.tiers["balanced"]
+        self._baseline_models = {"openai": balanced.openai, "anthropic": balanced.anthropic}
         self._ids = itertools.count(1)
         self._id_prefix = "req_" + os.urandom(4).hex()
         self._unpriced_warned: set[str] = set()
@@ -170,7 +172,8 @@ class Gateway:
         return model_output_limit(model)
 
     def baseline_cost(self, protocol: str, usage: Usage) -> float:
-        model = self.cfg.routing.tiers["balanced"].model_dump().get(protocol)
+        """What the same tokens would have cost on the balanced tier (the savings baseline)."""
+        model = self._baseline_models.get(protocol)
         return self.prices.cost(model, usage) if model else 0.0
 
     def warn_unpriced(self, model: str) -> None:

@@ -31,18 +31,28 @@ class Metrics:
         self.spend_day = Gauge("agentdeck_spend_day_usd", "Spend in the daily window", registry=r)
         self.savings = Gauge("agentdeck_savings_usd", "Baseline cost minus real cost since start", registry=r)
         self.escalations = Counter("agentdeck_escalations_total", "Re-asks one tier up", ["from_tier", "reason"], registry=r)
+        self._children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.bus_dropped = Gauge("agentdeck_bus_dropped_total", "Events dropped or coalesced by slow subscribers", registry=r)
 
     def observe_request(self, ev: "RequestCompleted") -> None:
-        self.requests.labels(ev.provider, ev.model, ev.tier or "", str(ev.status)).inc()
+        """Count one finished call. Labelled children are cached: ``labels()`` is too slow per request."""
+        ck = (ev.provider, ev.model, ev.tier or "", ev.status, ev.key)
+        children = self._children.get(ck)
+        if children is None:
+            children = self._children[ck] = (
+                self.requests.labels(ev.provider, ev.model, ev.tier or "", str(ev.status)),
+                self.tokens.labels(ev.model, "input"), self.tokens.labels(ev.model, "output"),
+                self.cost.labels(ev.model, ev.key), self.latency.labels(ev.provider))
+        requests, tok_in, tok_out, cost, latency = children
+        requests.inc()
         if ev.input_tokens or ev.output_tokens:
-            self.tokens.labels(ev.model, "input").inc(ev.input_tokens + ev.cache_read_tokens + ev.cache_write_tokens)
-            self.tokens.labels(ev.model, "output").inc(ev.output_tokens)
+            tok_in.inc(ev.input_tokens + ev.cache_read_tokens + ev.cache_write_tokens)
+            tok_out.inc(ev.output_tokens)
         if ev.cost_usd:
-            self.cost.labels(ev.model, ev.key).inc(ev.cost_usd)
+            cost.inc(ev.cost_usd)
         if ev.baseline_cost_usd:
             self.baseline.inc(ev.baseline_cost_usd)
-        self.latency.labels(ev.provider).observe(ev.latency_ms / 1000.0)
+        latency.observe(ev.latency_ms / 1000.0)
 
     def refresh(self, providers: dict[str, dict[str, Any]], stopped: bool, spend: dict[str, float], savings: float, dropped: int) -> None:
         """Gauges that mirror state; called when /metrics is scraped, not per request."""

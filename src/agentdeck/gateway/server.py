@@ -67,7 +67,7 @@ def uvicorn_config(app: Any, cfg: Config) -> uvicorn.Config:
     return uvicorn.Config(
         app, http="httptools", loop="uvloop", lifespan="on", access_log=False, log_level="warning",
         log_config=None, timeout_graceful_shutdown=int(max(1, cfg.gateway.shutdown_grace_s)),
-        timeout_keep_alive=30, backlog=2048,
+        timeout_keep_alive=30, backlog=2048, proxy_headers=False, server_header=False, date_header=False,
     )
 
 

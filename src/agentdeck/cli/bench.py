@@ -1,0 +1,51 @@
+"""`agentdeck bench`: benchmarks, each side by side in one run (never timed tests)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+SCENARIOS = ("gateway", "aimd", "console", "flaky")
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", parents=parents, help="measure gateway overhead (and other scenarios) side by side")
+    p.add_argument("--scenario", choices=SCENARIOS, default="gateway", help="what to measure (default: gateway)")
+    p.add_argument("--duration", type=float, default=5.0, metavar="S", help="seconds per measured round (default 5)")
+    p.add_argument("--concurrency", type=int, default=32, metavar="C", help="keep-alive connections (default 32)")
+    p.add_argument("--rounds", type=int, default=2, help="alternating direct/gateway rounds (default 2)")
+    p.add_argument("--limits-off", action="store_true", help="gateway scenario: disable the AIMD limiter (for the on/off comparison)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentdeck.errors import AgentdeckError
+
+    if args.duration <= 0 or args.concurrency < 1 or args.rounds < 1:
+        raise AgentdeckError("--duration, --concurrency and --rounds must be positive")
+    if args.scenario == "gateway":
+        from agentdeck.gateway.bench import format_gateway_report, run_gateway_bench
+
+        result = run_gateway_bench(args.duration, args.concurrency, args.rounds, limits=not args.limits_off)
+        print(json.dumps(result, indent=2) if args.json else format_gateway_report(result))
+        return 0
+    if args.scenario == "aimd":
+        from agentdeck.limits.bench_aimd import format_aimd_report, run_aimd_scenario
+
+        result = run_aimd_scenario()
+        print(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2, default=str) if args.json
+              else format_aimd_report(result))
+        return 0
+    if args.scenario == "console":
+        from agentdeck.tui.bench import bench_console, format_console_report
+
+        result = bench_console(duration_s=args.duration)
+        print(json.dumps(result, indent=2) if args.json else format_console_report(result))
+        return 0
+    from agentdeck.flaky.bench import bench_flaky, format_flaky_report
+
+    result = bench_flaky()
+    print(json.dumps(result, indent=2) if args.json else format_flaky_report(result))
+    return 0
