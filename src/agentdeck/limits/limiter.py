@@ -111,10 +111,11 @@ class ProviderLimiter:
         # slot pool
         self._in_flight = 0
         self._queued = 0
-        self._slot_waiters: deque[asyncio.Future[bool]] = deque()
+        self._slot_waiters: deque[tuple[float, asyncio.Future[bool]]] = deque()
+        self._expiry_timer: asyncio.TimerHandle | None = None
         # token bucket
         self._cap = max(1.0, self._rps)
-        self._tokens = self._cap
+        self._tokens = 1.0  # start with no saved-up burst: a fresh gateway ramps at the rate
         self._tok_at = now
         self._pace_waiters: deque[asyncio.Future[None]] = deque()
         self._pace_queued = 0
@@ -181,21 +182,22 @@ class ProviderLimiter:
             self._throttle()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
-        self._slot_waiters.append(fut)
+        # every waiter waits the same max_queue_wait_s, so deadlines rise along the FIFO
+        # queue and one timer for the head serves the whole queue (no timer per waiter)
+        self._slot_waiters.append((self._clock() + wait_s, fut))
         self._queued += 1
         if self._in_flight < self._slots:
             self._grant_slots()
-        timer = loop.call_later(wait_s, self._expire_waiter, fut)
+        if self._expiry_timer is None and not fut.done():
+            self._expiry_timer = loop.call_later(wait_s, self._expire_waiters)
         try:
             granted = await fut
         except asyncio.CancelledError:
-            timer.cancel()
             if fut.cancelled():
                 self._queued -= 1  # left the queue without a slot; _grant_slots skips it
             elif fut.result():
                 self._release()  # a slot was handed over just as we were cancelled: give it back
             raise
-        timer.cancel()
         if not granted:
             self._throttle()
 
@@ -205,17 +207,31 @@ class ProviderLimiter:
         estimate = (self._queued + 1) / max(self._rps, 0.001)
         raise Throttled(min(_MAX_RETRY_AFTER_S, max(1.0, estimate)), self.name)
 
-    def _expire_waiter(self, fut: asyncio.Future[bool]) -> None:
-        if not fut.done():
+    def _expire_waiters(self) -> None:
+        """Tell every waiter whose deadline has passed that it gets no slot, then re-arm for
+        the next live waiter's deadline."""
+        self._expiry_timer = None
+        now = self._clock()
+        w = self._slot_waiters
+        while w:
+            deadline, fut = w[0]
+            if fut.done():
+                w.popleft()
+                continue
+            if deadline > now + _EPS:
+                break
+            w.popleft()
             fut.set_result(False)
             self._queued -= 1
+        if w:
+            self._expiry_timer = asyncio.get_running_loop().call_later(w[0][0] - now, self._expire_waiters)
 
     def _grant_slots(self) -> None:
         """Hand free slots to the oldest waiters (the slot changes owner here, so nobody can
         overtake a waiter between its wake-up and its first step)."""
         w = self._slot_waiters
         while w and self._in_flight < self._slots:
-            fut = w.popleft()
+            fut = w.popleft()[1]
             if fut.done():
                 continue
             fut.set_result(True)
@@ -326,6 +342,10 @@ class ProviderLimiter:
                 self._last_throttled_pub = now
                 self.bus.publish(ProviderThrottled(provider=self.name, status=status))
             if self.aimd.congestion(now, sent_at):
+                # the provider is over its limit now: a saved-up burst is the last thing to send
+                self._refill(now)
+                if self._tokens > 0.0:
+                    self._tokens = 0.0
                 self._apply("congestion", now)
                 self._arm_recovery(self.cfg.increase_every_s)
         elif now + _EPS >= self.aimd.increase_due_at():
@@ -343,7 +363,7 @@ class ProviderLimiter:
         self._rps = new_rps
         self._cap = max(1.0, new_rps)
         if self._tokens > self._cap:
-            self._tokens = self._cap
+            self._tokens = 1.0  # start with no saved-up burst: a fresh gateway ramps at the rate
         raised_slots = new_slots > self._slots
         self._slots = new_slots
         if raised_slots and self._queued:
@@ -424,8 +444,9 @@ class ProviderLimiter:
 
     def close(self) -> None:
         """Cancel this limiter's timers (gateway shutdown, tests)."""
-        for t in (self._pace_timer, self._recovery_timer):
+        for t in (self._pace_timer, self._recovery_timer, self._expiry_timer):
             if t is not None:
                 t.cancel()
         self._pace_timer = None
         self._recovery_timer = None
+        self._expiry_timer = None
