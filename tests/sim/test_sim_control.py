@@ -129,3 +129,14 @@ def test_parse_magic() -> None:
     m = parse_magic("please [mock:tokens=5] [mock:slow=20] [mock:error=503] [mock:truncate] [mock:bogus] [mock:tokens=x]")
     assert (m.tokens, m.slow_ms, m.error, m.truncate) == (5, 20.0, 503, True)
     assert parse_magic("nothing here").error is None
+
+
+def test_mock_server_leaves_signal_handlers_alone() -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with MockServer(output_tokens=2) as m:
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+        r = httpx.post(m.url + "/v1/chat/completions", json=CHAT, headers={"Authorization": "Bearer k"})
+        assert r.json()["usage"]["completion_tokens"] == 2
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

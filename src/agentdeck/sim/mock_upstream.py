@@ -33,7 +33,7 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterable, MutableMapping
+from typing import Any, Awaitable, Callable, MutableMapping
 
 import orjson
 
@@ -357,7 +357,6 @@ class MockState:
     api_keys_seen: set[str] = field(default_factory=set)
     _key_hashes: dict[bytes, str] = field(init=False, default_factory=dict)
     _answers: dict[tuple[Any, ...], Answer] = field(init=False, default_factory=dict)
-    _seeded: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.settings.validate()
@@ -366,7 +365,6 @@ class MockState:
     def _reseed(self) -> None:
         self.rng = random.Random(self.settings.seed)
         self.words = _word_sequence(self.settings.seed)
-        self._seeded = self.settings.seed
         self._answers = {}
 
     def note_key(self, key: bytes) -> None:
@@ -1168,6 +1166,9 @@ def _uvicorn_config(app: MockApp, **kw: Any) -> Any:
         log_level="warning",
         server_header=False,
         timeout_graceful_shutdown=2,
+        # real providers keep idle connections open for a long time; uvicorn's 5 s default
+        # would make pooled clients (the gateway) race the server's close and see resets
+        timeout_keep_alive=75,
         backlog=2048,
         **kw,
     )
@@ -1184,12 +1185,29 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _thread_server_class() -> Any:
+    """uvicorn.Server that never touches signal handlers (they belong to the host program)."""
+    import contextlib
+
+    import uvicorn
+
+    class _ThreadServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            yield
+
+        def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+            return None
+
+    return _ThreadServer
+
+
 class MockServer:
     """The mock served by uvicorn in a background thread on a free 127.0.0.1 port (for tests).
 
     ``with MockServer(MockSettings(latency_ms=50)) as m: ... m.url ...``. Settings can be changed
     live with :meth:`update`; counters read with :meth:`stats` (same data as ``/_mock/stats``).
-    Signals are left alone (uvicorn only captures them in the main thread).
+    Signal handlers are never touched (they belong to the program hosting the thread).
     """
 
     def __init__(self, settings: MockSettings | None = None, host: str = "127.0.0.1", port: int = 0, **overrides: Any) -> None:
@@ -1230,7 +1248,7 @@ class MockServer:
 
         sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(_uvicorn_config(self.app, log_config=None))
+        self._server = _thread_server_class()(_uvicorn_config(self.app, log_config=None))
 
         def run() -> None:
             try:
@@ -1349,7 +1367,3 @@ def wait_for_mock(proc: subprocess.Popen[str], timeout: float = 15.0) -> str:
         proc.kill()
         proc.wait(5)
     raise RuntimeError(f"mock provider process did not start (exit code {proc.returncode})")
-
-
-def iter_magic_words() -> Iterable[tuple[str, str]]:
-    return MAGIC_WORDS.items()
