@@ -191,7 +191,8 @@ FEATURE = (
     r"write (?:a|an|the|some) (?:new )?(?:\w+ )?(?:function|class|endpoint|script|module|command|"
     r"handler|component|service|parser|cli|tool|hook|middleware|query|job|worker|page|view|route)",
     r"make (?:it|the \w+) (?:support|handle|accept|return)", r"allow", r"convert", r"replace",
-    r"update", r"change", r"modify", r"move", r"remove", r"delete", r"upgrade",
+    r"update", r"change", r"modify", r"move", r"remove", r"delete", r"upgrade", r"edit", r"adjust",
+    r"tweak", r"rewrite", r"patch",
 )
 REFACTOR = (
     r"refactor\w*", r"restructur\w*", r"clean(?:s|ed)? up", r"cleanup", r"extract", r"simplif\w*",
@@ -203,7 +204,7 @@ CHANGE_VERBS = (
     r"fix|add|implement|change|update|refactor|rewrite|remove|delete|replace|migrate|create|write|"
     r"build|modify|patch|move|convert|optimi[sz]e|improve|redesign|design|debug|make|set up|rename|"
     r"harden|secure|extend|port|upgrade|clean up|split|merge|introduce|integrate|wire|hook|"
-    r"restructure|investigate|diagnose|document|test|deploy|ship|rework|speed up"
+    r"restructure|investigate|diagnose|document|test|deploy|ship|rework|speed up|edit|adjust|tweak"
 )
 
 # Verbs that make a sentence about sensitive code a change to it ("rotate the keys").
@@ -268,8 +269,12 @@ class ConfigRule:
 
 
 def _phrase(p: str) -> str:
-    body = r"\s+".join(re.escape(w) for w in p.lower().split())
-    return rf"(?<!\w){body}(?!\w)"
+    """A phrase as a regex: any whitespace between words, whole words at the edges that are letters."""
+    p = p.strip().lower()
+    body = r"\s+".join(re.escape(w) for w in p.split())
+    head = r"(?<!\w)" if p[:1].isalnum() or p[:1] == "_" else ""
+    tail = r"(?!\w)" if p[-1:].isalnum() or p[-1:] == "_" else ""
+    return head + body + tail
 
 
 def _str_list(raw: Any, where: str) -> list[str]:
