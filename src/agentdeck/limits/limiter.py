@@ -73,6 +73,7 @@ class _Slot:
         lim = self._lim
         if not lim._enabled or (lim._in_flight < lim._slots and not lim._queued):
             lim._in_flight += 1
+            lim._acquired_total += 1
         else:
             await lim._wait_for_slot()
         self._held = True
@@ -111,7 +112,8 @@ class ProviderLimiter:
         # slot pool
         self._in_flight = 0
         self._queued = 0
-        self._slot_waiters: deque[tuple[float, asyncio.Future[bool]]] = deque()
+        self._slot_waiters: deque[tuple[float, int, asyncio.Future[float | None]]] = deque()
+        self._acquired_total = 0
         self._expiry_timer: asyncio.TimerHandle | None = None
         # token bucket
         self._cap = max(1.0, self._rps)
@@ -179,50 +181,58 @@ class ProviderLimiter:
     async def _wait_for_slot(self) -> None:
         wait_s = self.cfg.max_queue_wait_s
         if wait_s <= 0:
-            self._throttle()
+            self.throttled_total += 1
+            raise Throttled(min(_MAX_RETRY_AFTER_S, max(1.0, 1.0 / max(self._rps, 0.001))), self.name)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
+        # result None = a slot was handed over; a float = no slot in time, retry after that long
+        fut: asyncio.Future[float | None] = loop.create_future()
         # every waiter waits the same max_queue_wait_s, so deadlines rise along the FIFO
         # queue and one timer for the head serves the whole queue (no timer per waiter)
-        self._slot_waiters.append((self._clock() + wait_s, fut))
+        self._slot_waiters.append((self._clock() + wait_s, self._acquired_total, fut))
         self._queued += 1
         if self._in_flight < self._slots:
             self._grant_slots()
         if self._expiry_timer is None and not fut.done():
             self._expiry_timer = loop.call_later(wait_s, self._expire_waiters)
         try:
-            granted = await fut
+            retry_after = await fut
         except asyncio.CancelledError:
             if fut.cancelled():
                 self._queued -= 1  # left the queue without a slot; _grant_slots skips it
-            elif fut.result():
+            elif fut.result() is None:
                 self._release()  # a slot was handed over just as we were cancelled: give it back
             raise
-        if not granted:
-            self._throttle()
-
-    def _throttle(self) -> None:
-        self.throttled_total += 1
-        # the queue ahead drains at about rps_limit attempts a second
-        estimate = (self._queued + 1) / max(self._rps, 0.001)
-        raise Throttled(min(_MAX_RETRY_AFTER_S, max(1.0, estimate)), self.name)
+        if retry_after is not None:
+            self.throttled_total += 1
+            raise Throttled(retry_after, self.name)
 
     def _expire_waiters(self) -> None:
         """Tell every waiter whose deadline has passed that it gets no slot, then re-arm for
-        the next live waiter's deadline."""
+        the next live waiter's deadline.
+
+        Each one's ``retry_after`` is where it would stand in line if it came back: the slots
+        granted during its wait give the real drain rate (whatever binds, slots or rps), and
+        the waiters still queued plus those expiring ahead of it are the line.
+        """
         self._expiry_timer = None
         now = self._clock()
+        wait_s = max(self.cfg.max_queue_wait_s, 1e-3)
         w = self._slot_waiters
+        expiring = 0
         while w:
-            deadline, fut = w[0]
+            deadline, acquired_then, fut = w[0]
             if fut.done():
                 w.popleft()
                 continue
             if deadline > now + _EPS:
                 break
             w.popleft()
-            fut.set_result(False)
             self._queued -= 1
+            expiring += 1
+            rate = (self._acquired_total - acquired_then) / wait_s
+            ahead = self._queued + expiring
+            retry_after = ahead / rate if rate > 0 else _MAX_RETRY_AFTER_S
+            fut.set_result(min(_MAX_RETRY_AFTER_S, max(1.0, retry_after)))
         if w:
             self._expiry_timer = asyncio.get_running_loop().call_later(w[0][0] - now, self._expire_waiters)
 
@@ -231,11 +241,12 @@ class ProviderLimiter:
         overtake a waiter between its wake-up and its first step)."""
         w = self._slot_waiters
         while w and self._in_flight < self._slots:
-            fut = w.popleft()[1]
+            fut = w.popleft()[2]
             if fut.done():
                 continue
-            fut.set_result(True)
+            fut.set_result(None)
             self._in_flight += 1
+            self._acquired_total += 1
             self._queued -= 1
 
     def _release(self) -> None:
