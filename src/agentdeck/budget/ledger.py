@@ -187,6 +187,10 @@ class _Budget:
 
     name: str
     fired: set[float] = field(default_factory=set)
+    # Fast path: while rearm_below <= spent < next_at for the same limit, nothing can change.
+    limit: float = -1.0
+    next_at: float = 0.0
+    rearm_below: float = -1.0
 
 
 DailyExhaustedHook = Callable[[str], "Awaitable[Any] | Any"]
@@ -244,16 +248,14 @@ class Ledger:
         for r in rows:
             self._add_spend(float(r["ts"]), str(r["key"]), None, float(r["cost_usd"]), now)
         # Thresholds already crossed before the restart must not alert again.
-        for name, limit, spent in self._budget_views(None, None, now):
+        seeds = [("hourly", self.hourly_usd, self._hour), ("daily", self.daily_usd, self._day)]
+        seeds += [(f"key:{k}", self._key_budgets.get(k) or 0.0, w) for k, w in self._key_day.items()]
+        for name, limit, window in seeds:
             if limit > 0:
                 st = self._state(name)
+                spent = window.value(now)
                 st.fired.update(t for t in self._thresholds if spent + _EPS >= t * limit)
-        for key in list(self._key_day):
-            limit = self._key_budgets.get(key)
-            if limit:
-                st = self._state(f"key:{key}")
-                spent = self._key_day[key].value(now)
-                st.fired.update(t for t in self._thresholds if spent + _EPS >= t * limit)
+                self._bounds(st, limit)
         return len(rows)
 
     # -- the request path (synchronous, O(1) amortised) --------------------------------------
@@ -265,23 +267,30 @@ class Ledger:
         await in between, which is what makes concurrent callers unable to overshoot.
         """
         now = self.clock()
-        amount = max(0.0, float(amount_usd))
-        for name, limit, spent in self._budget_views(key, session, now):
-            if limit <= 0:
-                continue
-            reserved = self._reserved if name in ("hourly", "daily") else self._key_reserved.get(_scope(name), 0.0)
+        amount = amount_usd if amount_usd > 0 else 0.0
+        budget = self.cfg.budget
+        reserved = self._reserved
+        limit = budget.hourly_usd
+        if limit > 0:
+            spent = self._hour.value(now)
             if spent + reserved + amount > limit + _EPS:
-                self.refused += 1
-                window = self._window_for(name)
-                need = spent + reserved + amount - limit
-                resets_at = window.frees_enough_at(need, now) if window is not None else now
-                exc = BudgetExceeded(name, limit, spent, reserved, amount, resets_at, now)
-                if spent + amount > limit + _EPS and spent >= limit * REACHED_SHARE:
-                    # Even with nothing else in flight this call would not fit, and little is
-                    # left: the budget is gone. (One huge call on a fresh budget is refused
-                    # without declaring the budget gone; calls in flight never count here.)
-                    self._reached(name, limit, spent, f"a call needing up to ${amount:.2f} was refused")
-                raise exc
+                self._refuse("hourly", limit, spent, reserved, amount, now)
+        limit = budget.daily_usd
+        if limit > 0:
+            spent = self._day.value(now)
+            if spent + reserved + amount > limit + _EPS:
+                self._refuse("daily", limit, spent, reserved, amount, now)
+        if self._key_budgets:
+            for scope, label in ((key, "key"), (session, "session")):
+                if scope is None or (label == "session" and scope == key):
+                    continue
+                limit = self._key_budgets.get(scope, 0.0)
+                if limit > 0:
+                    w = self._key_day.get(scope)
+                    spent = w.value(now) if w is not None else 0.0
+                    held = self._key_reserved.get(scope, 0.0)
+                    if spent + held + amount > limit + _EPS:
+                        self._refuse(f"{label}:{scope}", limit, spent, held, amount, now)
         r = Reservation(key=key, amount_usd=amount, session=session, created=now)
         self._open[r.id] = r
         self._reserved += amount
@@ -289,6 +298,20 @@ class Ledger:
         if session is not None and session != key:
             self._key_reserved[session] = self._key_reserved.get(session, 0.0) + amount
         return r
+
+    def _refuse(self, name: str, limit: float, spent: float, reserved: float, amount: float, now: float) -> None:
+        """Raise BudgetExceeded for ``name`` (not the hot path: only refused calls get here)."""
+        self.refused += 1
+        window = self._window_for(name)
+        need = spent + reserved + amount - limit
+        resets_at = window.frees_enough_at(need, now) if window is not None else now
+        exc = BudgetExceeded(name, limit, spent, reserved, amount, resets_at, now)
+        if spent + amount > limit + _EPS and spent >= limit * REACHED_SHARE:
+            # Even with nothing else in flight this call would not fit, and little is left:
+            # the budget is gone. (One huge call on a fresh budget is refused without declaring
+            # the budget gone; calls in flight never count here.)
+            self._reached(name, limit, spent, f"a call needing up to ${amount:.2f} was refused")
+        raise exc
 
     def settle(self, r: Reservation, actual_usd: float) -> None:
         """Replace the reservation by the real cost. A second settle or release is a no-op."""
@@ -372,39 +395,22 @@ class Ledger:
         self._reserved -= r.amount_usd
         if not self._open:
             self._reserved = 0.0  # nothing in flight: wipe float residue
-        for scope in {r.key, r.session} - {None}:
-            left = self._key_reserved.get(scope, 0.0) - r.amount_usd  # type: ignore[arg-type]
+        for scope in (r.key, r.session) if r.session is not None and r.session != r.key else (r.key,):
+            left = self._key_reserved.get(scope, 0.0) - r.amount_usd
             if left <= _EPS:
-                self._key_reserved.pop(scope, None)  # type: ignore[arg-type]
+                self._key_reserved.pop(scope, None)
             else:
-                self._key_reserved[scope] = left  # type: ignore[index]
+                self._key_reserved[scope] = left
         return True
 
     def _add_spend(self, ts: float, key: str, session: str | None, amount: float, now: float) -> None:
         self._hour.add(ts, amount, now)
         self._day.add(ts, amount, now)
-        for scope in {key, session} - {None}:
-            w = self._key_day.get(scope)  # type: ignore[arg-type]
+        for scope in (key, session) if session is not None and session != key else (key,):
+            w = self._key_day.get(scope)
             if w is None:
-                w = self._key_day[scope] = _day_window()  # type: ignore[index]
+                w = self._key_day[scope] = _day_window()
             w.add(ts, amount, now)
-
-    def _budget_views(self, key: str | None, session: str | None, now: float) -> list[tuple[str, float, float]]:
-        views = [
-            ("hourly", self.hourly_usd, self._hour.value(now)),
-            ("daily", self.daily_usd, self._day.value(now)),
-        ]
-        if key is not None:
-            limit = self._key_budgets.get(key)
-            if limit is not None:
-                w = self._key_day.get(key)
-                views.append((f"key:{key}", limit, w.value(now) if w is not None else 0.0))
-        if session is not None and session != key:
-            limit = self._key_budgets.get(session)
-            if limit is not None:
-                w = self._key_day.get(session)
-                views.append((f"session:{session}", limit, w.value(now) if w is not None else 0.0))
-        return views
 
     def _window_for(self, name: str) -> _Window | None:
         if name == "hourly":
@@ -420,23 +426,47 @@ class Ledger:
         return st
 
     def _check_thresholds(self, key: str, session: str | None, now: float) -> None:
-        for name, limit, spent in self._budget_views(key, session, now):
-            if limit <= 0:
-                continue
-            st = self._state(name)
-            share = spent / limit
-            # Re-arm thresholds the rolling window has fallen well below (10% hysteresis).
-            if st.fired:
-                st.fired = {t for t in st.fired if share >= t * 0.9}
-            crossed = [t for t in self._thresholds if share + _EPS >= t and t not in st.fired]
-            if not crossed:
-                continue
+        budget = self.cfg.budget
+        self._check_one("hourly", budget.hourly_usd, self._hour, now)
+        self._check_one("daily", budget.daily_usd, self._day, now)
+        if self._key_budgets:
+            for scope, label in ((key, "key"), (session, "session")):
+                if scope is None or (label == "session" and scope == key):
+                    continue
+                limit = self._key_budgets.get(scope)
+                w = self._key_day.get(scope)
+                if limit and w is not None:
+                    self._check_one(f"{label}:{scope}", limit, w, now)
+
+    def _check_one(self, name: str, limit: float, window: _Window, now: float) -> None:
+        if limit <= 0:
+            return
+        spent = window.value(now)
+        st = self._budgets.get(name)
+        if st is None:
+            st = self._budgets[name] = _Budget(name)
+        elif st.limit == limit and st.rearm_below <= spent < st.next_at:
+            return
+        share = spent / limit
+        # Re-arm thresholds the rolling window has fallen well below (10% hysteresis).
+        if st.fired:
+            st.fired = {t for t in st.fired if share >= t * 0.9}
+        crossed = [t for t in self._thresholds if share + _EPS >= t and t not in st.fired]
+        if crossed:
             top = max(crossed)
             if top >= 1.0:
                 self._reached(name, limit, spent)
             else:
                 st.fired.update(t for t in self._thresholds if t <= top)
                 self._alert(name, top, limit, spent)
+        self._bounds(st, limit)
+
+    def _bounds(self, st: _Budget, limit: float) -> None:
+        """Recompute the spend range in which no threshold can fire or re-arm."""
+        unfired = [t for t in self._thresholds if t not in st.fired]
+        st.limit = limit
+        st.next_at = min(unfired) * limit - _EPS if unfired else math.inf
+        st.rearm_below = max(st.fired) * 0.9 * limit if st.fired else -1.0
 
     def _alert(self, name: str, threshold: float, limit: float, spent: float, detail: str | None = None,
                reached: bool = False) -> None:
@@ -458,6 +488,7 @@ class Ledger:
         if 1.0 in st.fired:
             return
         st.fired.update(t for t in self._thresholds if t <= 1.0)
+        self._bounds(st, limit)
         detail = "new calls are refused until spend ages out of the window"
         self._alert(name, 1.0, limit, spent, f"{why}; {detail}" if why else detail, reached=True)
         if name == "daily" and self.cfg.budget.auto_stop_when_daily_spent and self.on_daily_exhausted is not None:
