@@ -244,7 +244,8 @@ async def _unary_once(call: Call) -> tuple[int, dict[str, str], bytes]:
         status = up.resp.status
         headers = _response_headers(call, up.resp)
         call.attempts += up.attempts
-        call.fallback_from = call.fallback_from or up.fallback_from
+        if up.fallback_from is not None:
+            call.fallback_from, call.provider = up.fallback_from, up.provider
     if status == 200 and call.endpoint != "/v1/messages/count_tokens":
         try:
             usage = call.wire.usage_from_json(call.endpoint, orjson.loads(raw))
@@ -282,7 +283,8 @@ async def _stream(call: Call, receive: Receive, send: Send) -> None:
     body = wire.upstream_body(call.parsed, call.route.model, call.max_tokens)
     async with upstream_call(gw, call.provider, call.endpoint, body, call.headers) as up:
         call.attempts += up.attempts
-        call.fallback_from = up.fallback_from
+        if up.fallback_from is not None:
+            call.fallback_from, call.provider = up.fallback_from, up.provider
         resp = up.resp
         if resp.status != 200:
             raw = await resp.read()
