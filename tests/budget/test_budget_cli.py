@@ -122,4 +122,4 @@ def test_status_render_stopped() -> None:
     assert text.splitlines()[0] == "STOPPED  http://x"
     assert "reason   daily budget $50.00 reached" in text
     assert "stopped  ci: loop" in text
-    assert "60 min $0.0040 (no limit)" in text and "24 h $50.00 / $50.00 (100%)" in text
+    assert "60 min $0.004 (no limit)" in text and "24 h $50.00 / $50.00 (100%)" in text

@@ -29,6 +29,7 @@ import math
 import time
 from typing import Callable
 
+from agentdeck.budget.ledger import usd
 from agentdeck.bus import Alert, Bus
 from agentdeck.config import AnomalyConfig
 
@@ -198,8 +199,8 @@ class AnomalyDetector:
                 sc.cost_alarm = True
                 sc.alarm_since = now if not sc.rps_alarm else sc.alarm_since
                 self._publish("P1", "cost-anomaly", alert_key,
-                              f"{who}: spending ${cost_h:.2f}/hour over the last {COST_WINDOW_S}s, "
-                              f"{cost_h / expected_cost_h:.1f}x the expected ${expected_cost_h:.2f}/hour")
+                              f"{who}: spending {usd(cost_h)}/hour over the last {COST_WINDOW_S}s, "
+                              f"{cost_h / expected_cost_h:.1f}x the expected {usd(expected_cost_h)}/hour")
         elif sc.cost_alarm and cost_h <= self.cfg.cost_factor * expected_cost_h / 2:
             sc.cost_alarm = False
 

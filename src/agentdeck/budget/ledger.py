@@ -57,6 +57,14 @@ class BudgetExceeded(Exception):
         super().__init__(self.message)
 
 
+def usd(v: float) -> str:
+    """Dollars for people: cents when that says enough, more digits for sub-cent amounts ($0.0018)."""
+    if v == 0 or abs(v) >= 0.01:
+        return f"${v:,.2f}"
+    text = f"{v:.6f}".rstrip("0")
+    return "$" + (text if len(text.split(".")[1]) >= 2 else f"{v:.2f}")
+
+
 def _fmt_wait(seconds: float) -> str:
     s = max(0, int(math.ceil(seconds)))
     h, rem = divmod(s, 3600)
@@ -81,8 +89,8 @@ def _refusal_message(budget: str, limit: float, spent: float, reserved: float, r
     when = time.strftime("%H:%M UTC", time.gmtime(resets_at))
     window = "last 60 min" if budget == "hourly" else "last 24 h"
     return (
-        f"{_budget_label(budget)} ${limit:.2f} reached (${spent:.2f} spent in the {window}, "
-        f"${reserved:.2f} reserved by calls in flight, this call needs up to ${requested:.2f}); "
+        f"{_budget_label(budget)} {usd(limit)} reached ({usd(spent)} spent in the {window}, "
+        f"{usd(reserved)} reserved by calls in flight, this call needs up to {usd(requested)}); "
         f"room frees up at {when} (in {_fmt_wait(resets_at - now)})"
     )
 
@@ -310,7 +318,7 @@ class Ledger:
             # Even with nothing else in flight this call would not fit, and little is left:
             # the budget is gone. (One huge call on a fresh budget is refused without declaring
             # the budget gone; calls in flight never count here.)
-            self._reached(name, limit, spent, f"a call needing up to ${amount:.2f} was refused")
+            self._reached(name, limit, spent, f"a call needing up to {usd(amount)} was refused")
         raise exc
 
     def settle(self, r: Reservation, actual_usd: float) -> None:
@@ -475,9 +483,9 @@ class Ledger:
         scope = _scope(name) if ":" in name else None
         kind_budget = name.split(":", 1)[0]
         if reached:
-            text = f"{_budget_label(name)} reached (${spent:.2f} spent of ${limit:.2f})"
+            text = f"{_budget_label(name)} reached ({usd(spent)} spent of {usd(limit)})"
         else:
-            text = f"{_budget_label(name)}: {pct}% used (${spent:.2f} of ${limit:.2f})"
+            text = f"{_budget_label(name)}: {pct}% used ({usd(spent)} of {usd(limit)})"
         if detail:
             text += f"; {detail}"
         self.bus.publish(Alert(severity=severity, kind=f"budget-{kind_budget}-{pct}", message=text, key=scope))
@@ -492,7 +500,7 @@ class Ledger:
         detail = "new calls are refused until spend ages out of the window"
         self._alert(name, 1.0, limit, spent, f"{why}; {detail}" if why else detail, reached=True)
         if name == "daily" and self.cfg.budget.auto_stop_when_daily_spent and self.on_daily_exhausted is not None:
-            reason = f"daily budget ${limit:.2f} reached (${spent:.2f} spent in the last 24 h)"
+            reason = f"daily budget {usd(limit)} reached ({usd(spent)} spent in the last 24 h)"
             try:
                 res = self.on_daily_exhausted(reason)
             except Exception:  # a broken hook must not break the request path

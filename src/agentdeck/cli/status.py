@@ -34,11 +34,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _money(v: Any) -> str:
+    from agentdeck.budget.ledger import usd
+
     try:
-        f = float(v)
+        return usd(float(v))
     except (TypeError, ValueError):
         return "-"
-    return f"${f:.4f}" if 0 < f < 0.01 else f"${f:.2f}"
 
 
 def _of(spent: Any, limit: Any) -> str:
