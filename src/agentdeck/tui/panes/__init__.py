@@ -1,0 +1,1 @@
+"""Console panes: each ingests events always and renders only while on screen."""

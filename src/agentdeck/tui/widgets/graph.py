@@ -1,0 +1,128 @@
+"""A small line graph drawn with plotext, coloured from the current theme.
+
+Why plotext into a Static: braille line charts give four times the vertical resolution of
+block sparklines, which is what makes an AIMD saw-tooth (limit cut by 30 %, then climbing
+back) readable in ten rows. plotext draws outside Textual's CSS, so the colours it gets are
+taken from the theme by name (``primary``, ``accent``, ``error``...), never hard-coded.
+A chart is rebuilt only when its data, its size or the theme changed, and only while its
+pane is on screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from rich.text import Text
+from textual.widgets import Static
+
+from agentdeck.tui.theme import theme_rgb
+
+
+@dataclass(slots=True)
+class Line:
+    label: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    color: str  # a theme colour name: primary, accent, success, warning, error, secondary, foreground
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[float], list[float]]:
+    """At most ``n`` points, keeping each bucket's maximum (a 1-second spike must stay visible)."""
+    if len(xs) <= n or n <= 0:
+        return list(xs), list(ys)
+    step = len(xs) / n
+    ox, oy = [], []
+    for i in range(n):
+        a, b = int(i * step), max(int((i + 1) * step), int(i * step) + 1)
+        j = max(range(a, min(b, len(ys))), key=lambda k: ys[k])
+        ox.append(xs[j])
+        oy.append(ys[j])
+    return ox, oy
+
+
+class LineGraph(Static):
+    """Lines over the last ``window_s`` seconds (x = seconds before now), with optional event markers."""
+
+    DEFAULT_CSS = """
+    LineGraph { height: 1fr; min-height: 6; width: 1fr; padding: 0 1 0 0; }
+    """
+
+    def __init__(self, title: str, *, window_s: int = 300, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", id=id, classes=classes)
+        self.title = title
+        self.window_s = window_s
+        self._lines: list[Line] = []
+        self._marks: tuple[list[float], list[float]] = ([], [])
+        self._mark_label = ""
+        self._key: tuple[object, ...] | None = None
+        self.renders = 0
+
+    def set_data(self, lines: list[Line], marks: tuple[list[float], list[float]] = ([], []), mark_label: str = "",
+                 version: object = None) -> None:
+        self._lines, self._marks, self._mark_label = lines, marks, mark_label
+        self.redraw(version)
+
+    def redraw(self, version: object = None) -> None:
+        theme = self.app.current_theme
+        key = (version, self.size.width, self.size.height, theme.name)
+        if key == self._key or self.size.width < 12 or self.size.height < 4:
+            return
+        self._key = key
+        self.update(self._render_chart())
+
+    def on_resize(self) -> None:
+        self._key = None
+        self.redraw()
+
+    def _legend(self) -> Text:
+        theme = self.app.current_theme
+        t = Text(self.title + "  ", style="bold")
+        for ln in self._lines:
+            r, g, b = theme_rgb(theme, ln.color)
+            t.append("━━ ", style=f"rgb({r},{g},{b})")
+            t.append(ln.label + "  ")
+        if self._mark_label:
+            r, g, b = theme_rgb(theme, "error")
+            t.append("x ", style=f"bold rgb({r},{g},{b})")
+            t.append(self._mark_label)
+        return t
+
+    def _render_chart(self) -> Text:
+        import plotext as plt
+
+        theme = self.app.current_theme
+        w, h = self.size.width - 1, self.size.height - 1
+        fig = plt.figure
+        fig.clear.all()
+        fig.plot_size(w, h)
+        fig.theme("colorless")
+        fig.canvas("default")
+        fg = plt.pixel(foreground=theme_rgb(theme, "foreground"), background="default")
+        fig.axes(pixel=fg)
+        fig.legend(active=False)
+        top = 1.0
+        for ln in self._lines:
+            if not ln.xs:
+                continue
+            xs, ys = downsample(ln.xs, ln.ys, max(10, 2 * w))
+            top = max(top, max(ys))
+            mk = plt.marker("braille", pixel=plt.pixel(foreground=theme_rgb(theme, ln.color)))
+            fig.draw(fig.signal(xs, ys, marker=mk).lines())
+        mx, my = self._marks
+        if mx:
+            mk = plt.marker("x", pixel=plt.pixel(foreground=theme_rgb(theme, "error"), style="bold"))
+            fig.draw(fig.signal(list(mx), list(my), marker=mk))
+        win = self.window_s
+        ticks = [-win + i * win / 5 for i in range(6)]
+        labels = [f"-{int((win - i * win / 5) // 60)}m" if i < 5 else "now" for i in range(6)]
+        fig.ruler("x").ticks(ticks, labels)
+        fig.ruler("x").lim(-win, 0)
+        fig.ruler("y").lim(0, top * 1.15)
+        fig.ruler("y").frequency(3 if h < 10 else 4)
+        chart = Text.from_ansi(fig.build().string())
+        self.renders += 1
+        out = self._legend()
+        out.append("\n")
+        out.append_text(chart)
+        return out
