@@ -17,7 +17,12 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _usd(x: float) -> str:
-    return f"${x:,.4f}" if abs(x) < 1 else f"${x:,.2f}"
+    """Dollars, with four decimals below $1 (one request on the fast tier costs fractions of a cent)."""
+    sign = "-" if x < 0 else ""
+    x = abs(x)
+    if x == 0 or x >= 1:
+        return f"{sign}${x:,.2f}"
+    return f"{sign}${x:,.4f}"
 
 
 def _pct(x: float) -> str:
@@ -89,7 +94,7 @@ def _print(report: Any, since_label: str, work_days: int, path: str, exists: boo
     console.print(rules)
 
     proj = report.projection(work_days)
-    table = Table(title=f"Projection at the observed rate ({proj.days_observed:.2f} days observed, {work_days} work days a month)",
+    table = Table(title=f"Projection at the observed rate: {work_days} work days a month ({proj.days_observed:.2f} days observed)",
                   title_justify="left")
     for col in ("tier", "requests/day", "tokens/req", "cost/day", "cost/month"):
         table.add_column(col, justify="left" if col == "tier" else "right")

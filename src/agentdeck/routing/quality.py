@@ -115,6 +115,8 @@ def _answer(protocol: str, endpoint: str, request_body: dict[str, Any], resp: di
 
 def quality_problem(protocol: str, endpoint: str, request_body: dict[str, Any], response_body: dict[str, Any]) -> str | None:
     """`truncated`, `empty` or `invalid-json` when a successful answer is not good enough; else None."""
+    if endpoint.rstrip("/").endswith("count_tokens"):
+        return None  # a token count is not an answer
     if not isinstance(response_body, dict):
         return EMPTY
     stop, text, tools = _answer(protocol, endpoint, request_body if isinstance(request_body, dict) else {}, response_body)

@@ -24,6 +24,7 @@ from agentdeck.config import TIERS
 WORK_DAYS_PER_MONTH = 22
 NO_TIER = "(none)"
 _COUNT_SUFFIX = re.compile(r":\d+")
+_ARROW = re.compile(r"^\s*[\w()-]+\s*->\s*[\w()-]+\s*:\s*(.+)$")
 
 
 def rule_family(rule: str | None) -> str:
@@ -35,7 +36,8 @@ def rule_family(rule: str | None) -> str:
 
 
 def escalation_reasons(raw: Any) -> list[str]:
-    """The `escalations` column (a JSON list of reasons, or of {"reason": ...} objects) as reasons."""
+    """The `escalations` column as reasons: a JSON list of reasons, of "fast->balanced: reason"
+    strings, or of {"reason": ...} objects."""
     if raw is None or raw == "":
         return []
     if isinstance(raw, (str, bytes)):
@@ -50,7 +52,8 @@ def escalation_reasons(raw: Any) -> list[str]:
         if isinstance(item, dict):
             out.append(str(item.get("reason") or item.get("problem") or "unknown"))
         elif item is not None:
-            out.append(str(item))
+            m = _ARROW.match(str(item))  # the gateway writes "fast->balanced: truncated"
+            out.append(m.group(1) if m else str(item))
     return out
 
 
@@ -288,7 +291,7 @@ class SavingsTracker:
 
     def record(self, tier: str | None, rule: str | None, cost_usd: float, baseline_usd: float,
                escalations: Iterable[str] = (), tokens: int = 0) -> None:
-        self.report.add(tier, rule, cost_usd, baseline_usd, escalations, tokens)
+        self.report.add(tier, rule, cost_usd, baseline_usd, escalation_reasons(list(escalations)), tokens)
         self.report.until = time.time()
 
     @property
