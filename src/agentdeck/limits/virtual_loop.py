@@ -24,14 +24,15 @@ class SimulationStalled(RuntimeError):
 class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
     """Instead of blocking for ``timeout`` seconds, move the loop's clock forward by it."""
 
-    def __init__(self) -> None:
+    def __init__(self, stall_timeout_s: float) -> None:
         super().__init__()
         self.loop: VirtualTimeLoop | None = None
+        self.stall_timeout_s = stall_timeout_s
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None:
             # only real I/O (e.g. a thread finishing the default executor) can wake us now
-            events = super().select(5.0)
+            events = super().select(self.stall_timeout_s)
             if not events:
                 raise SimulationStalled("virtual-time loop: nothing scheduled and nothing to wait for")
             return events
@@ -44,11 +45,15 @@ class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """A selector event loop on simulated time starting at ``start``."""
+    """A selector event loop on simulated time starting at ``start``.
 
-    def __init__(self, start: float = 0.0) -> None:
+    ``stall_timeout_s`` (real seconds) is how long it waits for real I/O when no timer is
+    pending before it declares the simulation stalled.
+    """
+
+    def __init__(self, start: float = 0.0, stall_timeout_s: float = 5.0) -> None:
         self._now = float(start)
-        sel = _VirtualSelector()
+        sel = _VirtualSelector(stall_timeout_s)
         super().__init__(sel)
         sel.loop = self
 
@@ -56,9 +61,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._now
 
 
-def run_virtual(coro: Coroutine[Any, Any, T], start: float = 0.0) -> T:
+def run_virtual(coro: Coroutine[Any, Any, T], start: float = 0.0, stall_timeout_s: float = 5.0) -> T:
     """Run ``coro`` to completion on a fresh ``VirtualTimeLoop`` and close it."""
-    loop = VirtualTimeLoop(start)
+    loop = VirtualTimeLoop(start, stall_timeout_s)
     try:
         return loop.run_until_complete(coro)
     finally:
