@@ -35,7 +35,7 @@ from agentdeck.gateway.metrics import Metrics
 from agentdeck.gateway.upstream import make_session
 from agentdeck.limits import ProviderLimiter, RetryPolicy
 from agentdeck.pricing import PriceTable, Usage
-from agentdeck.routing import Router
+from agentdeck.routing import DowngradeWatch, Router
 from agentdeck.store import Store, db_path
 
 _CLIENT_ROUTES = {
@@ -77,6 +77,7 @@ class Gateway:
         self.alerts = AlertSink(cfg.alerts, self.bus, stderr=alerts_to_stderr)
         self.sessions = SessionRegistry()
         self.router = Router(cfg)
+        self.downgrade = DowngradeWatch(cfg.routing.downgrade_at)
         self.admin_token = cfg.gateway.admin_token or secrets.token_urlsafe(24)
         self._keys = cfg.key_by_secret()
         self._open = not cfg.keys
@@ -122,6 +123,9 @@ class Gateway:
             await asyncio.sleep(1.0)
             try:
                 self.bus.publish(self.stats_tick())
+                change = self.downgrade.update(self.ledger.share_used(), "hourly/daily")
+                if change is not None:
+                    self.bus.publish(change)
             except Exception as e:  # a broken tick must not stop the gateway; say so once a second
                 print(f"agentdeck: stats tick failed: {e!r}", file=sys.stderr)
 
