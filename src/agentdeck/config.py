@@ -260,24 +260,41 @@ def default_config_path() -> Path | None:
     return p if p.exists() else None
 
 
-def _format_error(source: str, err: ValidationError) -> str:
+def _format_error(source: str, err: ValidationError, unset: set[str] | None = None) -> str:
     first = err.errors()[0]
-    path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    path = ""
+    for part in first["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    path = path or "(top level)"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     msg = msg.removeprefix("Value error, ")
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{source}: {path}: {msg}{more}"
+    hint = f" (environment variable {', '.join(sorted(unset))} is not set)" if unset else ""
+    return f"{source}: {path}: {msg}{more}{hint}"
+
+
+def _value_at(doc: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            doc = doc[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return doc
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>", environ: dict[str, str] | None = None) -> Config:
     """Validate an already-parsed TOML document."""
+    env = os.environ if environ is None else environ
+    raw = data
     data = expand_env(data, environ)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_error(source, e)) from None
+        at = _value_at(raw, e.errors()[0]["loc"])
+        unset = {m for m in _ENV_REF.findall(at) if not env.get(m)} if isinstance(at, str) else set()
+        raise ConfigError(_format_error(source, e, unset)) from None
     cfg.source = source
     if not cfg.gateway.admin_token:
         cfg.gateway.admin_token = os.environ.get("AGENTDECK_ADMIN_TOKEN", "") if environ is None else environ.get("AGENTDECK_ADMIN_TOKEN", "")
