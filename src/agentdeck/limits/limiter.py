@@ -86,7 +86,13 @@ class _Slot:
 
 
 class ProviderLimiter:
-    """Slots, pacing, AIMD and the circuit breaker of one provider."""
+    """Slots, pacing, AIMD and the circuit breaker of one provider.
+
+    Lives on one event loop (the gateway's): its waiters and timers belong to that loop.
+    ``breaker`` is the provider's ``BreakerConfig`` (defaults when omitted); ``clock`` must
+    be the loop's clock or agree with it (``time.monotonic`` for a normal loop,
+    ``loop.time`` for a ``VirtualTimeLoop``), because waits are scheduled on the loop.
+    """
 
     def __init__(
         self,
@@ -409,10 +415,11 @@ class ProviderLimiter:
             self._arm_recovery(self.cfg.increase_every_s)
 
     def _observe_headers(self, headers: Mapping[str, str], now: float) -> None:
-        info = parse_rate_limit_headers(headers, self._wall())
+        wall = self._wall()
+        info = parse_rate_limit_headers(headers, wall)
         if info is None:
             return
-        info["updated_at"] = self._wall()
+        info["updated_at"] = wall
         self.advertised = info
         remaining = info["remaining_requests"]
         reset_s = info["reset_requests_s"]
