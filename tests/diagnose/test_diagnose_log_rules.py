@@ -159,3 +159,18 @@ def test_rule_append_prefers_agents_md_when_only_it_exists_and_refuses_stale_wri
     assert "Verify webhook" not in target.read_text()
     with pytest.raises(AgentdeckError, match="CLAUDE.md or AGENTS.md"):
         rules_file.choose_file(tmp_path, "README.md")
+
+
+def test_prefill_from_a_failed_call_and_a_failed_test() -> None:
+    from agentdeck.diagnose.prefill import from_failed_request, from_flaky_test
+
+    row = {"id": "r-17", "model_requested": "auto", "model": "claude-haiku-4-5", "tier": "fast", "status": 500,
+           "error": "upstream returned\n  invalid JSON"}
+    assert from_failed_request(row) == ("Call r-17 to claude-haiku-4-5 (asked for auto), fast tier failed with "
+                                        "status 500: upstream returned invalid JSON")
+    assert from_failed_request({"id": "x", "model": "m", "status": 404}) == "Call x to m failed with status 404"
+    test = {"nodeid": "tests/test_x.py::test_y", "runs": 50, "failures": 7, "verdict": "flaky",
+            "evidence": ["TimeoutError after 2.0 s in 7 of 7 failures"]}
+    assert from_flaky_test(test) == ("Test tests/test_x.py::test_y is flaky (7 of 50 runs failed): "
+                                     "TimeoutError after 2.0 s in 7 of 7 failures")
+    assert from_flaky_test({"nodeid": "t", "verdict": "broken"}) == "Test t fails every run"

@@ -169,3 +169,27 @@ def test_domain_code_never_imports_textual() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+async def test_second_opinion_shows_beside_the_suggestion_without_blocking(tmp_path: Path) -> None:
+    from agentdeck.diagnose.second_opinion import SecondOpinion
+
+    calls: list[str] = []
+
+    def opinion(error: str) -> SecondOpinion | None:
+        calls.append(error)
+        return SecondOpinion("quality_gate", "a linter would catch it", "claude-haiku-4-5")
+
+    class OpinionApp(PaneApp):
+        def compose(self) -> ComposeResult:
+            yield DiagnosePane(self.db, "Route handler queries the database directly", project_dir=self.project,
+                               second_opinion=opinion)
+
+    app = OpinionApp(tmp_path / "agentdeck.db", tmp_path)
+    async with app.run_test(size=(110, 48)) as pilot:
+        await settle(pilot)
+        await click(pilot, "#dx-suggest")
+        await settle(pilot)
+        shown = text_of(pilot, "#dx-suggestion")
+        assert calls == ["Route handler queries the database directly"]
+        assert "Second opinion (claude-haiku-4-5, agrees): Quality Gate: a linter would catch it" in shown

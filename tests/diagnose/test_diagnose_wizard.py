@@ -97,7 +97,7 @@ def test_unsure_answers_confirm_nothing_and_point_nowhere() -> None:
     wiz = Wizard()
     walk_to_verdict(wiz, "Route handler queries the database directly", [None, None, None])
     v = wiz.verdict
-    assert v is not None and v.unsure == 3 and v.pointer is None and v.confirmed  # no evidence against
+    assert v is not None and v.unsure == 3 and v.pointer is None and not v.confirmed
     with pytest.raises(WizardError, match="point nowhere else"):
         wiz.follow()
     assert wiz.accept("testing") == "testing"  # the engineer may overrule

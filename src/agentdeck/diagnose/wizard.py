@@ -302,7 +302,8 @@ class Wizard:
                 reasons.append(f"{_fmt_answer(a)} to \u201c{q.text}\u201d points to {q.otherwise}"
                                + (f" ({q.hint})" if q.hint else ""))
         # Ties keep the category being examined: moving on needs more evidence than staying.
-        confirmed = confirms >= against and (confirms > 0 or against == 0)
+        # Only "not sure" answers confirm nothing and point nowhere: the engineer picks.
+        confirmed = confirms > 0 and confirms >= against
         # Even a confirmed category keeps its pointer: it is the "also consider" for secondary causes.
         pointer = max(pointers, key=lambda k: (pointers[k], -CATEGORY_KEYS.index(k))) if pointers else None
         return Verdict(cat, confirmed, confirms, against, unsure, pointer, tuple(reasons))

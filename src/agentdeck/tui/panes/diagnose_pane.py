@@ -10,6 +10,7 @@ gateway writer never freezes the console.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -37,6 +38,7 @@ from textual.widgets.selection_list import Selection
 from agentdeck.diagnose import log as dlog
 from agentdeck.diagnose import rules_file
 from agentdeck.diagnose.framework import CATEGORIES, CATEGORY_KEYS
+from agentdeck.diagnose.second_opinion import SecondOpinion
 from agentdeck.diagnose.wizard import Step, Wizard
 from agentdeck.errors import AgentdeckError
 
@@ -185,6 +187,7 @@ class DiagnosePane(Widget):
         *,
         project_dir: Path | None = None,
         source: str = "console",
+        second_opinion: Callable[[str], SecondOpinion | None] | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -193,6 +196,8 @@ class DiagnosePane(Widget):
         self.db_path = Path(db_path)
         self.project_dir = Path(project_dir) if project_dir is not None else Path.cwd()
         self.wizard = Wizard(prefill, source=source)
+        self.second_opinion = second_opinion
+        self._second: SecondOpinion | None = None
         self._rule_plan: rules_file.RulePlan | None = None
         self._fix_option_ids: list[str] = []
         self.last_entry: dlog.Entry | None = None
@@ -323,6 +328,13 @@ class DiagnosePane(Widget):
     def _show_suggest(self) -> None:
         sug = self.wizard.suggestion
         assert sug is not None
+        self._render_suggestion()
+        self.query_one(f"#dx-cat-{sug.category}", RadioButton).value = True
+        self.query_one("#dx-examine", Button).focus()
+
+    def _render_suggestion(self) -> None:
+        sug = self.wizard.suggestion
+        assert sug is not None
         cat = CATEGORIES[sug.category]
         parts: list[str | tuple[str, str]] = [
             ("Suggested: ", "bold"), (cat.title, "bold $primary"), f"  (confidence {sug.confidence:.2f})\n",
@@ -330,9 +342,14 @@ class DiagnosePane(Widget):
         for reason in sug.why:
             parts.append(f" • {reason}\n")
         parts.append((cat.symptom, "$text-muted"))
+        second = self._second
+        if second is not None:
+            agree = "agrees" if second.category == sug.category else "disagrees"
+            parts += ["\n", ("Second opinion ", "bold"), f"({second.model}, {agree}): ",
+                      (CATEGORIES[second.category].title, "bold $primary"), f": {second.why}"]
+        elif self.second_opinion is not None:
+            parts += ["\n", ("Asking the fast tier for a second opinion…", "$text-muted")]
         self.query_one("#dx-suggestion", Static).update(Content.assemble(*parts))
-        self.query_one(f"#dx-cat-{sug.category}", RadioButton).value = True
-        self.query_one("#dx-examine", Button).focus()
 
     def _chosen_category(self) -> str:
         pressed = self.query_one("#dx-category", RadioSet).pressed_button
@@ -426,7 +443,27 @@ class DiagnosePane(Widget):
     # -- events -----------------------------------------------------------------------------------
     @on(Button.Pressed, "#dx-suggest")
     def _on_suggest(self) -> None:
-        self._run(self.wizard.describe, self.query_one("#dx-error", TextArea).text)
+        self._second = None
+        if self._run(self.wizard.describe, self.query_one("#dx-error", TextArea).text) and self.second_opinion:
+            self._ask_second_opinion(self.wizard.error)
+
+    @work(thread=True, exclusive=True, group="dx-second")
+    def _ask_second_opinion(self, error: str) -> None:
+        """Off the UI thread: the call is budgeted and time-limited, but still a network call."""
+        assert self.second_opinion is not None
+        try:
+            opinion = self.second_opinion(error)
+        except Exception:  # noqa: BLE001 - never required, never fatal
+            opinion = None
+        self.app.call_from_thread(self._second_opinion_done, error, opinion)
+
+    def _second_opinion_done(self, error: str, opinion: SecondOpinion | None) -> None:
+        if self.wizard.error != error or self.wizard.step is not Step.SUGGEST:
+            return
+        self._second = opinion
+        if opinion is None:
+            self._message("No second opinion (gateway unreachable, stopped or over budget); the suggestion stands.")
+        self._render_suggestion()
 
     @on(Button.Pressed, "#dx-examine")
     def _on_examine(self) -> None:
