@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json as _json
+import os as _os
+import subprocess as _subprocess
+import sys as _sys
+import threading as _threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
 
 from agentdeck.bus import Alert, Bus, Subscription
+from agentdeck.cli import main
 from agentdeck.config import Config, parse_config
 from agentdeck.store import Store, db_path
 
@@ -59,13 +66,6 @@ async def store(tmp_path: Path, bus: Bus) -> AsyncIterator[Store]:
 
 
 # -- a test double of the *gateway's admin API* for the CLI tests (the CLI is what is under test) --
-import json as _json
-import os as _os
-import subprocess as _subprocess
-import sys as _sys
-import threading as _threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 
 class GatewayDouble:
     """Answers /admin/sessions, /admin/status, /admin/stop, /admin/resume like the gateway does; records calls."""
@@ -139,7 +139,7 @@ class GatewayDouble:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = _threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = _threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> "GatewayDouble":
         self._thread.start()
@@ -173,3 +173,27 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 def agentdeck(env: dict[str, str], *args: str, timeout: float = 30, **kw: Any) -> "_subprocess.CompletedProcess[str]":
     return _subprocess.run([_sys.executable, "-m", "agentdeck", *args], env=env, capture_output=True, text=True,
                            timeout=timeout, stdin=_subprocess.DEVNULL, **kw)
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """The real `agentdeck` entry point, in-process (a fresh interpreter per call costs a second each)."""
+    for k in [k for k in __import__("os").environ if k.startswith("AGENTDECK_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AGENTDECK_CONFIG", cli_env["AGENTDECK_CONFIG"])
+
+    def call(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse errors
+            code = int(e.code or 0)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return call

@@ -12,33 +12,7 @@ from agentdeck.cli.common import write_runtime
 from agentdeck.cli.status import render
 from agentdeck.config import load_config
 
-from agentdeck.cli import main
-
 from conftest import GatewayDouble, agentdeck
-
-
-class Result:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def cli(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
-    """The real `agentdeck` entry point, in-process (a fresh interpreter per call costs a second each)."""
-    for k in [k for k in __import__("os").environ if k.startswith("AGENTDECK_")]:
-        monkeypatch.delenv(k)
-    monkeypatch.setenv("AGENTDECK_CONFIG", cli_env["AGENTDECK_CONFIG"])
-
-    def call(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as e:  # argparse errors
-            code = int(e.code or 0)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.err)
-
-    return call
 
 
 @pytest.mark.parametrize("args", [

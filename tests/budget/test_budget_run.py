@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from agentdeck.cli.run import codex_args, covers, session_env
 
@@ -177,7 +178,7 @@ def test_kill_on_stop_ends_the_process_group(cli_env: dict[str, str], gateway: G
     finally:
         p.kill()
     assert p.returncode == 128 + signal.SIGTERM
-    assert elapsed < 1.5
+    assert elapsed < 3.0  # 200 ms polling; generous for a loaded CI machine
     assert "emergency stop (runaway loop): terminating session 'batch'" in err
     time.sleep(0.2)
     assert not _alive(pid) and not _alive(grandchild)  # the whole group, not just the direct child
@@ -197,11 +198,11 @@ def test_kill_on_stop_escalates_to_sigkill(cli_env: dict[str, str], gateway: Gat
     finally:
         p.kill()
     assert p.returncode == 128 + signal.SIGKILL
-    assert 0.3 <= elapsed < 2.0
+    assert 0.3 <= elapsed < 4.0
 
 
-def test_missing_command_is_one_line(cli_env: dict[str, str], gateway: GatewayDouble) -> None:
-    r = agentdeck(cli_env, "run", "--url", gateway.url, "--", "no-such-tool-xyz")
-    assert r.returncode == 2 and "command not found: no-such-tool-xyz" in r.stderr and "Traceback" not in r.stderr
-    r = agentdeck(cli_env, "run", "--url", gateway.url)
+def test_missing_command_is_one_line(cli: Any, gateway: GatewayDouble) -> None:
+    r = cli("run", "--url", gateway.url, "--", "no-such-tool-xyz")
+    assert r.returncode == 2 and r.stderr.strip() == "agentdeck: error: run: command not found: no-such-tool-xyz"
+    r = cli("run", "--url", gateway.url)
     assert r.returncode == 2 and "no command given" in r.stderr

@@ -129,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
     if args.kill_grace < 0:
         raise AgentdeckError("--kill-grace: must be a non-negative number of seconds")
 
+    import shutil
+
+    if shutil.which(cmd[0]) is None:  # before asking the gateway for a session nobody would use
+        raise AgentdeckError(f"run: command not found: {cmd[0]}")
     cfg = config_from(args)
     url, token = gateway_target(cfg, args.url)
     configured = {k.name: k for k in cfg.keys}
