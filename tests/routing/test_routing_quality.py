@@ -153,3 +153,19 @@ def test_extract_never_raises_on_odd_bodies() -> None:
         assert extract_text("anthropic", "/v1/messages", body)[0] == ""
         assert extract_text("openai", "/v1/responses", body)[0] == ""
         assert extract_text("openai", "/v1/chat/completions", body)[0] == ""
+
+
+def test_agent_wrappers_are_not_the_task() -> None:
+    """Claude Code wraps reminders around the user's words; Codex sends AGENTS.md as a user message."""
+    reminder = "<system-reminder>\nSecurity policy: never log payment data. Migrations need review.\n</system-reminder>"
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": reminder},
+                                                      {"type": "text", "text": "grep for TODOs in src"}]}]}
+    assert extract_text("anthropic", "/v1/messages", body)[0] == "grep for TODOs in src"
+    codex = {"input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "<user_instructions>Use auth helpers.</user_instructions>"}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "<environment_context>cwd=/x</environment_context>"}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Fix the typo in README.md"}]},
+    ]}
+    assert extract_text("openai", "/v1/responses", codex)[0] == "Fix the typo in README.md"
+    only_wrappers = {"input": [{"role": "user", "content": "<environment_context>cwd=/x</environment_context>"}]}
+    assert extract_text("openai", "/v1/responses", only_wrappers)[0] == ""

@@ -187,12 +187,8 @@ def _table(d: Mapping[str, Sequence[str]]) -> tuple[tuple[str, _Pat], ...]:
 
 def word_index(text: str) -> set[str]:
     """The one-, two- and three-letter prefixes of the words in `text` (what the gates test)."""
-    idx: set[str] = set()
-    for w in set(_WORD.findall(text)):
-        idx.add(w[:3])
-        idx.add(w[:2])
-        idx.add(w[:1])
-    return idx
+    words = set(_WORD.findall(text))
+    return {p for w in words for p in (w[:1], w[:2], w[:3])}
 
 
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
@@ -226,6 +222,8 @@ _FILE_NAME = re.compile(r"(?:[\w.-]+/)*[\w-]+\.[a-z0-9]+")
 _NUM = r"\d+|" + "|".join(sorted((re.escape(w) for w in R.NUMBER_WORDS), key=len, reverse=True))
 _FILE_UNIT_STEMS = tuple({u[:5] for u in R.FILE_UNITS.split("|")})
 _SERVICE_UNIT_STEMS = ("servic", "repo", "app", "system")
+_FILE_UNIT_GATE = frozenset(u[:3] for u in _FILE_UNIT_STEMS)
+_SERVICE_UNIT_GATE = frozenset(u[:3] for u in _SERVICE_UNIT_STEMS) | {"mic"}
 MAX_SENTENCES = 8
 _FILE_COUNT = re.compile(r"(?<![\w-])(" + _NUM + r")\s+(?:[\w-]+\s+){0,2}?(?:" + R.FILE_UNITS + r")(?![\w])")
 _SERVICE_COUNT = re.compile(r"(?<![\w-])(" + _NUM + r")\s+(?:[\w-]+\s+){0,2}?(?:" + R.SERVICE_UNITS + r")(?![\w])")
@@ -248,7 +246,7 @@ def _prepare(text: str, cap: int) -> str:
     return text.lower()
 
 
-def count_files(text: str) -> int:
+def count_files(text: str, idx: set[str] | None = None) -> int:
     """Distinct file names a task names, or the number it states ("across 7 files")."""
     named = set()
     if "." in text:
@@ -259,14 +257,14 @@ def count_files(text: str) -> int:
             if _FILE_NAME.fullmatch(tok) and tok.rsplit(".", 1)[1] in _EXTENSIONS and tok not in R.NOT_FILES:
                 named.add(tok)
     stated = 0
-    if any(u in text for u in _FILE_UNIT_STEMS):
+    if (not _FILE_UNIT_GATE.isdisjoint(idx)) if idx is not None else any(u in text for u in _FILE_UNIT_STEMS):
         stated = max((_number(m.group(1)) for m in _FILE_COUNT.finditer(text)), default=0)
     return max(len(named), stated)
 
 
-def count_services(text: str) -> int:
+def count_services(text: str, idx: set[str] | None = None) -> int:
     """Services a task names ("the auth, billing and search services", "2 services")."""
-    if not any(u in text for u in _SERVICE_UNIT_STEMS):
+    if _SERVICE_UNIT_GATE.isdisjoint(idx) if idx is not None else not any(u in text for u in _SERVICE_UNIT_STEMS):
         return 0
     stated = max((_number(m.group(1)) for m in _SERVICE_COUNT.finditer(text)), default=0)
     listed = 0
@@ -328,8 +326,6 @@ def _classify_piece(piece: str, sentence: str, files: int, services: int, idx: s
     if m:
         return Decision("balanced", "tests", f"{_q(m)}: writing tests goes to the balanced tier")
 
-    action = _ACTION.search(piece, idx) or _BUG.search(piece, idx) or _FEATURE.search(piece, idx) or _REFACTOR.search(piece, idx)
-
     # 4. Production trouble, the hard kinds of bug, system-wide change.
     m = _SMART["production-debugging"].search(piece, idx)
     if m:
@@ -346,6 +342,7 @@ def _classify_piece(piece: str, sentence: str, files: int, services: int, idx: s
         return Decision("smart", "large-refactor", f"{_q(m)} is a system-wide change: smart tier")
 
     # 5. Size: several services, or six or more files.
+    action = _ACTION.search(piece, idx) or _BUG.search(piece, idx) or _FEATURE.search(piece, idx) or _REFACTOR.search(piece, idx)
     if action is not None:
         if services >= 2:
             return Decision("smart", f"multi-service:{services}", f"touches {services} services: smart tier")
@@ -420,10 +417,10 @@ def classify(text: str, context_tokens: int = 0, rules: Rules | None = None) -> 
     if decision is None:
         sentences = _sentences(t)
         scope = "\n".join(sentences)
-        files = count_files(scope)
-        services = count_services(scope)
-        idx: set[str] = set()
-        last_sentence = None
+        idx = word_index(scope)
+        files = count_files(scope, idx)
+        services = count_services(scope, idx)
+        last_sentence = sentences[0] if len(sentences) == 1 else None
         for piece, sentence in _split(sentences):
             if sentence is not last_sentence:
                 idx, last_sentence = word_index(sentence), sentence

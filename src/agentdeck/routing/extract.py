@@ -8,6 +8,7 @@ token: cheap (no JSON dump, no tokenizer) and close enough to tell 2k from 100k.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 CHARS_PER_TOKEN = 4
@@ -49,12 +50,25 @@ def _size(value: Any, depth: int = 0) -> int:
     return 0
 
 
+# Blocks agent CLIs wrap around the user's words (Claude Code's reminders, Codex's AGENTS.md
+# and environment): context for the model, not the task a person typed.
+_WRAPPERS = ("<system-reminder>", "<environment_context>", "<user_instructions>")
+_WRAPPER_BLOCK = re.compile(r"<(system-reminder|environment_context|user_instructions)>.*?(?:</\1>|\Z)", re.S)
+
+
+def strip_wrappers(text: str) -> str:
+    if "<" not in text or not any(w in text for w in _WRAPPERS):
+        return text
+    return _WRAPPER_BLOCK.sub(" ", text)
+
+
 def last_user_text(items: list[Any], role_key: str = "role") -> str:
+    """The newest user message that has words of its own (tool results and agent wrappers skipped)."""
     for item in reversed(items):
         if isinstance(item, dict) and item.get(role_key) == "user":
-            text = text_of(item.get("content"))
+            text = strip_wrappers(text_of(item.get("content")))
             if text.strip():
-                return text
+                return text.strip()
     return ""
 
 
@@ -67,7 +81,7 @@ def extract_text(protocol: str, endpoint: str, body: dict[str, Any]) -> tuple[st
     if protocol == "openai" and endpoint.rstrip("/").endswith("responses"):
         inp = body.get("input")
         if isinstance(inp, str):
-            text = inp
+            text = strip_wrappers(inp).strip()
             chars += len(inp)
         elif isinstance(inp, list):
             text = last_user_text(inp)
