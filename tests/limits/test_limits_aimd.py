@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from agentdeck.bus import Bus, LimitChanged, ProviderThrottled, Subscription
 from agentdeck.config import LimitsConfig
 from agentdeck.limits import ProviderLimiter
 from agentdeck.limits.virtual_loop import run_virtual
-from conftest import FakeClock
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 MakeLimiter = Callable[..., ProviderLimiter]
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agentdeck.bus import Alert, Bus
 from agentdeck.config import BreakerConfig, LimitsConfig
 from agentdeck.limits import CircuitBreaker, ProviderLimiter
-from conftest import FakeClock
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 
 def test_opens_after_threshold_consecutive_failures(clock: FakeClock) -> None:
