@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agentdeck.cli.run import codex_args, covers, session_env
 
 from conftest import GatewayDouble, agentdeck
@@ -111,6 +113,18 @@ def _start_run(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
 
 
+@pytest.fixture
+def groups() -> Any:
+    """Process groups a test started; whatever happens in the test, none outlives it."""
+    started: list[int] = []
+    yield started
+    for pgid in started:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def _wait_file(p: Path, timeout: float = 15.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,12 +160,12 @@ time.sleep(60)
 
 
 def test_signals_are_forwarded_and_the_exit_code_returned(cli_env: dict[str, str], gateway: GatewayDouble,
-                                                           tmp_path: Path) -> None:
+                                                           tmp_path: Path, groups: list[int]) -> None:
     script, ready = tmp_path / "sleeper.py", tmp_path / "ready"
     script.write_text(SLEEPER)
     p = _start_run(cli_env, "--url", gateway.url, "--", sys.executable, str(script), "trap", str(ready))
     try:
-        _wait_file(ready)
+        groups.append(int(_wait_file(ready).split()[0]))
         p.send_signal(signal.SIGTERM)
         out, _ = p.communicate(timeout=10)
     finally:
@@ -159,13 +173,15 @@ def test_signals_are_forwarded_and_the_exit_code_returned(cli_env: dict[str, str
     assert p.returncode == 7 and "got TERM" in out
 
 
-def test_kill_on_stop_ends_the_process_group(cli_env: dict[str, str], gateway: GatewayDouble, tmp_path: Path) -> None:
+def test_kill_on_stop_ends_the_process_group(cli_env: dict[str, str], gateway: GatewayDouble, tmp_path: Path,
+                                            groups: list[int]) -> None:
     script, ready = tmp_path / "sleeper.py", tmp_path / "ready"
     script.write_text(SLEEPER)
     p = _start_run(cli_env, "--url", gateway.url, "--kill-on-stop", "--key", "batch", "--",
                    sys.executable, str(script), "plain", str(ready))
     try:
         pid, grandchild = map(int, _wait_file(ready).split())
+        groups.append(pid)
         time.sleep(0.3)
         assert p.poll() is None
         gateway.status["stopped_keys"]["somebody-else"] = "not us"
@@ -184,13 +200,14 @@ def test_kill_on_stop_ends_the_process_group(cli_env: dict[str, str], gateway: G
     assert not _alive(pid) and not _alive(grandchild)  # the whole group, not just the direct child
 
 
-def test_kill_on_stop_escalates_to_sigkill(cli_env: dict[str, str], gateway: GatewayDouble, tmp_path: Path) -> None:
+def test_kill_on_stop_escalates_to_sigkill(cli_env: dict[str, str], gateway: GatewayDouble, tmp_path: Path,
+                                          groups: list[int]) -> None:
     script, ready = tmp_path / "sleeper.py", tmp_path / "ready"
     script.write_text(SLEEPER)
     p = _start_run(cli_env, "--url", gateway.url, "--kill-on-stop", "--kill-grace", "0.3", "--",
                    sys.executable, str(script), "stubborn", str(ready))
     try:
-        _wait_file(ready)
+        groups.append(int(_wait_file(ready).split()[0]))
         t0 = time.monotonic()
         gateway.status["stopped"], gateway.status["stop_reason"] = True, "everything stops"
         p.communicate(timeout=10)
