@@ -104,7 +104,7 @@ async def handle(gw: "Gateway", scope: Scope, receive: Receive, send: Send, wire
     except UpstreamUnavailable as u:
         call.status, call.error, call.attempts = 502, str(u), u.attempts
         await _refuse_late(call, send, Refusal(502, f"agentdeck: {u}", "upstream_unavailable"))
-    except (asyncio.CancelledError, ClientGone):
+    except asyncio.CancelledError:
         call.status, call.error = 499, "client disconnected"
         raise
     finally:
@@ -307,7 +307,7 @@ async def _stream(call: Call, receive: Receive, send: Send) -> None:
                 for ev in split_sse_events(buf):
                     out = meter.feed(ev)
                     if out is not None:
-                        await send(({"type": "http.response.body", "body": out, "more_body": True}))
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
             cut = True
         finally:
@@ -327,7 +327,7 @@ async def _stream(call: Call, receive: Receive, send: Send) -> None:
             call.error = "stopped mid-stream"
             await send_chunk(send, wire.stream_error_event(msg, "agentdeck_stopped"))
         elif not meter.done:
-            call.error = "upstream stream ended early" if cut or not meter.done else None
+            call.error = "upstream stream ended early" + (" (connection error)" if cut else "")
             await send_chunk(send, wire.stream_error_event("agentdeck: the provider's stream ended early", "upstream_stream_cut"))
         await send_chunk(send, b"", more=False)
 
