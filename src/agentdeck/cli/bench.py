@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-SCENARIOS = ("gateway", "aimd", "console", "flaky")
+SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky")
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -30,6 +30,12 @@ def run(args: argparse.Namespace) -> int:
 
         result = run_gateway_bench(args.duration, args.concurrency, args.rounds, limits=not args.limits_off)
         print(json.dumps(result, indent=2) if args.json else format_gateway_report(result))
+        return 0
+    if args.scenario == "clients":
+        from agentdeck.gateway.bench import format_client_report, run_client_bench
+
+        result = run_client_bench(args.duration, args.concurrency, args.rounds)
+        print(json.dumps(result, indent=2) if args.json else format_client_report(result))
         return 0
     if args.scenario == "aimd":
         from agentdeck.limits.bench_aimd import format_aimd_report, run_aimd_scenario

@@ -201,5 +201,58 @@ def format_gateway_report(r: dict[str, Any]) -> str:
     ])
 
 
+async def _load_httpx(url: str, headers: dict[str, str], concurrency: int, seconds: float) -> Round:
+    import httpx
+
+    lat: list[float] = []
+    errors = 0
+    n = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as c:
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal errors, n
+            while time.perf_counter() < end:
+                t = time.perf_counter()
+                r = await c.post(url, content=_BODY, headers=headers)
+                errors += r.status_code != 200
+                lat.append((time.perf_counter() - t) * 1000)
+                n += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        took = time.perf_counter() - t0
+    return Round(url, n, errors, took, lat)
+
+
+def run_client_bench(duration: float = 3.0, concurrency: int = 32, rounds: int = 2) -> dict[str, Any]:
+    """Why the gateway's upstream client is aiohttp: both clients against the mock, alternating, same load."""
+    mock, mock_url = _spawn(["mock-upstream", "--port", "0"])
+    url = mock_url + "/v1/chat/completions"
+    h = {"authorization": "Bearer sk-bench-provider", "content-type": "application/json"}
+    try:
+        asyncio.run(_load(url, h, concurrency, 0.5))
+        aio, hx = [], []
+        for _ in range(rounds):
+            aio.append(asyncio.run(_load(url, h, concurrency, duration)))
+            hx.append(asyncio.run(_load_httpx(url, h, concurrency, duration)))
+    finally:
+        mock.terminate()
+        mock.wait(10)
+    a_rps, h_rps = statistics.median(r.rps for r in aio), statistics.median(r.rps for r in hx)
+    return {"concurrency": concurrency, "aiohttp_rps": round(a_rps, 1), "httpx_rps": round(h_rps, 1),
+            "aiohttp_vs_httpx": round(a_rps / h_rps, 2) if h_rps else None,
+            "aiohttp_p50_ms": round(statistics.median(r.pct(0.5) for r in aio), 2),
+            "httpx_p50_ms": round(statistics.median(r.pct(0.5) for r in hx), 2)}
+
+
+def format_client_report(r: dict[str, Any]) -> str:
+    return (f"upstream client at {r['concurrency']} concurrent keep-alive requests against the mock provider\n"
+            f"  aiohttp {r['aiohttp_rps']:>8.0f} req/s (p50 {r['aiohttp_p50_ms']:.2f} ms)\n"
+            f"  httpx   {r['httpx_rps']:>8.0f} req/s (p50 {r['httpx_p50_ms']:.2f} ms)\n"
+            f"  aiohttp / httpx = {r['aiohttp_vs_httpx']:.2f}")
+
+
 if __name__ == "__main__":  # pragma: no cover - manual use
     print(format_gateway_report(run_gateway_bench(float(os.environ.get("D", "3")))))
