@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import statistics
 import time
+import timeit
 from typing import Any
 
 import pytest
@@ -104,13 +104,12 @@ def test_suggestion_shape_and_explanations() -> None:
 
 
 def test_suggest_is_instant() -> None:
-    """Patterns are compiled at import; a suggestion takes well under a millisecond on one core."""
+    """Patterns are compiled at import; one suggestion takes well under a millisecond on one idle core.
+
+    Measured in CPU time (the CI box is shared: wall time would count waiting for a core), best of ten batches.
+    """
     text = ("Passes unit tests but fails integration; the route handler queries the database directly and "
             "nothing flags it, although the project uses the service layer everywhere else")
-    timings = []
-    for _ in range(200):
-        t = time.perf_counter()
-        suggest(text)
-        timings.append(time.perf_counter() - t)
-    assert statistics.median(timings) < 0.002  # measured ~0.2 ms; 10x headroom for a loaded CI box
+    per_call = min(timeit.repeat(lambda: suggest(text), number=50, repeat=10, timer=time.thread_time)) / 50
+    assert per_call < 0.001  # measured 0.15-0.25 ms idle
     assert all(s.pattern.pattern == s.pattern.pattern.lower() for s in SIGNALS), "patterns run on lowered text"
