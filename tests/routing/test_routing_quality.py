@@ -169,3 +169,16 @@ def test_agent_wrappers_are_not_the_task() -> None:
     assert extract_text("openai", "/v1/responses", codex)[0] == "Fix the typo in README.md"
     only_wrappers = {"input": [{"role": "user", "content": "<environment_context>cwd=/x</environment_context>"}]}
     assert extract_text("openai", "/v1/responses", only_wrappers)[0] == ""
+
+
+def test_an_approval_is_read_with_the_task_it_approves() -> None:
+    body = {"messages": [{"role": "user", "content": "Design the sharding architecture for the events table"},
+                         {"role": "assistant", "content": "Here is a plan: ..."},
+                         {"role": "user", "content": "ok, go ahead and do it"}]}
+    text, _ = extract_text("anthropic", "/v1/messages", body)
+    assert text == "Design the sharding architecture for the events table\nok, go ahead and do it"
+    from agentdeck.routing import classify
+
+    assert classify(text).tier == "smart"
+    body["messages"][-1]["content"] = "now grep for TODOs"
+    assert extract_text("anthropic", "/v1/messages", body)[0] == "now grep for TODOs"

@@ -62,14 +62,35 @@ def strip_wrappers(text: str) -> str:
     return _WRAPPER_BLOCK.sub(" ", text)
 
 
+# A reply made only of these words approves what came before; it is not a task of its own.
+_APPROVAL = frozenset(
+    "yes yep yup yeah y ok okay k sure go ahead do it that this continue proceed please pls sounds good lgtm "
+    "looks great thanks thank you perfect approved approve carry on keep going next alright fine cool nice right "
+    "correct exactly agreed let's lets now then and the plan same again retry try".split()
+)
+_REPLY_WORD = re.compile(r"[a-z']+")
+
+
+def is_approval(text: str) -> bool:
+    words = _REPLY_WORD.findall(text.lower())
+    return 0 < len(words) <= 8 and all(w in _APPROVAL for w in words)
+
+
 def last_user_text(items: list[Any], role_key: str = "role") -> str:
-    """The newest user message that has words of its own (tool results and agent wrappers skipped)."""
+    """The newest user message that has words of its own (tool results and agent wrappers skipped).
+
+    A reply like "yes", "go ahead" or "ok do it" carries no task of its own: it approves the
+    one before, so the previous user message is read with it.
+    """
+    found: list[str] = []
     for item in reversed(items):
         if isinstance(item, dict) and item.get(role_key) == "user":
-            text = strip_wrappers(text_of(item.get("content")))
-            if text.strip():
-                return text.strip()
-    return ""
+            text = strip_wrappers(text_of(item.get("content"))).strip()
+            if text:
+                found.append(text)
+                if not is_approval(text) or len(found) == 2:
+                    break
+    return "\n".join(reversed(found))
 
 
 def extract_text(protocol: str, endpoint: str, body: dict[str, Any]) -> tuple[str, int]:

@@ -39,7 +39,9 @@ SEARCH_LEAD = (
 READ_LEAD = (
     r"read|show(?: me)?|open|cat|print|display|view|look at|tell me|explain|summari[sz]e|"
     r"describe|what(?:'s| is| are| does| do)|what (?:[\w-]+ ){1,2}(?:does|do|is|are)|"
-    r"how (?:does|many|much)|check (?:whether|if)|inspect"
+    r"how (?:does|many|much)|check (?:whether|if)|inspect|understand|walk me through|go through|"
+    r"how (?:do|can|should) (?:i|we|you) (?:run|use|start|install|build|configure|call|invoke|find|get|see|"
+    r"check|open|list|read|print|view|enable|disable|set)"
 )
 # A "find ..." that asks for a cause, a plan or a judgement is investigation, not lookup.
 NOT_A_LOOKUP = (
@@ -64,6 +66,8 @@ COSMETIC: dict[str, Sequence[str]] = {
         r"(?:readme|changelog|docs|documentation|contributing(?:\.md)?|release notes|man page)\b",
         r"add (?:a |an )?(?:entry|note|line|section|badge|link) (?:to|in) (?:the )?"
         r"(?:readme|changelog|docs|documentation)\b",
+        r"(?:write|generate|draft|suggest) (?:a |an |the )?(?:good )?(?:commit message|pr description|"
+        r"pull request description|changelog entry|release notes?)",
     ),
     "formatting": (
         r"reformat",
@@ -76,6 +80,8 @@ COSMETIC: dict[str, Sequence[str]] = {
         r"add (?:a |an |some )?(?:debug |info |warning )?(?:log|logging|print|console\.log) "
         r"(?:line|statement|message|call)s?",
         r"add logging to",
+        r"(?:remove|delete|clean up|strip) (?:the |all |any )?(?:stray |leftover |temporary )?(?:debug(?:ging)? )?"
+        r"(?:print|console\.log|log|logging|debug) (?:statements?|calls?|lines?)",
         r"change (?:the )?log (?:level|message)",
     ),
 }
@@ -148,6 +154,8 @@ SMART: dict[str, Sequence[str]] = {
     "performance": (
         r"performance", r"\bperf\b", r"optimi[sz]\w*(?! (?:the )?imports)", r"speed up", r"latency",
         r"throughput", r"bottlenecks?", r"too slow", r"slow (?:query|queries|endpoint|page|request)s?",
+        r"make (?:[\w-]+ ){0,4}(?:faster|quicker|more efficient|use less memory)",
+        r"reduce (?:the )?(?:[\w-]+ )?(?:latency|memory|cpu|load time|startup time|response time)",
         r"n\+1", r"profil(?:ing|er)", r"profile (?:the|it|this|our|that|why)", r"memory usage", r"cpu usage", r"scal(?:e|ing) (?:to|up|out)",
     ),
 }
@@ -181,7 +189,8 @@ DOMAINS: dict[str, Sequence[str]] = {
 
 # --- ordinary development: balanced ---------------------------------------------------------
 BUG_FIX = (
-    r"fix\w*", r"bugs?", r"debug\w*", r"broken", r"crash\w*", r"exceptions?", r"errors?",
+    r"fix\w*", r"bugs?", r"debug\w*", r"broken", r"crash\w*", r"exceptions?",
+    r"errors?(?! (?:messages?|handling|handler|codes?|pages?|types?|classes?|strings?|text|copy))",
     r"regressions?", r"failing", r"fails", r"(?:doesn't|does not|isn't|is not|not) work\w*",
     r"traceback", r"stack ?trace", r"wrong (?:result|output|value|answer)s?", r"off-by-one",
 )
