@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 from agentdeck.config import TIERS, RoutingConfig
@@ -409,10 +410,8 @@ def _config_rule(text: str, rules: Rules) -> Decision | None:
     return None
 
 
-def classify(text: str, context_tokens: int = 0, rules: Rules | None = None) -> Decision:
-    """The tier a task needs, with the rule and the phrase that decided it. No I/O."""
-    rules = DEFAULT_RULES if rules is None else rules
-    t = _prepare(text, rules.scan_chars)
+def _decide(t: str, rules: Rules) -> Decision:
+    """The decision for prepared text, before the context-size floor."""
     decision = _config_rule(t, rules) if rules.extra else None
     if decision is None:
         sentences = _sentences(t)
@@ -431,6 +430,19 @@ def classify(text: str, context_tokens: int = 0, rules: Rules | None = None) -> 
                     break
     if decision is None:
         decision = Decision("balanced", "default", "no rule matched: the balanced tier is the default" if t.strip() else "no task text: the balanced tier is the default")
+    return decision
+
+
+# An agent sends the same task text with every request of a turn (tool calls in between),
+# so decisions are cached by text: a repeat costs a dict lookup.
+_decide_cached = lru_cache(maxsize=4096)(_decide)
+
+
+def classify(text: str, context_tokens: int = 0, rules: Rules | None = None, *, cache: bool = True) -> Decision:
+    """The tier a task needs, with the rule and the phrase that decided it. No I/O."""
+    rules = DEFAULT_RULES if rules is None else rules
+    t = _prepare(text, rules.scan_chars)
+    decision = _decide_cached(t, rules) if cache else _decide(t, rules)
     if context_tokens >= rules.large_context_tokens and decision.tier == "fast":
         decision = Decision(
             "balanced", "large-context",
