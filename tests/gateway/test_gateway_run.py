@@ -84,3 +84,21 @@ def test_kill_on_stop_ends_the_session(gateway: Any, tmp_path: Path) -> None:
     assert code != 0
     # everyone else keeps working
     assert httpx.get(gateway.url + "/admin/status", headers=ADMIN).json()["stopped"] is False
+
+
+def test_session_keys_survive_a_gateway_restart(make_gateway: Any) -> None:
+    import openai
+
+    gw = make_gateway()
+    made = httpx.post(gw.url + "/admin/sessions", headers=ADMIN, json={"name": "long-job", "budget_usd": 3}).json()
+    secret = made["key"]
+    o = openai.OpenAI(base_url=gw.url + "/v1", api_key=secret, max_retries=0)
+    o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    gw.stop()
+    gw2 = make_gateway()
+    o2 = openai.OpenAI(base_url=gw2.url + "/v1", api_key=secret, max_retries=0)
+    assert o2.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "y"}]).choices
+    st = httpx.get(gw2.url + "/admin/status", headers=ADMIN).json()
+    assert st["keys"]["long-job"]["budget_usd"] == 3.0
+    db = (gw2.cfg.gateway.data_path / "agentdeck.db").read_bytes()
+    assert secret.encode() not in db

@@ -4,8 +4,8 @@ Why a key per session: the console shows spend and calls per session, a session 
 its own budget (`--budget`), and `agentdeck stop --key SESSION` stops one runaway agent
 while everyone else keeps working. Secrets come from :func:`secrets.token_urlsafe`; only a
 SHA-256 of each secret is kept, so a memory dump or a status page cannot leak one.
-Sessions live as long as the gateway process (a restarted gateway forgets them, and the
-`agentdeck run` that created one must be restarted too).
+The gateway persists each session's name and digest (never the secret) so a restarted
+gateway still accepts the keys of sessions that are running.
 """
 
 from __future__ import annotations
@@ -70,6 +70,20 @@ class SessionRegistry:
         if self.ledger is not None and budget_usd is not None:
             self.ledger.set_key_budget(final, budget_usd)
         return final, secret
+
+    def digest_of(self, name: str) -> str | None:
+        """The stored digest of a session's secret (what the gateway persists), or None."""
+        s = self._by_name.get(name)
+        return next((d for d, v in self._by_digest.items() if v is s), None) if s is not None else None
+
+    def restore(self, name: str, digest: str, parent_key: str | None, budget_usd: float | None, created: float) -> Session:
+        """Re-register a persisted session after a restart (its secret is unknown; its digest is enough)."""
+        s = Session(name=name, parent_key=parent_key, budget_usd=budget_usd, created=created)
+        self._by_digest[digest] = s
+        self._by_name[name] = s
+        if self.ledger is not None and budget_usd is not None:
+            self.ledger.set_key_budget(name, budget_usd)
+        return s
 
     def lookup(self, secret: str) -> Session | None:
         """The session a presented key belongs to, or None (then it is not a session key)."""

@@ -133,9 +133,13 @@ async def _admin(gw: "Gateway", scope: Scope, receive: Receive, send: Send, path
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
             await _bad(send, "budget_usd", "must be a non-negative number")
             return
-        session_name, secret = gw.sessions.create(name, budget, parent)
+        session_name, secret = gw.sessions.create(name or "session", budget, parent)
         if budget is not None:
             gw.ledger.set_key_budget(session_name, float(budget))
+        session = gw.sessions.get(session_name)
+        digest = gw.sessions.digest_of(session_name)
+        if session is not None and digest is not None:
+            await gw.store.record_session(session_name, digest, session.parent_key, session.budget_usd, session.created)
         await send_json(send, 200, {"session": session_name, "key": secret})
     elif path == "/admin/history" and method == "GET":
         await gw.store.flush()

@@ -74,11 +74,11 @@ class Gateway:
         self.ledger = Ledger(cfg, self.bus, on_daily_exhausted=self._auto_stop)
         self.killswitch = KillSwitch(self.bus, self.store)
         self.anomaly = AnomalyDetector(cfg.anomaly, self.bus)
-        self.alerts = AlertSink(cfg.alerts, self.bus, stderr=alerts_to_stderr)
-        self.sessions = SessionRegistry()
+        self.admin_token = cfg.gateway.admin_token or secrets.token_urlsafe(24)
+        self.alerts = AlertSink(cfg.alerts, self.bus, stderr=alerts_to_stderr, redact=self.secrets())
+        self.sessions = SessionRegistry(reserved_names={k.name for k in cfg.keys})
         self.router = Router(cfg)
         self.downgrade = DowngradeWatch(cfg.routing.downgrade_at)
-        self.admin_token = cfg.gateway.admin_token or secrets.token_urlsafe(24)
         self._keys = cfg.key_by_secret()
         self._open = not cfg.keys
         self._model_provider: dict[tuple[str, str], str | None] = {}
@@ -100,6 +100,10 @@ class Gateway:
         await self.store.open()
         await self.ledger.load(self.store)
         await self.killswitch.load()
+        for row in await self.store.sessions():
+            self.sessions.restore(row["name"], row["digest"], row["parent_key"], row["budget_usd"], row["created"])
+            if row["budget_usd"] is not None:
+                self.ledger.set_key_budget(row["name"], float(row["budget_usd"]))
         self.http = make_session(self.cfg)
         await self.alerts.start()
         self._tick_task = asyncio.create_task(self._tick(), name="stats-tick")

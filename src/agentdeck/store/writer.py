@@ -123,6 +123,16 @@ class Store:
         )
         await self.conn.commit()
 
+    async def record_session(self, name: str, digest: str, parent_key: str | None, budget_usd: float | None,
+                             created: float) -> None:
+        assert self.conn is not None
+        await self.conn.execute("INSERT OR REPLACE INTO sessions (name, digest, parent_key, budget_usd, created) "
+                                "VALUES (?, ?, ?, ?, ?)", (name, digest, parent_key, budget_usd, created))
+        await self.conn.commit()
+
+    async def sessions(self) -> list[dict[str, Any]]:
+        return await self.fetchall("SELECT name, digest, parent_key, budget_usd, created FROM sessions")
+
     # -- queries ------------------------------------------------------------------------
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         assert self.conn is not None
