@@ -38,7 +38,7 @@ def demo_config(openai_url: str, anthropic_url: str, data_dir: Path, base: Confi
         "keys": [{"name": n, "key": k, "daily_budget_usd": 150.0 if n == "batch-pipeline" else None}
                  for n, k in keys.items()],
         "budget": {"hourly_usd": 50.0, "daily_usd": 1000.0},
-        "anomaly": {"baseline_window_s": 300.0, "min_baseline_usd_per_hour": 0.5},
+        "anomaly": {"baseline_window_s": 600.0, "min_baseline_usd_per_hour": 2.0},
         "providers": {
             "anthropic": {"protocol": "anthropic", "base_url": anthropic_url, "api_key": "demo-provider-key-anthropic",
                           "models": ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"],
@@ -203,7 +203,7 @@ def format_summary(tally: DemoTally, status: dict[str, Any], rig: DemoRig, durat
         for a in t.alerts[:8]:
             lines.append(f"  alert          {a.severity} {a.kind}: {a.message[:100]}")
     else:
-        lines.append("  alerts         none (the cost spike needs about 75 s of traffic before it can alert)")
+        lines.append("  alerts         none (the cost spike needs about 150 s of traffic before it can alert)")
     if t.failed_ids:
         lines.append(f"  failed calls   {', '.join(t.failed_ids)} (open one in the console with enter, then d to diagnose)")
     traffic = rig.traffic.stats.as_dict() if rig.traffic is not None else {}

@@ -13,7 +13,7 @@ The script (``Scenario``), in seconds from the start and repeating every ``cycle
   limits and climbs back;
 - a cost spike: an agent starts sending long smart-tier answers, which trips the anomaly
   detector's cost alert (it needs a minute of history first, so the first spike comes
-  after the warm-up).
+  after the two-minute warm-up).
 
 Magic words (``[mock:tokens=N]``, ``[mock:slow=MS]``, ``[mock:error=400]``) tell the mock
 provider how long and how slow each answer is; see ``agentdeck.sim.mock_upstream.MAGIC_WORDS``.
@@ -97,12 +97,12 @@ class Scenario:
     burst_s: float = 8.0
     burst_rps: float = 30.0
     burst_agent: str = "claude-code"
-    spike_at_s: float = 75.0
+    spike_at_s: float = 150.0
     spike_s: float = 20.0
     spike_rps: float = 1.5
     spike_tokens: int = 2500
     spike_agent: str = "batch-pipeline"
-    cycle_s: float = 240.0
+    cycle_s: float = 300.0
 
 
 @dataclass

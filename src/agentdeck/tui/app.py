@@ -80,6 +80,7 @@ class ConsoleApp(App[None]):
         self._generation_seen = 0
         self.pumps = 0
         self.events_seen = 0
+        self.clock = time.time  # tests pin it, so "active in the last minutes" is deterministic
 
     # -- layout -----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -104,13 +105,14 @@ class ConsoleApp(App[None]):
         }
         self.topbar = self.query_one(TopBar)
         self.query_one(CallTable).focus()
-        self.set_interval(1.0 / self.tui.refresh_hz, self._pump, name="pump")
+        self._pump_timer = self.set_interval(1.0 / self.tui.refresh_hz, self._pump, name="pump")
         self.run_worker(self.engine.run(), name="engine", exclusive=True, group="engine")
         self._pump()
         if self.banner:
             self.notify(self.banner, title="agentdeck", timeout=8)
 
     async def on_unmount(self) -> None:
+        self._pump_timer.stop()
         await self.engine.close()
 
     @property
@@ -120,9 +122,11 @@ class ConsoleApp(App[None]):
     # -- the pump: engine -> panes -> screen --------------------------------------------------------
     def _pump(self) -> None:
         """Drain the engine, feed every pane, redraw the visible one. Runs refresh_hz times a second."""
+        if not self.is_running or self._exit:
+            return
         self.pumps += 1
         events = self.engine.drain()
-        now = time.time()
+        now = self.clock()
         if events:
             self.events_seen += len(events)
             top = self.top
@@ -222,7 +226,7 @@ class ConsoleApp(App[None]):
         routing = self.live_panes["routing"]
         assert isinstance(routing, RoutingPane)
         routing.set_paused(self.paused)
-        self._draw_topbar(time.time())
+        self._draw_topbar(self.clock())
 
     def action_filter(self) -> None:
         self.action_show_pane("routing")
@@ -266,7 +270,7 @@ class ConsoleApp(App[None]):
             return
         routing = self.live_panes["routing"]
         assert isinstance(routing, RoutingPane)
-        screen = StopScreen(in_flight=self.top.in_flight, sessions=routing.calls.sessions_active(),
+        screen = StopScreen(in_flight=self.top.in_flight, sessions=routing.calls.sessions_active(now=self.clock()),
                             rps=self.top.rps, url=self.engine.url, mode=self.engine.mode)
         self.push_screen(screen, self._stop_confirmed)
 
@@ -285,7 +289,7 @@ class ConsoleApp(App[None]):
             return
         self.top.stopped, self.top.stop_reason, self.top.stop_actor = True, reason, "console"
         self.top.stop_since = time.time()
-        self._draw_topbar(time.time())
+        self._draw_topbar(self.clock())
         self.notify("All agent traffic is stopped: new calls get 403. R or ctrl+p → Resume to lift it.",
                     severity="error", timeout=8)
 
@@ -309,7 +313,7 @@ class ConsoleApp(App[None]):
         self.top.stopped = False
         self.top.stop_reason = self.top.stop_actor = None
         self.top.stop_since = None
-        self._draw_topbar(time.time())
+        self._draw_topbar(self.clock())
         self.notify("Traffic resumed.", severity="information", timeout=4)
 
     def action_request_quit(self) -> None:

@@ -155,11 +155,18 @@ class CallLog:
         return row
 
     def seed(self, rows: list[dict[str, Any]]) -> None:
-        """Fill from stored history (oldest first) without counting it in the live totals twice."""
+        """Merge stored history (``/admin/requests``) with what arrived live, by time, without counting it twice."""
         known = {r.ev.id for r in self.rows}
-        for d in sorted(rows, key=lambda r: r.get("ts") or 0):
+        merged = list(self.rows)
+        for d in rows:
             if d.get("id") not in known:
-                self.rows.append(make_row(request_from_row(d)))
+                row = make_row(request_from_row(d))
+                merged.append(row)
+                who = row.ev.session or row.ev.key
+                self.recent_who[who] = max(self.recent_who.get(who, 0.0), row.ev.ts)
+        merged.sort(key=lambda r: r.ev.ts)
+        self.rows.clear()
+        self.rows.extend(merged[-self.max_rows:])
         self.version += 1
 
     def sessions_active(self, within_s: float = 300.0, now: float | None = None) -> list[str]:

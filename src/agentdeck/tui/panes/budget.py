@@ -101,7 +101,7 @@ class AlertFeed(Static):
 
 class KillSwitch(Horizontal):
     DEFAULT_CSS = """
-    KillSwitch { height: 3; padding: 0 1; }
+    KillSwitch { height: 3; padding: 0 1; margin-bottom: 1; }
     KillSwitch #ks-state { width: 1fr; height: 3; content-align: left middle; }
     KillSwitch.-stopped #ks-state { color: $error; text-style: bold; }
     KillSwitch #ks-stop { display: block; }
@@ -160,6 +160,7 @@ class BudgetPane(Vertical, LivePane):
             yield Meter("hour", id="meter-hour")
             yield Meter("day", id="meter-day")
         yield Projection("", id="projection")
+        yield KillSwitch(id="killswitch")
         with Horizontal(id="lower"):
             with Vertical(id="spenders-box"):
                 yield Label("top keys and sessions (today)", classes="section")
@@ -167,7 +168,6 @@ class BudgetPane(Vertical, LivePane):
             with Vertical(id="feed-box"):
                 yield Label("alerts", classes="section")
                 yield AlertFeed("", id="feed")
-        yield KillSwitch(id="killswitch")
 
     def on_mount(self) -> None:
         t = self.query_one("#spenders", DataTable)

@@ -298,10 +298,10 @@ class DiagnosePane(Widget):
         msg.set_classes(f"-{kind}" if kind else "")
         msg.update(text)
 
-    def _run(self, fn: object, *args: object) -> bool:
+    def _run(self, fn: Callable[..., object], *args: object) -> bool:
         """Call a wizard transition; show a user error instead of raising it."""
         try:
-            fn(*args)  # type: ignore[operator]
+            fn(*args)
         except AgentdeckError as e:
             self._message(f"✗ {e}", "error")
             return False

@@ -1,0 +1,151 @@
+"""Pilot tests of the console's keys against scripted events: pause, filter, tabs, themes, help, details."""
+
+from __future__ import annotations
+
+from tui_scripted import T0, ReplayEngine, make_request, scripted_events
+from textual.widgets import Input, TabbedContent
+
+from agentdeck.tui.app import ConsoleApp
+from agentdeck.tui.panes.routing import RoutingPane
+from agentdeck.tui.screens import CallDetailScreen, ConfirmScreen, HelpScreen, StopScreen
+from agentdeck.tui.widgets.call_table import CallTable
+
+SIZE = (140, 45)
+
+
+def app_with(events: list) -> tuple[ConsoleApp, ReplayEngine]:
+    eng = ReplayEngine(events)
+    app = ConsoleApp(eng)
+    app.clock = lambda: T0 + 125
+    return app, eng
+
+
+async def test_pause_freezes_the_table_and_shows_a_banner() -> None:
+    app, eng = app_with([make_request(i) for i in range(10)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.query_one(CallTable)
+        assert [r.ev.id for r in table.rows][:2] == ["req_000009", "req_000008"]
+        pane = app.query_one(RoutingPane)
+        banner = pane.query_one("#paused-banner")
+        assert not banner.display
+
+        await pilot.press("p")
+        assert app.paused and banner.display
+        eng.push([make_request(i) for i in range(10, 15)])
+        app._pump()
+        await pilot.pause()
+        assert table.rows[0].ev.id == "req_000009", "a paused table must not move"
+        assert "5 new calls since" in str(banner.render())
+        assert "PAUSED" in str(app.topbar.render())
+
+        await pilot.press("p")
+        await pilot.pause()
+        assert not app.paused and not banner.display
+        assert table.rows[0].ev.id == "req_000014"
+
+
+async def test_filter_narrows_the_table_and_escape_clears_it() -> None:
+    app, _ = app_with([make_request(i) for i in range(40)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.query_one(CallTable)
+        assert len(table.rows) == 40
+        await pilot.press("slash")
+        box = app.query_one("#filter", Input)
+        assert box.has_focus
+        await pilot.press(*"codex opus")
+        await pilot.pause()
+        assert table.rows and all(r.ev.key == "codex" and "opus" in r.ev.model for r in table.rows)
+        await pilot.press("enter")
+        assert table.has_focus, "enter keeps the filter and returns to the table"
+        assert len(table.rows) < 40
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(table.rows) == 40 and not box.display
+
+
+async def test_bang_while_typing_a_filter_is_a_character_not_a_stop() -> None:
+    app, eng = app_with([make_request(i) for i in range(3)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", "a", "exclamation_mark")
+        await pilot.pause()
+        assert app.query_one("#filter", Input).value == "a!"
+        assert not isinstance(app.screen, StopScreen)
+        await pilot.press("escape", "exclamation_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, StopScreen)
+
+
+async def test_number_keys_switch_panes_and_every_pane_has_content() -> None:
+    app, _ = app_with(scripted_events(30))
+    async with app.run_test(size=SIZE) as pilot:
+        tabs = app.query_one(TabbedContent)
+        for key, pane in (("2", "providers"), ("3", "budget"), ("4", "diagnose"), ("5", "flaky"), ("1", "routing")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert tabs.active == pane
+            content = app.query_one(f"#{pane}").children
+            assert content, f"{pane} pane is empty"
+        for pane in ("diagnose", "flaky"):
+            widget = app.query_one(f"#{pane}").children[0]
+            text = str(widget.render()) if "placeholder" in (widget.id or "") else ""
+            assert "placeholder" not in (widget.id or "") or "How to use it now" in text
+
+
+async def test_theme_switches_from_the_palette() -> None:
+    app, _ = app_with([make_request(1)])
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "dark"
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"switch theme: light")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.theme == "light"
+        assert app.current_theme.background == "#F7F8FA"
+
+
+async def test_help_lists_every_contract_key() -> None:
+    app, _ = app_with([])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        keys = {k for _, k, _ in app.screen.rows}
+        assert {"!", "?", "ctrl+p", "q", "p", "/", "enter / escape"} <= keys
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_enter_opens_details_and_d_sends_a_failed_call_to_diagnose() -> None:
+    failed = make_request(3, status=400, error="Invalid request.")
+    app, _ = app_with([make_request(1), make_request(2), failed])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CallDetailScreen) and app.screen.ev.id == failed.id
+        await pilot.press("d")
+        await pilot.pause()
+        assert not isinstance(app.screen, CallDetailScreen)
+        assert app.query_one(TabbedContent).active == "diagnose"
+
+
+async def test_quit_asks_while_traffic_flows() -> None:
+    from tui_scripted import make_tick
+
+    app, eng = app_with([make_tick(1)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.top.rps > 0
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("q", "enter")
+        await pilot.pause()
+    assert ("close", None) in eng.commands
