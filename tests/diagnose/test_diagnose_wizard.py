@@ -73,7 +73,7 @@ def test_answers_point_elsewhere_follow_and_accept_the_new_category(conn: sqlite
     assert wiz.suggestion is not None and wiz.suggestion.category == "context"
     v = wiz.verdict
     assert v is not None and not v.confirmed and v.pointer == "rules" and v.against == 2
-    assert any("points to rules" in r for r in v.reasons)
+    assert any("points to Rules" in r for r in v.reasons)
     q = wiz.follow()
     assert wiz.examining == "rules" and q.text.startswith("Is the expected behaviour written")
     assert wiz.visited == ("context", "rules")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentdeck.diagnose.framework import CATEGORY_KEYS, CategoryKey
+from agentdeck.diagnose.framework import CATEGORIES, CATEGORY_KEYS, CategoryKey
 
 #: When nothing in the text points anywhere, start with context: it is the cheapest cause to check
 #: (was the example, version or convention in front of the model?) and the questions move on from it.
@@ -164,6 +164,8 @@ for _cat, _words in LEXICON.items():
     for _w in _words:
         _LEXICON_INDEX[_w] = _LEXICON_INDEX.get(_w, ()) + (_cat,)
 
+_TITLES = {k: c.title.lower() for k, c in CATEGORIES.items()}
+
 _NO_SIGNAL_WHY = ("no telling phrase found; starting from context, the cheapest cause to check "
                   "(was the right example or version in front of the model?)")
 
@@ -198,7 +200,7 @@ def suggest(text: str) -> Suggestion:
             weight = min(LEXICON_CAP, LEXICON_WEIGHT * len(found))
             scores[cat] += weight
             listed = ", ".join(f'"{w}"' for w in found[:4])
-            hits[cat].append((weight, f"words typical of {cat} errors: {listed}"))
+            hits[cat].append((weight, f"words typical of {_TITLES[cat]} errors: {listed}"))
     total = sum(scores.values())
     if total == 0:
         return Suggestion(DEFAULT_CATEGORY, 0.2, [_NO_SIGNAL_WHY], scores)
@@ -211,5 +213,5 @@ def suggest(text: str) -> Suggestion:
     runner_up = max((k for k in CATEGORY_KEYS if k != best), key=lambda k: scores[k])
     if scores[runner_up] > 0:
         top = max(hits[runner_up], key=lambda h: h[0])[1]
-        why.append(f"also consider {runner_up} ({scores[runner_up]:.1f} vs {scores[best]:.1f}): {top}")
+        why.append(f"also consider {_TITLES[runner_up]} ({scores[runner_up]:.1f} vs {scores[best]:.1f}): {top}")
     return Suggestion(best, confidence, why, scores)

@@ -295,11 +295,11 @@ class Wizard:
                 unsure += 1
             elif a == q.confirm_on:
                 confirms += 1
-                reasons.append(f"{_fmt_answer(a)} to \u201c{q.text}\u201d confirms {cat}")
+                reasons.append(f"{_fmt_answer(a)} to \u201c{q.text}\u201d confirms {CATEGORIES[cat].title}")
             else:
                 against += 1
                 pointers[q.otherwise] = pointers.get(q.otherwise, 0) + 1
-                reasons.append(f"{_fmt_answer(a)} to \u201c{q.text}\u201d points to {q.otherwise}"
+                reasons.append(f"{_fmt_answer(a)} to \u201c{q.text}\u201d points to {CATEGORIES[q.otherwise].title}"
                                + (f" ({q.hint})" if q.hint else ""))
         # Ties keep the category being examined: moving on needs more evidence than staying.
         # Only "not sure" answers confirm nothing and point nowhere: the engineer picks.
