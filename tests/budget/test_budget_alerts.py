@@ -13,7 +13,7 @@ from agentdeck.bus import Alert, Bus
 from agentdeck.budget.alerts import AlertSink, secrets_of
 from agentdeck.config import AlertsConfig
 
-from conftest import make_config
+from budget_support import make_config
 
 
 class Hook:

@@ -6,7 +6,7 @@ from agentdeck.bus import Alert, Bus
 from agentdeck.budget.anomaly import AnomalyDetector
 from agentdeck.config import AnomalyConfig
 
-from conftest import FakeClock
+from budget_support import FakeClock
 
 
 def drive(det: AnomalyDetector, clock: FakeClock, key: str, rps: float, seconds: float, cost: float = 0.001) -> None:

@@ -12,7 +12,7 @@ from agentdeck.cli.common import write_runtime
 from agentdeck.cli.status import render
 from agentdeck.config import load_config
 
-from conftest import GatewayDouble, agentdeck
+from budget_support import GatewayDouble, agentdeck
 
 
 @pytest.mark.parametrize("args", [

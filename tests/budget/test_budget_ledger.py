@@ -12,7 +12,7 @@ from agentdeck.bus import Bus, RequestCompleted
 from agentdeck.budget import BudgetExceeded, Ledger
 from agentdeck.store import Store, db_path
 
-from conftest import FakeClock, alerts, make_config
+from budget_support import FakeClock, alerts, make_config
 
 
 async def test_300_concurrent_reservations_never_pass_the_budget(tmp_path: Path, bus: Bus) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from agentdeck.cli.run import codex_args, covers, session_env
 
-from conftest import GatewayDouble, agentdeck
+from budget_support import GatewayDouble, agentdeck
 
 URL = "http://127.0.0.1:8787"
 

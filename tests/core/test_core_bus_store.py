@@ -14,7 +14,7 @@ import httpx
 
 from agentdeck.bus import Alert, Bus, LimitChanged, Policy, RequestCompleted, event_from_dict
 from agentdeck.store import Store, connect
-from conftest import ADMIN_TOKEN, GATEWAY_KEY
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY
 
 
 def _req(i: int, cost: float = 0.01) -> RequestCompleted:

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from agentdeck.sim import MockServer
-from conftest import ADMIN_TOKEN, GATEWAY_KEY
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from agentdeck.sim import MockServer
-from conftest import ADMIN_TOKEN, GATEWAY_KEY
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

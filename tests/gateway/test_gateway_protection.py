@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, GATEWAY_KEY
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

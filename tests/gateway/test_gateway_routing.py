@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from agentdeck.pricing import BUILTIN_PRICES
-from conftest import ADMIN_TOKEN, GATEWAY_KEY
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

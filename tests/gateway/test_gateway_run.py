@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from conftest import ADMIN_TOKEN
+from deck_support import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from agentdeck.pricing import BUILTIN_PRICES
-from conftest import ADMIN_TOKEN, GATEWAY_KEY, PROVIDER_KEY_ANTHROPIC, PROVIDER_KEY_OPENAI
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY, PROVIDER_KEY_ANTHROPIC, PROVIDER_KEY_OPENAI
 
 
 def admin_get(gw: Any, path: str) -> Any:

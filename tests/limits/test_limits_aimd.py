@@ -11,7 +11,7 @@ from agentdeck.limits import ProviderLimiter
 from agentdeck.limits.virtual_loop import run_virtual
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from limits_support import FakeClock
 
 MakeLimiter = Callable[..., ProviderLimiter]
 

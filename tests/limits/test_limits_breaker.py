@@ -9,7 +9,7 @@ from agentdeck.config import BreakerConfig, LimitsConfig
 from agentdeck.limits import CircuitBreaker, ProviderLimiter
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from limits_support import FakeClock
 
 
 def test_opens_after_threshold_consecutive_failures(clock: FakeClock) -> None:

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import labelled_tasks, make_config
+from routing_support import labelled_tasks, make_config
 
 from agentdeck.config import TIERS
 from agentdeck.errors import ConfigError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from routing_support import make_config
 
 from agentdeck.bus.events import BudgetDowngrade
 from agentdeck.errors import AgentdeckError

@@ -29,9 +29,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    help_ = "config file (default: $AGENTDECK_CONFIG, else ~/.config/agentdeck/config.toml, else built-in defaults)"
+    # The subcommands' --config defaults to SUPPRESS so `agentdeck --config P CMD` and `agentdeck CMD --config P`
+    # both work: a subparser default would otherwise overwrite the top-level value with None.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="P", help="config file (default: $AGENTDECK_CONFIG or ~/.config/agentdeck/config.toml)")
-    parser = _Parser(prog="agentdeck", description="A local gateway and on-call console for LLM agents.", parents=[common])
+    common.add_argument("--config", metavar="P", default=argparse.SUPPRESS, help=help_)
+    parser = _Parser(prog="agentdeck", description="A local gateway and on-call console for LLM agents.")
+    parser.add_argument("--config", metavar="P", default=None, help=help_)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         modname = f"agentdeck.cli.{name}"

@@ -1,0 +1,56 @@
+"""Fixtures for the limits tests: a hand-driven clock and a bus that keeps what it sees."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from agentdeck.bus import Bus, Subscription
+from agentdeck.config import LimitsConfig
+from agentdeck.limits import ProviderLimiter
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def bus() -> Bus:
+    return Bus()
+
+
+@pytest.fixture
+def events(bus: Bus) -> Subscription:
+    return bus.subscribe("test", maxlen=100_000)
+
+
+@pytest.fixture
+def make_limiter(bus: Bus) -> Callable[..., ProviderLimiter]:
+    made: list[ProviderLimiter] = []
+
+    def make(clock: Callable[[], float] | None = None, **limits: Any) -> ProviderLimiter:
+        kw: dict[str, Any] = {}
+        if clock is not None:
+            kw["clock"] = clock
+        lim = ProviderLimiter("prov", LimitsConfig(**limits), bus, **kw)
+        made.append(lim)
+        return lim
+
+    yield make
+    for lim in made:
+        lim.close()
