@@ -25,7 +25,7 @@ async def handle(gw: "Gateway", scope: Scope, receive: Receive, send: Send) -> N
         await send_json(send, 200, {"status": "ok"})
     elif path == "/metrics":
         gw.metrics.refresh(gw.provider_status(), gw.killswitch.state()["stopped"], gw.ledger.snapshot(),
-                           gw.savings_usd, gw.bus.dropped)
+                           gw.savings.savings_usd, gw.bus.dropped)
         await send_bytes(send, 200, gw.metrics.render(), content_type=b"text/plain; version=0.0.4; charset=utf-8")
     elif path == "/v1/models" and method == "GET":
         await _models(gw, scope, send)
@@ -164,7 +164,8 @@ def status(gw: "Gateway") -> dict[str, Any]:
         "budget": {"hourly_usd": snap["hourly_usd"], "daily_usd": snap["daily_usd"]},
         "keys": snap.get("keys", {}),
         "providers": gw.provider_status(),
-        "savings": {"usd": gw.savings_usd},
+        "savings": {"usd": round(gw.savings.savings_usd, 6)},
+        "routing": gw.savings.snapshot(),
         "in_flight": gw.in_flight,
         "uptime_s": round(time.time() - gw.started_at, 1),
         "bus": {"published": gw.bus.published, "dropped": gw.bus.dropped},

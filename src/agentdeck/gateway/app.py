@@ -36,6 +36,7 @@ from agentdeck.gateway.upstream import make_session
 from agentdeck.limits import ProviderLimiter, RetryPolicy
 from agentdeck.pricing import PriceTable, Usage
 from agentdeck.routing import DowngradeWatch, Router
+from agentdeck.routing.savings import SavingsTracker
 from agentdeck.store import Store, db_path
 
 _CLIENT_ROUTES = {
@@ -89,7 +90,7 @@ class Gateway:
         self._unpriced_warned: set[str] = set()
         self._recent: deque[float] = deque(maxlen=4096)
         self.in_flight = 0
-        self.savings_usd = 0.0
+        self.savings = SavingsTracker()
         self.http: aiohttp.ClientSession
         self._tick_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
@@ -143,7 +144,7 @@ class Gateway:
             rps=float(len(recent)), in_flight=self.in_flight, hour_usd=snap["hour_usd"], day_usd=snap["day_usd"],
             hourly_budget_usd=snap["hourly_usd"], daily_budget_usd=snap["daily_usd"],
             stopped=self.killswitch.state()["stopped"], providers=self.provider_status(),
-            savings_usd=self.savings_usd, bus_dropped=self.bus.dropped,
+            savings_usd=self.savings.savings_usd, bus_dropped=self.bus.dropped,
         )
 
     # -- lookups used on the request path --------------------------------------------------
@@ -193,7 +194,9 @@ class Gateway:
 
     def request_finished(self, ev: RequestCompleted) -> None:
         self._recent.append(ev.ts)
-        self.savings_usd += ev.baseline_cost_usd - ev.cost_usd if ev.cost_usd else 0.0
+        if ev.cost_usd:
+            self.savings.record(ev.tier, ev.rule, ev.cost_usd, ev.baseline_cost_usd, ev.escalations,
+                                ev.input_tokens + ev.output_tokens)
         self.metrics.observe_request(ev)
         self.anomaly.observe(ev.session or ev.key, ev.cost_usd)
         self.bus.publish(ev)
