@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +39,41 @@ def gateway_config_dict(data_dir: Path, upstream_url: str, **sections: Any) -> d
         else:
             cfg[name] = value
     return cfg
+
+
+def write_serve_config(path: Path, data_dir: Path, upstream: str, extra: str = "") -> Path:
+    """A TOML config for an `agentdeck serve` subprocess: one OpenAI-protocol provider (the mock), one key."""
+    path.write_text(f"""
+[gateway]
+port = 0
+admin_token = "{ADMIN_TOKEN}"
+data_dir = "{data_dir}"
+store_flush_interval_s = 0.5
+shutdown_grace_s = 5
+[[keys]]
+name = "dev"
+key = "{GATEWAY_KEY}"
+[budget]
+hourly_usd = 100000.0
+daily_usd = 100000.0
+[anomaly]
+enabled = false
+[providers.openai]
+protocol = "openai"
+base_url = "{upstream}"
+api_key = "sk-provider-x"
+models = ["gpt-4o-mini"]
+{extra}
+""")
+    return path
+
+
+def serve_process(config: Path) -> tuple["subprocess.Popen[str]", str]:
+    """Start `agentdeck serve --config ...` and return it with the URL it printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck", "serve", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    m = re.search(r"(http://\S+)", line)
+    assert m, f"serve did not start: {line!r} {proc.stderr.read() if proc.poll() is not None and proc.stderr else ''}"
+    return proc, m.group(1)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,51 +14,17 @@ import psutil
 import pytest
 
 from agentdeck.sim import MockServer
-from deck_support import ADMIN_TOKEN, GATEWAY_KEY
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY, serve_process, write_serve_config
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def _write_config(path: Path, data_dir: Path, upstream: str, limits: str) -> None:
-    path.write_text(f"""
-[gateway]
-port = 0
-admin_token = "{ADMIN_TOKEN}"
-data_dir = "{data_dir}"
-[[keys]]
-name = "dev"
-key = "{GATEWAY_KEY}"
-[budget]
-hourly_usd = 100000.0
-daily_usd = 100000.0
-[anomaly]
-enabled = false
-[providers.openai]
-protocol = "openai"
-base_url = "{upstream}"
-api_key = "sk-provider-x"
-models = ["gpt-4o-mini"]
-[providers.openai.limits]
-{limits}
-""")
-
-
-def _serve(config: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "agentdeck", "serve", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.search(r"(http://\S+)", line)
-    assert m, f"serve did not start: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
-    return proc, m.group(1)
 
 
 def test_10000_callers_never_exceed_200_slots(tmp_path: Path, mock: MockServer) -> None:
     mock.update(latency_ms=150.0)
     cfg = tmp_path / "c.toml"
-    _write_config(cfg, tmp_path / "data", mock.url,
-                  "rps = 5000\nmax_rps = 5000\nslots = 200\nmax_slots = 200\nmax_queue_wait_s = 1.5")
-    proc, url = _serve(cfg)
+    write_serve_config(cfg, tmp_path / "data", mock.url, "[providers.openai.limits]\n"
+                       "rps = 5000\nmax_rps = 5000\nslots = 200\nmax_slots = 200\nmax_queue_wait_s = 1.5")
+    proc, url = serve_process(cfg)
     gw_ps = psutil.Process(proc.pid)
     rss_before = gw_ps.memory_info().rss
     body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}'

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -11,50 +10,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from agentdeck.sim import MockServer
-from deck_support import ADMIN_TOKEN, GATEWAY_KEY
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY, serve_process, write_serve_config
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def write_config(path: Path, data_dir: Path, upstream: str, extra: str = "") -> Path:
-    path.write_text(f"""
-[gateway]
-port = 0
-admin_token = "{ADMIN_TOKEN}"
-data_dir = "{data_dir}"
-store_flush_interval_s = 0.5
-shutdown_grace_s = 5
-[[keys]]
-name = "dev"
-key = "{GATEWAY_KEY}"
-[budget]
-hourly_usd = 100000.0
-daily_usd = 100000.0
-[anomaly]
-enabled = false
-[providers.openai]
-protocol = "openai"
-base_url = "{upstream}"
-api_key = "sk-provider-x"
-models = ["gpt-4o-mini"]
-{extra}
-""")
-    return path
-
-
-def serve(config: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "agentdeck", "serve", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = re.search(r"(http://\S+)", line)
-    assert m, f"serve did not start: {line!r}"
-    return proc, m.group(1)
 
 
 def load(url: str, stop: threading.Event, done: list[float]) -> None:
@@ -72,8 +34,8 @@ def load(url: str, stop: threading.Event, done: list[float]) -> None:
 
 def test_sigterm_drains_in_flight_calls_and_flushes_everything(tmp_path: Path, mock: MockServer) -> None:
     mock.update(latency_ms=800.0)
-    cfg = write_config(tmp_path / "c.toml", tmp_path / "data", mock.url)
-    proc, url = serve(cfg)
+    cfg = write_serve_config(tmp_path / "c.toml", tmp_path / "data", mock.url)
+    proc, url = serve_process(cfg)
     results: list[int] = []
 
     def call() -> None:
@@ -99,8 +61,8 @@ def test_sigterm_drains_in_flight_calls_and_flushes_everything(tmp_path: Path, m
 
 
 def test_kill_9_under_load_loses_at_most_the_last_flush(tmp_path: Path, mock: MockServer) -> None:
-    cfg = write_config(tmp_path / "c.toml", tmp_path / "data", mock.url)
-    proc, url = serve(cfg)
+    cfg = write_serve_config(tmp_path / "c.toml", tmp_path / "data", mock.url)
+    proc, url = serve_process(cfg)
     stop, done = threading.Event(), []
     workers = [threading.Thread(target=load, args=(url, stop, done)) for _ in range(4)]
     for w in workers:
@@ -148,7 +110,7 @@ def test_non_loopback_bind_needs_admin_token_and_keys(tmp_path: Path) -> None:
 
 
 def test_env_expansion_and_status_finds_the_local_gateway(tmp_path: Path, mock: MockServer) -> None:
-    cfg = write_config(tmp_path / "c.toml", tmp_path / "data", mock.url).read_text()
+    cfg = write_serve_config(tmp_path / "c.toml", tmp_path / "data", mock.url).read_text()
     cfg = cfg.replace('api_key = "sk-provider-x"', 'api_key = "${MY_PROVIDER_KEY}"').replace(
         f'admin_token = "{ADMIN_TOKEN}"', 'admin_token = ""')
     path = tmp_path / "env.toml"

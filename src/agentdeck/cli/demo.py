@@ -55,8 +55,7 @@ def _console(args: argparse.Namespace, base: Any) -> int:
     try:
         assert rig.cfg is not None
         app = ConsoleApp(InProcessEngine(rig.gateway, owns_gateway=False), tui=rig.cfg.tui, theme=theme,
-                         db_path=rig.db_path, banner="Demo: two mock providers and four synthetic agents. "
-                         "Watch for a failing call, a 429 burst (Providers) and a cost spike (Budget). "
+                         db_path=rig.db_path, banner="Demo: mock providers, four synthetic agents, no network. "
                          "! tries the emergency stop, ? lists keys.")
         if args.duration is not None:
             timer = threading.Timer(args.duration, lambda: app.call_from_thread(app.exit))

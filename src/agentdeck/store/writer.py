@@ -18,7 +18,6 @@ from typing import Any
 import aiosqlite
 
 from agentdeck.bus import Alert, Bus, LimitChanged, Policy, RequestCompleted, StopChanged
-from agentdeck.bus.events import Event
 from agentdeck.store.db import prepare
 
 _REQUEST_COLS = (
