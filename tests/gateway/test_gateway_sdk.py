@@ -207,3 +207,15 @@ def test_secrets_never_reach_db_events_or_logs(make_gateway: Any, tmp_path: Any,
     db = sqlite3.connect(tmp_path / "data" / "agentdeck.db")
     bodies = [r[0] for r in db.execute("SELECT request_body FROM requests WHERE request_body IS NOT NULL")]
     assert any("[redacted]" in b for b in bodies)
+
+
+def test_cut_stream_is_estimated_not_free(gateway: Any) -> None:
+    h = {"Authorization": f"Bearer {GATEWAY_KEY}"}
+    with httpx.stream("POST", gateway.url + "/v1/chat/completions", headers=h, timeout=20,
+                      json={"model": "gpt-4o", "stream": True, "max_tokens": 200,
+                            "messages": [{"role": "user", "content": "write a lot [mock:tokens=120] [mock:stream-cut]"}]}) as r:
+        body = b"".join(r.iter_bytes())
+    assert b'"upstream_stream_cut"' in body, "the client must learn the stream ended early"
+    [row] = wait_rows(gateway, 1)
+    assert row["estimated"] is True and row["output_tokens"] > 0 and row["cost_usd"] > 0
+    assert row["error"] and "ended early" in row["error"]
