@@ -68,9 +68,9 @@ FAILING_TASK = "Apply the generated patch to services/billing/invoice.py and run
 
 # Output tokens and latency per tier: small answers are quick, design answers are long and slow.
 SHAPE: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
-    "fast": ((30, 160), (120, 450)),
+    "fast": ((60, 260), (120, 450)),
     "balanced": ((120, 520), (350, 1200)),
-    "smart": ((300, 1100), (900, 2600)),
+    "smart": ((300, 800), (900, 2600)),
 }
 
 
@@ -309,8 +309,8 @@ def demo_agents(secrets: dict[str, str], rate: float = 1.0) -> list[Agent]:
     """The four agents of the demo; ``rate`` scales their requests/s."""
     return [
         Agent("claude-code", secrets["claude-code"], "anthropic", 1.2 * rate,
-              {"fast": 0.55, "balanced": 0.35, "smart": 0.10}, stream_share=0.6),
-        Agent("codex", secrets["codex"], "openai", 0.8 * rate, {"fast": 0.45, "balanced": 0.45, "smart": 0.10},
+              {"fast": 0.60, "balanced": 0.34, "smart": 0.06}, stream_share=0.6),
+        Agent("codex", secrets["codex"], "openai", 0.8 * rate, {"fast": 0.50, "balanced": 0.44, "smart": 0.06},
               stream_share=0.5),
         Agent("batch-pipeline", secrets["batch-pipeline"], "openai", 1.5 * rate,
               {"fast": 0.85, "balanced": 0.15}, stream_share=0.0),

@@ -21,13 +21,14 @@ TIERS = ("fast", "balanced", "smart")
 def fmt_usd(v: float) -> str:
     """Dollars with precision that suits the size: $0.0042, $1.27, $312."""
     a = abs(v)
+    sign = "-" if v < 0 and round(a, 4) > 0 else ""
     if a >= 100:
-        return f"${v:,.0f}"
+        return f"{sign}${a:,.0f}"
     if a >= 1:
-        return f"${v:,.2f}"
+        return f"{sign}${a:,.2f}"
     if a >= 0.01:
-        return f"${v:.3f}"
-    return f"${v:.4f}"
+        return f"{sign}${a:.3f}"
+    return f"{sign}${a:.4f}"
 
 
 def fmt_tokens(n: int) -> str:
@@ -232,7 +233,7 @@ class ProvidersModel:
         self.version += 1
 
     def on_limit(self, name: str, reason: str, rps: float, slots: int, ts: float) -> None:
-        self._get(name).last_change = f"{fmt_clock(ts)} {reason}: {rps:.1f} rps, {slots} slots"
+        self._get(name).last_change = f"{fmt_clock(ts)} {reason} → {rps:.1f}/s"
         self.version += 1
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,11 +24,11 @@ from agentdeck.tui.model import fmt_clock, fmt_ms, fmt_usd
 
 _MODAL_CSS = """
 {cls} {{ align: center middle; background: $background 60%; }}
-{cls} > Vertical {{ width: 72; max-width: 95%; height: auto; max-height: 90%; border: thick $panel;
-    background: $surface; padding: 1 2; }}
+{cls} > Vertical {{ width: 76; max-width: 100%; height: auto; max-height: 100%; border: thick $panel;
+    background: $surface; padding: 0 1; }}
 {cls} .title {{ text-style: bold; width: 100%; margin-bottom: 1; }}
 {cls} .body {{ width: 100%; height: auto; }}
-{cls} .buttons {{ height: auto; width: 100%; align-horizontal: right; margin-top: 1; }}
+{cls} .buttons {{ height: auto; width: 100%; align-horizontal: right; }}
 {cls} Button {{ margin-left: 2; }}
 """
 
@@ -78,7 +79,7 @@ class StopScreen(ModalScreen["str | None"]):
     DEFAULT_CSS = _MODAL_CSS.format(cls="StopScreen") + """
     StopScreen > Vertical { border: thick $error; }
     StopScreen .title { color: $error; }
-    StopScreen Input { margin-top: 1; }
+    StopScreen Input { margin-top: 0; }
     StopScreen .hint { color: $foreground-muted; }
     """
     BINDINGS = [
@@ -105,8 +106,7 @@ class StopScreen(ModalScreen["str | None"]):
             t.append(f" active in the last 5 minutes are affected: {shown}.\n")
         else:
             t.append("No key or session has sent a call in the last 5 minutes.\n")
-        t.append(f"Current load: {self.rps:.1f} req/s. Gateway: {self.url} ({self.mode}).\n")
-        t.append("The stop survives a restart of the gateway.")
+        t.append(f"Now {self.rps:.1f} req/s through {self.url} ({self.mode}). The stop survives a restart.")
         return t
 
     def compose(self) -> ComposeResult:
@@ -193,7 +193,7 @@ class CallDetailScreen(ModalScreen["str | None"]):
 
     DEFAULT_CSS = _MODAL_CSS.format(cls="CallDetailScreen") + """
     CallDetailScreen > Vertical { width: 100; }
-    CallDetailScreen VerticalScroll { height: auto; max-height: 30; }
+    CallDetailScreen VerticalScroll { height: auto; max-height: 75vh; }
     CallDetailScreen.-failed > Vertical { border: thick $warning; }
     """
     BINDINGS = [
@@ -255,7 +255,8 @@ class HelpScreen(ModalScreen[None]):
     """Every key, in one place."""
 
     DEFAULT_CSS = _MODAL_CSS.format(cls="HelpScreen") + """
-    HelpScreen > Vertical { width: 96; }
+    HelpScreen > Vertical { width: 100; }
+    HelpScreen VerticalScroll { height: auto; max-height: 85vh; }
     HelpScreen .scope { color: $accent; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", priority=True)]
@@ -266,17 +267,18 @@ class HelpScreen(ModalScreen[None]):
         self.footer = footer
 
     def compose(self) -> ComposeResult:
-        t = Text()
+        table = Table(box=None, show_header=False, expand=True, padding=(0, 1))
+        table.add_column("where", style="dim", no_wrap=True)
+        table.add_column("keys", style="bold", no_wrap=True)
+        table.add_column("what", ratio=1)
         for scope, keys, what in self.rows:
-            t.append(f"{scope:<9}", style="dim")
-            t.append(f"{keys:<20}", style="bold")
-            t.append(f"{what}\n")
-        if self.footer:
-            t.append("\n" + self.footer, style="dim")
+            table.add_row(scope, keys, what)
         with Vertical():
-            yield Label("Keys", classes="title")
+            yield Label("Keys  (escape closes)", classes="title")
             with VerticalScroll():
-                yield Static(t, classes="body")
+                yield Static(table, classes="body")
+                if self.footer:
+                    yield Static(Text(self.footer, style="dim"), classes="body")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -48,7 +48,7 @@ class ProviderStats(Static):
         row("rps limit", f"{lim:.1f}/s")
         row("actual", f"{rps:.1f}/s", "stats--warn" if lim and rps >= lim * 0.95 else "")
         slots, inflight = int(snap.get("slots_limit", 0) or 0), int(snap.get("in_flight", 0) or 0)
-        row("slots", f"{inflight} of {slots} in use", "stats--warn" if slots and inflight >= slots else "")
+        row("slots", f"{inflight}/{slots} in use", "stats--warn" if slots and inflight >= slots else "")
         queued = int(snap.get("queued", 0) or 0) + int(snap.get("pace_queued", 0) or 0)
         row("queued", str(queued), "stats--warn" if queued else "")
         recent = sum(s.throttled)
@@ -105,7 +105,10 @@ class ProvidersPane(VerticalScroll, LivePane):
     DEFAULT_CSS = """
     ProvidersPane { height: 1fr; }
     ProvidersPane #providers-empty { color: $foreground-muted; padding: 1 2; }
+    ProvidersPane.-narrow .slots-graph { display: none; }
+    ProvidersPane.-narrow ProviderStats { width: 26; }
     """
+    NARROW_BELOW = 110
 
     def __init__(self, window_s: int = 300, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -152,4 +155,5 @@ class ProvidersPane(VerticalScroll, LivePane):
                 card.show(m.series[name], m.version, now)
 
     def on_resize(self) -> None:
+        self.set_class(self.size.width < self.NARROW_BELOW, "-narrow")
         self._shown = -1

@@ -10,6 +10,7 @@ pane is on screen.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -39,6 +40,29 @@ def downsample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[f
         ox.append(xs[j])
         oy.append(ys[j])
     return ox, oy
+
+
+def nice_ceiling(v: float) -> float:
+    """The next "round" number at or above ``v`` (1, 2, 2.5, 5 x 10^n), so axis labels stay short."""
+    if v <= 0:
+        return 1.0
+    exp = math.floor(math.log10(v))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if m * 10 ** exp >= v:
+            return m * 10 ** exp
+    return 10.0 ** (exp + 1)
+
+
+def _num(v: float) -> str:
+    if v >= 1000:
+        return f"{v / 1000:g}k"
+    return f"{v:g}" if v < 100 else f"{v:.0f}"
+
+
+def _ago(s: float) -> str:
+    if s <= 0:
+        return "now"
+    return f"-{s / 60:g}m" if s >= 60 else f"-{s:.0f}s"
 
 
 class LineGraph(Static):
@@ -114,12 +138,16 @@ class LineGraph(Static):
             mk = plt.marker("x", pixel=plt.pixel(foreground=theme_rgb(theme, "error"), style="bold"))
             fig.draw(fig.signal(list(mx), list(my), marker=mk))
         win = self.window_s
-        ticks = [-win + i * win / 5 for i in range(6)]
-        labels = [f"-{int((win - i * win / 5) // 60)}m" if i < 5 else "now" for i in range(6)]
+        parts = 5 if w >= 48 else 2
+        ticks = [-win + i * win / parts for i in range(parts + 1)]
+        labels = [_ago(-t) for t in ticks]
         fig.ruler("x").ticks(ticks, labels)
         fig.ruler("x").lim(-win, 0)
-        fig.ruler("y").lim(0, top * 1.15)
-        fig.ruler("y").frequency(3 if h < 10 else 4)
+        ytop = nice_ceiling(top * 1.1)
+        steps = 2 if h < 10 else 4
+        yt = [ytop * i / steps for i in range(steps + 1)]
+        fig.ruler("y").ticks(yt, [_num(v) for v in yt])
+        fig.ruler("y").lim(0, ytop)
         chart = Text.from_ansi(fig.build().string())
         self.renders += 1
         out = self._legend()
