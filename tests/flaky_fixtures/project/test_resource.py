@@ -1,0 +1,19 @@
+"""Flaky by a shared resource: a fixed port that another run may hold at the same moment."""
+
+import socket
+import time
+import zlib
+from pathlib import Path
+
+# Fixed per checkout (so copies of this project do not collide), the same for every run of it.
+PORT = 20000 + zlib.crc32(str(Path(__file__).resolve()).encode()) % 20000
+
+
+def test_metrics_exporter_binds_its_port() -> None:
+    exporter = socket.socket()
+    try:
+        exporter.bind(("127.0.0.1", PORT))
+        exporter.listen(1)
+        time.sleep(0.08)  # the exporter serving while the test looks at it
+    finally:
+        exporter.close()
