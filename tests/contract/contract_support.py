@@ -203,7 +203,8 @@ class Served:
                 self.url = m.group(1).rstrip("/")
 
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def output(self) -> str:
