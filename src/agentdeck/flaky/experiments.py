@@ -182,7 +182,7 @@ class Perturbation:
 
 
 PERTURBATIONS = (
-    Perturbation("contention", "timing", "under CPU contention (a busy thread taking the interpreter)", 12),
+    Perturbation("contention", "timing", "under CPU contention (sharing its core with a busy process)", 12),
     Perturbation("slowclock", "timing", "with a slowed clock for background threads (their sleeps 2x + 3 ms)", 14),
     Perturbation("sandbox", "dependency", "in a sandbox (no network, no files outside the project, bare environment)", 10),
     Perturbation("limits", "resource", "with the file-descriptor and memory limits lowered", 10),
@@ -309,3 +309,48 @@ def exception_summary(recs: list[RunRecord], limit: int = 2) -> list[str]:
             text += f" at {loc}"
         out.append(f"{text} ({n}x)" if n > 1 else text)
     return out
+
+
+class EarlyStop:
+    """Skip the rest of an experiment once its answer cannot change.
+
+    Decided: the perturbation already raised the failure rate beyond doubt (p < ALPHA/100).
+    Futile: even if every remaining run failed, it could not reach significance. For the
+    seed replay: one passing replay of the failing seed settles it (the seed does not
+    decide the outcome), and the passing-seed replays are then pointless too.
+    """
+
+    def __init__(self, alone: dict[int, tuple[int, int]], jobs: list[Job]) -> None:
+        self.alone = alone
+        self.planned: Counter[tuple[int, str]] = Counter()
+        for j in jobs:
+            if j.target is not None:
+                self.planned[(j.target, j.experiment)] += j.copies
+        self.seen: dict[tuple[int, str], list[int]] = {}
+
+    def done(self, job: Job) -> None:
+        if job.target is None:
+            return
+        outcomes = job.outcome_of(job.target) or ["crashed"] * job.copies
+        counts = self.seen.setdefault((job.target, job.experiment), [0, 0])
+        counts[0] += sum(failed(o) for o in outcomes)
+        counts[1] += len(outcomes)
+
+    def skip(self, job: Job) -> bool:
+        t = job.target
+        if t is None or t not in self.alone:
+            return False
+        if job.experiment == "seed-fail":
+            f, n = self.seen.get((t, "seed-fail"), [0, 0])
+            return f < n
+        if job.experiment == "seed-pass":
+            f, n = self.seen.get((t, "seed-fail"), [0, 0])
+            return f < n or n == 0
+        f, n = self.seen.get((t, job.experiment), [0, 0])
+        if n < 4:
+            return False
+        cf, cn = self.alone[t]
+        if fisher_greater(f, n, cf, cn) < ALPHA / 100:
+            return True
+        remaining = self.planned[(t, job.experiment)] - n
+        return fisher_greater(f + remaining, n + remaining, cf, cn) >= ALPHA

@@ -3,8 +3,8 @@
 Each one changes exactly one thing a correct test must not depend on, so a failure rate
 that rises under it (against unperturbed runs of the same test alone) names the cause:
 
-- ``contention``: a busy thread competes for the interpreter and a core in long slices;
-  code that asserts on elapsed time or waits a fixed time starts failing (timing).
+- ``contention``: the test shares its core with a busy process (half the CPU, late
+  wake-ups); code that asserts on elapsed time or races threads starts failing (timing).
 - ``slowclock``: sleeps in background threads take twice as long plus 2 ms; a test that
   sleeps instead of waiting for its background work starts losing its race (timing).
 - ``sandbox``: network connects and DNS are refused, files outside the project, the
@@ -37,16 +37,38 @@ ENV_KEEP = (
 SANDBOX_MARK = "blocked by the agentdeck flaky sandbox"
 
 
-def apply_contention(busy_threads: int = 1, switch_interval: float = 0.02) -> None:
-    """CPU contention inside this process: busy threads take the interpreter in long slices."""
-    sys.setswitchinterval(switch_interval)
+def apply_contention() -> list[int]:
+    """CPU contention: this process shares one core with a busy process; returns pids to kill at exit.
+
+    Pinned to the same core as a spinner of equal priority, the test gets half the CPU and
+    waits for it after every wake-up, as on a loaded CI machine. Where affinity is not
+    available, a busy thread competing for the interpreter stands in for it.
+    """
+    parent = os.getpid()
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = []
+    if cpus and hasattr(os, "fork"):
+        cpu = {cpus[parent % len(cpus)]}
+        os.sched_setaffinity(0, cpu)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.sched_setaffinity(0, cpu)
+                while os.getppid() == parent:
+                    for _ in range(20000):
+                        pass
+            finally:
+                os._exit(0)
+        return [pid]
 
     def hog() -> None:
         while True:
             pass
 
-    for _ in range(busy_threads):
-        threading.Thread(target=hog, name="agentdeck-contention", daemon=True).start()
+    threading.Thread(target=hog, name="agentdeck-contention", daemon=True).start()
+    return []
 
 
 def apply_slow_clock(stretch: float = 2.0, extra_s: float = 0.003) -> None:

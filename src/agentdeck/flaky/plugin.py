@@ -106,6 +106,7 @@ class FlakyRecorder:
         self.exc: dict[str, tuple[str, int | None, list[str], str]] = {}
         self.blocked: list[str] = []
         self.before: dict[str, str] = {}
+        self.helpers: list[int] = []  # helper processes (contention spinners) to kill when the run ends
         self.record_file = open(self.record_path, "a", encoding="utf-8") if self.record_path else None  # noqa: SIM115
 
     # -- recording ---------------------------------------------------------------------
@@ -360,7 +361,7 @@ class FlakyRecorder:
             os.makedirs(workdir, exist_ok=True)
             self._fresh_basetemp(os.path.join(workdir, "basetemp"))
         if pt.get("contention"):
-            _perturb.apply_contention()
+            self.helpers += _perturb.apply_contention()
         if pt.get("slowclock"):
             _perturb.apply_slow_clock()
         if pt.get("limits"):
@@ -380,6 +381,8 @@ class FlakyRecorder:
             nextitem = items[order[k + 1]] if k + 1 < len(order) else None
             self.pos, self.idx = offset + k, idx
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        for pid in self.helpers:
+            _killpg_or_pid(pid)
         P.write_record(self.ev_fd, {"t": "end", "j": self.job, "c": copy})
 
     def _fresh_capture(self) -> None:
@@ -408,6 +411,14 @@ class FlakyRecorder:
             factory._basetemp = None
         except AttributeError:
             pass
+
+
+def _killpg_or_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
 
 
 def _killpg(pid: int) -> None:

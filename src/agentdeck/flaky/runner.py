@@ -32,7 +32,7 @@ from typing import Any
 
 from agentdeck.flaky.analysis import Diagnosis, TestVerdict, alone_counts, build_verdicts, tally
 from agentdeck.flaky.engine import FlakyError, make_engine
-from agentdeck.flaky.experiments import Bisection, evaluate_treatments, failed, passed, perturbation_jobs, pick_context
+from agentdeck.flaky.experiments import Bisection, EarlyStop, evaluate_treatments, failed, passed, perturbation_jobs, pick_context
 from agentdeck.flaky.scheduler import Job, RunRecord, Scheduler
 
 PHASES = ("collect", "runs", "alone", "order", "perturb", "done")
@@ -179,11 +179,11 @@ def run_flaky(opts: FlakyOptions, progress: ProgressCallback | None = None, canc
         tracker = _Tracker(progress, sched, n)
         jobs_by_id: dict[int, Job] = {}
 
-        def run(phase: str, jobs: list[Job]) -> list[Job]:
+        def run(phase: str, jobs: list[Job], **kw: Any) -> list[Job]:
             if not jobs:
                 return jobs
             started_phase = time.monotonic()
-            sched.run(jobs, tracker.phase(phase))
+            sched.run(jobs, tracker.phase(phase), **kw)
             for j in sched.all_jobs:
                 jobs_by_id[j.id] = j
             phases[phase] = phases.get(phase, 0.0) + time.monotonic() - started_phase
@@ -225,8 +225,11 @@ def run_flaky(opts: FlakyOptions, progress: ProgressCallback | None = None, canc
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+RunPhase = Callable[..., list[Job]]
+
+
 def _order_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], records: list[RunRecord],
-                 jobs_by_id: dict[int, Job], run: Callable[[str, list[Job]], list[Job]]) -> None:
+                 jobs_by_id: dict[int, Job], run: RunPhase) -> None:
     bisections: list[Bisection] = []
     for i in candidates:
         d = diagnoses[i]
@@ -254,8 +257,7 @@ def _order_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], records
         diagnoses[b.finding.test].order = b.finding
 
 
-def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched: Scheduler,
-                   run: Callable[[str, list[Job]], list[Job]]) -> None:
+def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched: Scheduler, run: RunPhase) -> None:
     records = sched.records
     todo = [i for i in candidates if not (diagnoses[i].order is not None and diagnoses[i].order.confirmed)]
     groups = []
@@ -267,7 +269,9 @@ def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched
         groups.append(perturbation_jobs(i, d.fail_seed, d.pass_seed))
         if d.fail_seed is None:
             d.notes.append("randomness not tested: it never failed alone, so there is no failing seed to replay")
-    run("perturb", _round_robin(groups))
+    jobs = _round_robin(groups)
+    stop = EarlyStop({i: diagnoses[i].alone for i in todo}, jobs)
+    run("perturb", jobs, skip=stop.skip, on_done=stop.done)
     _, counts = tally(records, max([*todo, -1]) + 1)
     for i in todo:
         d = diagnoses[i]

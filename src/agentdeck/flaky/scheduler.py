@@ -101,9 +101,15 @@ class Scheduler:
         self.records: list[RunRecord] = []
         self.warnings: list[str] = []
         self.jobs_run = 0
+        self.skipped_jobs = 0
 
-    def run(self, jobs: list[Job], progress: ProgressFn | None = None) -> list[Job]:
-        """Run every job (and any continuation) to completion; records land on each job and in ``records``."""
+    def run(self, jobs: list[Job], progress: ProgressFn | None = None, skip: Callable[[Job], bool] | None = None,
+            on_done: Callable[[Job], None] | None = None) -> list[Job]:
+        """Run every job (and any continuation) to completion; records land on each job and in ``records``.
+
+        ``skip(job)`` is asked just before a job would start (an experiment that has its answer
+        drops the rest of its runs); ``on_done(job)`` hears about each finished job.
+        """
         pending: list[Job] = list(jobs)
         for job in pending:
             job.id = self._new_id()
@@ -120,7 +126,7 @@ class Scheduler:
                 for rj in running.values():
                     self.engine.kill(rj.job.id)
                 raise Cancelled()
-            self._admit(pending, running)
+            done += self._admit(pending, running, skip)
             now = time.monotonic()
             wait = min((c.deadline for rj in running.values() for c in rj.copies.values() if not c.done), default=now + 0.2) - now
             for msg in self.engine.poll(min(max(wait, 0.0), 0.2)):
@@ -150,6 +156,8 @@ class Scheduler:
                 if all(c.done for c in rj.copies.values()):
                     del running[job.id]
                     self.jobs_run += 1
+                    if on_done is not None:
+                        on_done(job)
             now = time.monotonic()
             for rj in running.values():
                 for c in rj.copies.values():
@@ -167,7 +175,9 @@ class Scheduler:
         self.next_id += 1
         return self.next_id
 
-    def _admit(self, pending: list[Job], running: dict[int, _Running]) -> None:
+    def _admit(self, pending: list[Job], running: dict[int, _Running], skip: Callable[[Job], bool] | None) -> int:
+        """Start what fits; return the number of test runs skipped (for progress)."""
+        skipped = 0
         used = sum(rj.weight for rj in running.values())
         busy_keys = {rj.job.key for rj in running.values() if rj.job.key is not None}
         i = 0
@@ -178,6 +188,10 @@ class Scheduler:
                 i += 1
                 continue
             pending.pop(i)
+            if skip is not None and skip(job):
+                skipped += len(job.order) * job.copies
+                self.skipped_jobs += 1
+                continue
             start = time.monotonic()
             grace = self.engine.startup_grace + (5.0 if job.copies > 1 else 0.0)
             running[job.id] = _Running(job, {c: _Copy(start + self.timeout + grace, job.offset - 1) for c in range(job.copies)}, weight)
@@ -185,6 +199,7 @@ class Scheduler:
             used += weight
             if job.key is not None:
                 busy_keys.add(job.key)
+        return skipped
 
     def _record(self, job: Job, msg: dict[str, Any]) -> RunRecord:
         return RunRecord(

@@ -41,5 +41,9 @@ def inventory_service() -> Iterator[tuple[str, int]]:
     thread.start()
     yield server.getsockname()[:2]
     stop.set()
+    try:
+        server.shutdown(socket.SHUT_RDWR)  # wakes the accept() at once
+    except OSError:
+        pass
     thread.join(2)
     server.close()

@@ -1,0 +1,211 @@
+"""`agentdeck flaky`: find flaky tests, name their cause by experiment, and check that fixes held.
+
+    agentdeck flaky [--runs N] [--json PATH] [--max-rate R] [-- PYTEST ARGS]   run and diagnose
+    agentdeck flaky --compare [--json PATH]                                    before/after a fix, trend
+
+Runs on the project in the current directory (or --project DIR); results go to the shared
+SQLite database so `--compare` and the console's Flaky pane can show history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agentdeck.errors import AgentdeckError
+
+NAME = "flaky"
+
+
+class FlakyUsageError(AgentdeckError):
+    """A flag value the runner cannot use."""
+
+
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    # --config is SUPPRESSed here (not the shared parent) so `agentdeck --config P flaky` keeps P.
+    cfg = argparse.ArgumentParser(add_help=False)
+    cfg.add_argument("--config", metavar="P", default=argparse.SUPPRESS,
+                     help="config file (default: $AGENTDECK_CONFIG or ~/.config/agentdeck/config.toml)")
+    p = subparsers.add_parser(
+        NAME, parents=[cfg], help="find flaky tests, name the cause, recommend the fix",
+        description="Rerun the test suite in fresh processes, run each test alone and in shuffled orders, bisect order "
+                    "dependence, and perturb timing, dependencies and resources to name why each flaky test fails.",
+        epilog="Everything after `--` goes to pytest, e.g. `agentdeck flaky --runs 100 -- tests/unit -k cache`.",
+    )
+    p.add_argument("--runs", type=int, default=50, metavar="N", help="same-order runs of the suite (default 50)")
+    p.add_argument("--json", metavar="PATH", help="write the JSON report here ('-' for stdout)")
+    p.add_argument("--max-rate", type=float, metavar="R", help="exit 1 if any test's failure rate is above R (for CI)")
+    p.add_argument("--report", metavar="PATH", help="write a Markdown report here")
+    p.add_argument("--workers", type=int, metavar="W", help="processes at once (default: CPU count)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="kill a test that runs longer than S seconds (default 60)")
+    p.add_argument("--shuffles", type=int, default=10, metavar="K", help="shuffled-order runs (default 10)")
+    p.add_argument("--alone-runs", type=int, default=20, metavar="N", help="runs of each candidate alone, the control (default 20)")
+    p.add_argument("--no-diagnose", action="store_true", help="only the same-order runs: verdicts and rates, no causes")
+    p.add_argument("--engine", choices=("auto", "fork", "subprocess"), default="auto",
+                   help="fork after collection (fast, default on POSIX) or a fresh process per run")
+    p.add_argument("--seed", type=int, metavar="S", help="master seed (shuffles, per-run random seeds) to repeat a session")
+    p.add_argument("--project", metavar="DIR", default=".", help="project directory (default: the current one)")
+    p.add_argument("--python", metavar="PATH", help="interpreter that runs the tests (default: this one)")
+    p.add_argument("--show-stable", action="store_true", help="list stable tests too")
+    p.add_argument("--no-history", action="store_true", help="do not record this session in the database")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the runner's temp dir (pytest output, per-run tmp_path)")
+    p.add_argument("--compare", action="store_true", help="show before/after for tests that were flaky, and the trend; runs nothing")
+    p.add_argument("pytest_args", nargs="*", metavar="PYTEST ARGS", help="arguments for pytest, after `--`")
+    p.set_defaults(func=run)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.runs < 1:
+        raise FlakyUsageError("--runs must be at least 1")
+    if args.max_rate is not None and not 0.0 <= args.max_rate <= 1.0:
+        raise FlakyUsageError("--max-rate must be between 0 and 1 (a failure rate, e.g. 0.01)")
+    if args.workers is not None and args.workers < 1:
+        raise FlakyUsageError("--workers must be at least 1")
+    if args.timeout <= 0:
+        raise FlakyUsageError("--timeout must be positive")
+    if args.shuffles < 0 or args.alone_runs < 1:
+        raise FlakyUsageError("--shuffles must be >= 0 and --alone-runs >= 1")
+    if not Path(args.project).is_dir():
+        raise FlakyUsageError(f"--project: no such directory: {args.project}")
+
+
+class _PlainProgress:
+    """Phase lines for logs and pipes (no terminal)."""
+
+    def __init__(self) -> None:
+        self.phase = ""
+        self.started = time.monotonic()
+
+    def __call__(self, p: Any) -> None:
+        if p.phase != self.phase:
+            if self.phase:
+                print(f"agentdeck flaky: {self.phase} done in {time.monotonic() - self.started:.1f} s", file=sys.stderr)
+            self.phase, self.started = p.phase, time.monotonic()
+            if p.phase != "done":
+                print(f"agentdeck flaky: {p.label}...", file=sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+class _RichProgress:
+    """A live progress bar per phase on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[yellow]{task.fields[failing]} tests failing[/]"), TimeElapsedColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self.progress.start()
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, p: Any) -> None:
+        if p.phase == "done":
+            for task in self.tasks.values():
+                self.progress.update(task, completed=self.progress.tasks[task].total)
+            return
+        task = self.tasks.get(p.phase)
+        if task is None:
+            for other in self.tasks.values():
+                self.progress.update(other, completed=self.progress.tasks[other].total)
+            task = self.tasks[p.phase] = self.progress.add_task(p.label, total=max(p.total, 1), failing=p.failing)
+        self.progress.update(task, completed=p.done, total=max(p.total, 1), failing=p.failing)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    from agentdeck.cli.common import config_from
+    from agentdeck.store import connect, db_path
+
+    cfg = config_from(args)
+    if args.compare:
+        return _compare(args, db_path(cfg.gateway.data_dir))
+    _validate(args)
+    from rich.console import Console
+
+    from agentdeck.flaky.history import save_report
+    from agentdeck.flaky.report import markdown, summary_table, write_json
+    from agentdeck.flaky.runner import FlakyOptions, run_flaky
+
+    opts = FlakyOptions(
+        project_dir=Path(args.project), pytest_args=list(args.pytest_args), runs=args.runs, workers=args.workers,
+        timeout=args.timeout, shuffles=args.shuffles, alone_runs=args.alone_runs, diagnose=not args.no_diagnose,
+        engine=args.engine, seed=args.seed, python=args.python or sys.executable, keep_tmp=args.keep_tmp,
+    )
+    display: _PlainProgress | _RichProgress | None = None
+    if not args.quiet:
+        display = _RichProgress() if sys.stderr.isatty() else _PlainProgress()
+    try:
+        report = run_flaky(opts, progress=display)
+    finally:
+        if display is not None:
+            display.close()
+    session = None
+    if not args.no_history:
+        conn = connect(db_path(cfg.gateway.data_dir))
+        try:
+            session = save_report(conn, report)
+        finally:
+            conn.close()
+    if args.json:
+        write_json(report, args.json)
+    if args.report:
+        Path(args.report).write_text(markdown(report), encoding="utf-8")
+    if args.json != "-":
+        console = Console(soft_wrap=False)
+        console.print(summary_table(report, show_stable=args.show_stable))
+        for w in report.warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+        if session is not None:
+            console.print(f"[dim]recorded as session {session}; `agentdeck flaky --compare` shows before/after[/]")
+    if args.max_rate is not None:
+        over = [t for t in report.tests if t.failure_rate > args.max_rate]
+        if over:
+            worst = max(over, key=lambda t: t.failure_rate)
+            print(f"agentdeck flaky: {len(over)} test(s) fail more often than --max-rate {args.max_rate:g} "
+                  f"(worst: {worst.nodeid} at {worst.failure_rate:.1%})", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _compare(args: argparse.Namespace, path: Path) -> int:
+    from rich.console import Console
+
+    from agentdeck.flaky.history import compare, flaky_over_time
+    from agentdeck.flaky.report import compare_json, compare_table, trend_table
+    from agentdeck.store import connect
+
+    project = str(Path(args.project).resolve())
+    conn = connect(path)
+    try:
+        rows = compare(conn, project)
+        trend = flaky_over_time(conn, project)
+    finally:
+        conn.close()
+    if args.json:
+        doc = compare_json(rows, trend)
+        if args.json == "-":
+            print(json.dumps(doc, indent=2))
+            return 0
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    console = Console(soft_wrap=False)
+    if not trend:
+        console.print(f"no flaky-test sessions recorded for {project} yet; run `agentdeck flaky` first")
+        return 0
+    console.print(trend_table(trend))
+    if rows:
+        console.print(compare_table(rows))
+    else:
+        console.print("no test has been flaky or broken here")
+    return 0

@@ -1,0 +1,168 @@
+"""Flaky-test history in the shared SQLite database: sessions, verdicts, every run; before/after a fix.
+
+"Fixed" is a statistical claim, not a feeling: after a test failed at rate p, it takes
+n = ln(0.05) / ln(1 - p) clean runs in a row before a remaining failure rate of p would have
+shown up with 95% probability (59 runs for 5%, 299 for 1%). ``compare`` counts the clean
+unperturbed runs since the last session that found the test flaky or broken.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agentdeck.flaky.experiments import UNPERTURBED
+from agentdeck.flaky.protocol import FAIL_OUTCOMES
+from agentdeck.flaky.runner import FlakyReport
+from agentdeck.flaky.stats import runs_needed
+
+
+def _test_ids(conn: sqlite3.Connection, project: str, nodeids: list[str]) -> dict[str, int]:
+    conn.executemany("INSERT OR IGNORE INTO flaky_tests (project, nodeid) VALUES (?, ?)", [(project, n) for n in nodeids])
+    ids: dict[str, int] = {}
+    for chunk in range(0, len(nodeids), 500):
+        part = nodeids[chunk:chunk + 500]
+        rows = conn.execute(f"SELECT id, nodeid FROM flaky_tests WHERE project = ? AND nodeid IN ({','.join('?' * len(part))})",
+                            [project, *part]).fetchall()
+        ids.update({r[1]: r[0] for r in rows})
+    return ids
+
+
+def save_report(conn: sqlite3.Connection, report: FlakyReport) -> int:
+    """Store one session (verdicts and every run record); return its id."""
+    doc = report.to_json()
+    with conn:
+        cur = conn.execute(
+            "INSERT INTO flaky_sessions (started_at, finished_at, project, pytest_args, runs, engine, workers, seed, diagnosed,"
+            " duration_s, n_tests, n_stable, n_flaky, n_broken, report_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (report.started_at, time.time(), report.project, json.dumps(report.pytest_args), report.runs, report.engine,
+             report.workers, report.seed, int(report.diagnosed), report.duration_s, len(report.tests), report.count("stable"),
+             report.count("flaky"), report.count("broken"), json.dumps(doc)),
+        )
+        session_id = int(cur.lastrowid or 0)
+        ids = _test_ids(conn, report.project, report.nodeids or [t.nodeid for t in report.tests])
+        conn.executemany(
+            "INSERT INTO flaky_results (session_id, test_id, runs, failures, failure_rate, ci_low, ci_high, verdict, root_cause,"
+            " evidence, recommendation, culprit) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(session_id, ids[t.nodeid], t.runs, t.failures, t.failure_rate, t.ci95[0], t.ci95[1], t.verdict, t.root_cause,
+              json.dumps(t.evidence), t.recommendation, t.culprit) for t in report.tests],
+        )
+        names = report.nodeids
+        conn.executemany(
+            "INSERT INTO flaky_runs (session_id, test_id, ts, experiment, run, position, outcome, phase, duration_s, exc_type,"
+            " errno, message, location, seed, order_seed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(session_id, ids[names[r.idx]], r.ts, r.experiment, r.run, r.pos, r.outcome, r.phase, r.duration, r.exc, r.errno,
+              (r.message or "")[:1000] if r.outcome in FAIL_OUTCOMES else None, r.test_line or r.location, r.seed, r.order_seed)
+             for r in report.records],
+        )
+    return session_id
+
+
+@dataclass
+class SessionRow:
+    id: int
+    started_at: float
+    project: str
+    runs: int
+    n_tests: int
+    n_stable: int
+    n_flaky: int
+    n_broken: int
+    duration_s: float
+
+
+def sessions(conn: sqlite3.Connection, project: str | None = None, limit: int = 1000) -> list[SessionRow]:
+    """Sessions, oldest first (for one project, or all)."""
+    sql = "SELECT id, started_at, project, runs, n_tests, n_stable, n_flaky, n_broken, duration_s FROM flaky_sessions"
+    args: list[Any] = []
+    if project is not None:
+        sql += " WHERE project = ?"
+        args.append(project)
+    sql += " ORDER BY started_at DESC, id DESC LIMIT ?"
+    args.append(limit)
+    rows = [SessionRow(*tuple(r)) for r in conn.execute(sql, args).fetchall()]
+    return rows[::-1]
+
+
+def latest_report(conn: sqlite3.Connection, project: str | None = None) -> dict[str, Any] | None:
+    """The newest session's --json document (what the console shows before a new run)."""
+    sql = "SELECT report_json FROM flaky_sessions"
+    args: list[Any] = []
+    if project is not None:
+        sql += " WHERE project = ?"
+        args.append(project)
+    row = conn.execute(sql + " ORDER BY started_at DESC, id DESC LIMIT 1", args).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def test_runs(conn: sqlite3.Connection, project: str, nodeid: str) -> list[dict[str, Any]]:
+    """Every recorded run of one test over time, oldest first."""
+    rows = conn.execute(
+        "SELECT r.session_id, r.ts, r.experiment, r.run, r.position, r.outcome, r.duration_s, r.exc_type, r.message, r.location,"
+        " r.seed FROM flaky_runs r JOIN flaky_tests t ON t.id = r.test_id WHERE t.project = ? AND t.nodeid = ? ORDER BY r.ts, r.id",
+        (project, nodeid)).fetchall()
+    keys = ("session_id", "ts", "experiment", "run", "position", "outcome", "duration_s", "exc_type", "message", "location", "seed")
+    return [dict(zip(keys, tuple(r))) for r in rows]
+
+
+@dataclass
+class Comparison:
+    nodeid: str
+    before_session: int
+    before_at: float
+    before_verdict: str
+    before_rate: float
+    before_cause: str | None
+    after_runs: int
+    after_failures: int
+    needed: int
+    status: str  # fixed | not yet | still failing | no runs since
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nodeid": self.nodeid, "status": self.status,
+            "before": {"session": self.before_session, "at": self.before_at, "verdict": self.before_verdict,
+                       "failure_rate": round(self.before_rate, 4), "root_cause": self.before_cause},
+            "after": {"runs": self.after_runs, "failures": self.after_failures,
+                      "failure_rate": round(self.after_failures / self.after_runs, 4) if self.after_runs else None},
+            "clean_runs_needed": self.needed,
+        }
+
+
+def compare(conn: sqlite3.Connection, project: str) -> list[Comparison]:
+    """For every test that was ever flaky or broken here: its last bad session against everything since."""
+    bad = conn.execute(
+        "SELECT t.id, t.nodeid, s.id, s.started_at, r.verdict, r.failure_rate, r.root_cause FROM flaky_results r"
+        " JOIN flaky_sessions s ON s.id = r.session_id JOIN flaky_tests t ON t.id = r.test_id"
+        " WHERE s.project = ? AND r.verdict IN ('flaky', 'broken') ORDER BY s.started_at, s.id", (project,)).fetchall()
+    last: dict[int, tuple[Any, ...]] = {}
+    for row in bad:
+        last[row[0]] = tuple(row)  # later rows overwrite: the most recent bad session wins
+    out = []
+    placeholders = ",".join("?" * len(UNPERTURBED))
+    for test_id, nodeid, session_id, started_at, verdict, rate, cause in last.values():
+        rows = conn.execute(
+            f"SELECT r.outcome FROM flaky_runs r JOIN flaky_sessions s ON s.id = r.session_id WHERE r.test_id = ?"
+            f" AND (s.started_at > ? OR (s.started_at = ? AND s.id > ?)) AND r.experiment IN ({placeholders})"
+            " AND r.outcome != 'skipped'", (test_id, started_at, started_at, session_id, *UNPERTURBED)).fetchall()
+        runs = len(rows)
+        fails = sum(1 for r in rows if r[0] in FAIL_OUTCOMES)
+        needed = runs_needed(rate)
+        if runs == 0:
+            status = "no runs since"
+        elif fails:
+            status = "still failing"
+        elif runs >= needed:
+            status = "fixed"
+        else:
+            status = "not yet"
+        out.append(Comparison(nodeid, session_id, started_at, verdict, rate, cause, runs, fails, needed, status))
+    out.sort(key=lambda c: ({"still failing": 0, "not yet": 1, "no runs since": 2, "fixed": 3}[c.status], c.nodeid))
+    return out
+
+
+def flaky_over_time(conn: sqlite3.Connection, project: str) -> list[SessionRow]:
+    return sessions(conn, project)
