@@ -209,7 +209,7 @@ def run_flaky(opts: FlakyOptions, progress: ProgressCallback | None = None, canc
             for i in candidates:
                 diagnoses[i] = Diagnosis(alone=alone_counts(sched.records, i))
             _order_phase(candidates, diagnoses, sched.records, jobs_by_id, run)
-            _perturb_phase(candidates, diagnoses, sched, run)
+            _perturb_phase(candidates, diagnoses, sched, run, n)
         tracker.emit("done", 1, 1)
         verdicts = build_verdicts(nodeids, sched.records, diagnoses, Path(engine.collected.root), opts.timeout, opts.diagnose)
         warnings += sched.warnings
@@ -257,7 +257,7 @@ def _order_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], records
         diagnoses[b.finding.test].order = b.finding
 
 
-def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched: Scheduler, run: RunPhase) -> None:
+def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched: Scheduler, run: RunPhase, n_tests: int) -> None:
     records = sched.records
     todo = [i for i in candidates if not (diagnoses[i].order is not None and diagnoses[i].order.confirmed)]
     groups = []
@@ -272,7 +272,7 @@ def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched
     jobs = _round_robin(groups)
     stop = EarlyStop({i: diagnoses[i].alone for i in todo}, jobs)
     run("perturb", jobs, skip=stop.skip, on_done=stop.done)
-    _, counts = tally(records, max([*todo, -1]) + 1)
+    _, counts = tally(records, n_tests)
     for i in todo:
         d = diagnoses[i]
         d.treatments = evaluate_treatments(i, records, d.alone, counts[i], d.fail_seed, d.pass_seed)
