@@ -303,9 +303,13 @@ def test_key_budget_exhausted_403_both_protocols(http: httpx.Client) -> None:
     assert "poor" in aerr["message"] and "daily" in aerr["message"].lower(), aerr
 
 
-def test_throttle_429_with_retry_after_both_protocols(http: httpx.Client) -> None:
-    """Slots full (1 slot, max_queue_wait_s 0.3) past the queue wait: 429 + retry-after-ms and retry-after <= 60 s."""
+def test_throttle_429_with_retry_after_both_protocols(http: httpx.Client, contract_mock: Any) -> None:
+    """Slots full (1 slot, max_queue_wait_s 0.3) past the queue wait: 429 + retry-after-ms and retry-after <= 60 s.
+
+    Also the slot guarantee: two providers with one slot each never have more than 2 calls upstream.
+    """
     slow = "[mock:slow=2500] hold the slot"
+    contract_mock.reset()
 
     def oai_call() -> httpx.Response:
         return _oai_post(http, "/v1/chat/completions", chat_body("gpt-4.1-nano", slow))
@@ -318,6 +322,7 @@ def test_throttle_429_with_retry_after_both_protocols(http: httpx.Client) -> Non
         time.sleep(0.6)  # both slots taken before the second wave arrives
         second = [ex.submit(oai_call), ex.submit(ant_call)]
         results = [f.result() for f in first + second]
+    assert contract_mock.stats()["max_in_flight"] <= 2, contract_mock.stats()
     o_codes = sorted(r.status_code for r in (results[0], results[2]))
     a_codes = sorted(r.status_code for r in (results[1], results[3]))
     assert o_codes == [200, 429], [r.text for r in results]
@@ -492,6 +497,31 @@ def test_admin_requests_newest_first_with_every_field(http: httpx.Client) -> Non
         ("smart", "gpt-4.1", "smart"), ("gpt-4o", "gpt-4o", "balanced"), ("fast", "gpt-4o-mini", "fast")]
     one = http.get("/admin/requests?limit=1", headers=admin()).json()["requests"]
     assert len(one) == 1 and one[0]["id"] == ids[-1]
+
+
+def test_streamed_requests_are_costed(http: httpx.Client) -> None:
+    """'Every request's cost is counted, streamed ones included' (the client did not ask for usage)."""
+    ids = []
+    with http.stream("POST", "/v1/chat/completions", json=chat_body("fast", stream=True), headers=auth(KEY_DEV)) as r:
+        assert r.status_code == 200
+        body = b"".join(r.iter_raw())
+        ids.append(r.headers["x-agentdeck-request-id"])
+    assert b"[DONE]" in body
+    with http.stream("POST", "/v1/messages", json=messages_body("fast", stream=True),
+                     headers={"x-api-key": KEY_DEV, "anthropic-version": "2023-06-01"}) as r:
+        assert r.status_code == 200
+        body = b"".join(r.iter_raw())
+        ids.append(r.headers["x-agentdeck-request-id"])
+    assert b"message_stop" in body
+    deadline = time.monotonic() + 5
+    rows: dict[str, Any] = {}
+    while time.monotonic() < deadline and len(rows) < 2:
+        listed = http.get("/admin/requests?limit=20", headers=admin()).json()["requests"]
+        rows = {x["id"]: x for x in listed if x["id"] in ids}
+        time.sleep(0.1)
+    assert set(rows) == set(ids), rows
+    for row in rows.values():
+        assert row["output_tokens"] > 0 and row["cost_usd"] > 0, row
 
 
 def test_admin_events_sse_with_type(gw: Any, http: httpx.Client) -> None:

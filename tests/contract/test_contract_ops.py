@@ -136,26 +136,27 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize("how", ["runtime-file", "url-and-key"])
 def test_run_points_sdks_at_the_gateway(gw_clean: Any, by_runtime: dict[str, str], by_url: dict[str, str],
-                                        tmp_path: Path, how: str) -> None:
+                                        tmp_path: Path) -> None:
+    """Both ways at once: no flags (runtime file), and --key NAME --url U with AGENTDECK_ADMIN_TOKEN."""
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
-    if how == "runtime-file":
-        p = cli(["run", "--", sys.executable, str(script)], env=by_runtime, cwd=tmp_path, timeout=90)
-    else:
-        p = cli(["run", "--key", "dev", "--url", gw_clean.url, "--", sys.executable, str(script)], env=by_url,
-                cwd=tmp_path, timeout=90)
-    assert p.returncode == 0, describe(p)
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    assert line is not None, describe(p)
-    out = json.loads(line[len("RESULT "):])
-    assert out["ANTHROPIC_BASE_URL"].rstrip("/") == gw_clean.url
-    assert out["OPENAI_BASE_URL"].rstrip("/") == gw_clean.url + "/v1"
-    key = out["OPENAI_API_KEY"]
-    assert key and key == (out["ANTHROPIC_API_KEY"] or out["ANTHROPIC_AUTH_TOKEN"])
-    assert key not in (PROVIDER_KEY_OPENAI, PROVIDER_KEY_ANTHROPIC)
-    assert out["openai_model"] == "gpt-4o-mini" and out["anthropic_model"] == "claude-haiku-4-5"
+    results = cli_many([
+        (["run", "--", sys.executable, str(script)], {"env": by_runtime, "cwd": tmp_path, "timeout": 90}),
+        (["run", "--key", "dev", "--url", gw_clean.url, "--", sys.executable, str(script)],
+         {"env": by_url, "cwd": tmp_path, "timeout": 90}),
+    ])
+    for p in results:
+        assert p.returncode == 0, describe(p)
+        line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        assert line is not None, describe(p)
+        out = json.loads(line[len("RESULT "):])
+        assert out["ANTHROPIC_BASE_URL"].rstrip("/") == gw_clean.url
+        assert out["OPENAI_BASE_URL"].rstrip("/") == gw_clean.url + "/v1"
+        key = out["OPENAI_API_KEY"]
+        assert key and key == (out["ANTHROPIC_API_KEY"] or out["ANTHROPIC_AUTH_TOKEN"])
+        assert key not in (PROVIDER_KEY_OPENAI, PROVIDER_KEY_ANTHROPIC)
+        assert out["openai_model"] == "gpt-4o-mini" and out["anthropic_model"] == "claude-haiku-4-5"
 
 
 # -- a second gateway: a tiny global budget, a restart, clean signals -------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any, Iterator
@@ -41,6 +43,18 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data = root / "data"
     cfg = write_config(root / "tools.toml", {"gateway": {"data_dir": str(data), "port": 0}})
     return {"root": root, "config": cfg, "data": data, "env": isolated_env(root / "home")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def demo(tools: dict[str, Any]) -> Iterator[subprocess.Popen[str]]:
+    """`agentdeck demo --headless --duration 5`, started with the module so its 5 s overlap the other checks."""
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck", "demo", "--headless", "--duration", "5"],
+                            env=tools["env"], cwd=tools["root"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate(timeout=10)
 
 
 # -- routing dry run -------------------------------------------------------------------
@@ -252,8 +266,9 @@ def test_mock_upstream_serves_both_protocols(mocks: tuple[Served, Served]) -> No
     assert r.status_code == 429
 
 
-def test_demo_headless_prints_a_summary(tools: dict[str, Any]) -> None:
-    p = cli(["demo", "--headless", "--duration", "5"], env=tools["env"], cwd=tools["root"], timeout=90)
+def test_demo_headless_prints_a_summary(demo: subprocess.Popen[str]) -> None:
+    out, err = demo.communicate(timeout=90)
+    p = subprocess.CompletedProcess(demo.args, demo.returncode, out, err)
     assert p.returncode == 0, describe(p)
     assert "Traceback" not in p.stderr, describe(p)
     assert len(p.stdout.strip().splitlines()) >= 2, describe(p)
