@@ -196,6 +196,18 @@ def test_configured_model_by_name_and_auto(oai: openai.OpenAI, ant: anthropic.An
     assert raw.headers["x-agentdeck-model"] in CONFIGURED
 
 
+def test_named_tier_is_served_by_that_tier(http: httpx.Client) -> None:
+    """'fast / balanced / smart = that tier': even when the answer is cut at max_tokens (no escalation)."""
+    tier = "fast"
+    o = _oai_post(http, "/v1/chat/completions", chat_body(tier, max_tokens=5))
+    a = _ant_post(http, "/v1/messages", messages_body(tier, max_tokens=5))
+    assert o.status_code == 200 and a.status_code == 200
+    got = {"openai": (o.headers["x-agentdeck-tier"], o.json()["model"]),
+           "anthropic": (a.headers["x-agentdeck-tier"], a.json()["model"])}
+    want = {"openai": (tier, "gpt-4o-mini"), "anthropic": (tier, "claude-haiku-4-5")}
+    assert got == want
+
+
 def test_anthropic_version_and_beta_headers_forwarded(gw: Any, contract_mock: Any) -> None:
     c = anthropic.Anthropic(base_url=gw.url, api_key=KEY_DEV, max_retries=0, timeout=30,
                             default_headers={"anthropic-beta": "contract-beta-2025-01-01",

@@ -151,6 +151,19 @@ def test_diagnose_log_list_export_round_trip(tools: dict[str, Any]) -> None:
         db.close()
 
 
+def test_diagnose_wizard_in_a_plain_terminal(tools: dict[str, Any]) -> None:
+    """The wizard on plain stdin: describe the error, accept every default, and the entry is recorded."""
+    env, cwd, cfg = tools["env"], tools["root"], str(tools["config"])
+    error = "contract-wizard: the agent used an old API version of the HTTP client"
+    p = cli(["diagnose", "--config", cfg], env=env, cwd=cwd, stdin=error + "\n" + "\n" * 40, timeout=60)
+    assert p.returncode == 0, describe(p)
+    assert "Traceback" not in p.stderr, describe(p)
+    for cat in ("context", "model", "rules", "testing", "quality_gate"):
+        assert cat in p.stdout, f"the wizard never offered {cat}\n{describe(p)}"
+    listed = cli(["diagnose", "list", "--json", "--config", cfg], env=env, cwd=cwd)
+    assert error in listed.stdout, describe(listed)
+
+
 # -- flaky runner ----------------------------------------------------------------------
 FLAKY_PROJECT = textwrap.dedent('''
     import os
