@@ -297,7 +297,8 @@ def snapshot_state(root: str) -> dict[str, str]:
             except Exception:  # noqa: BLE001 - a repr that fails is simply not compared
                 continue
     for k, v in os.environ.items():
-        out[f"os.environ[{k!r}]"] = repr(v)[:120]
+        if k != "PYTEST_CURRENT_TEST":  # pytest itself rewrites it for every test
+            out[f"os.environ[{k!r}]"] = repr(v)[:120]
     out["os.getcwd()"] = repr(os.getcwd())
     return out
 
@@ -311,7 +312,8 @@ def _short_repr(value: Any) -> str:
 
 def diff_state(before: dict[str, str], after: dict[str, str], limit: int = 8) -> list[str]:
     changes = []
-    for key in sorted(set(before) | set(after)):
+    # Module state first (what a polluter usually leaves), then the environment and cwd.
+    for key in sorted(set(before) | set(after), key=lambda k: (k.startswith("os."), k)):
         a, b = before.get(key), after.get(key)
         if a == b:
             continue

@@ -15,7 +15,9 @@ def wilson(failures: int, runs: int, z: float = 1.959964) -> tuple[float, float]
     denom = 1 + z * z / runs
     centre = (p + z * z / (2 * runs)) / denom
     half = z * math.sqrt(p * (1 - p) / runs + z * z / (4 * runs * runs)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if failures == 0 else max(0.0, centre - half)
+    hi = 1.0 if failures == runs else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def fisher_greater(treated_fail: int, treated_runs: int, control_fail: int, control_runs: int) -> float:
