@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flaky_support import FAST, FIXTURES, fast_pytest
 
 from agentdeck.flaky.runner import FlakyOptions, FlakyReport, run_flaky
 
-FIXTURES = Path(__file__).resolve().parent.parent / "flaky_fixtures"
+
+@pytest.fixture
+def fast_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in FAST.items():
+        monkeypatch.setenv(k, v)
 
 
 @pytest.fixture(scope="session")
@@ -19,13 +24,15 @@ def fixture_dir() -> Path:
 @pytest.fixture(scope="session")
 def project_report() -> FlakyReport:
     """The full diagnosis of the fixture project (every cause, a known answer each); ~30 s on 2 busy cores."""
-    return run_flaky(FlakyOptions(project_dir=FIXTURES / "project", runs=24, workers=2, seed=7, timeout=30))
+    with fast_pytest():
+        return run_flaky(FlakyOptions(project_dir=FIXTURES / "project", runs=24, workers=2, seed=7, timeout=30))
 
 
 @pytest.fixture(scope="session")
 def mini_report() -> FlakyReport:
     """A quick diagnosis of the three-test mini project (stable, broken, flaky by randomness)."""
-    return run_flaky(FlakyOptions(project_dir=FIXTURES / "mini", runs=6, shuffles=2, alone_runs=6, workers=2, seed=5))
+    with fast_pytest():
+        return run_flaky(FlakyOptions(project_dir=FIXTURES / "mini", runs=6, shuffles=2, alone_runs=6, workers=2, seed=5))
 
 
 @pytest.fixture

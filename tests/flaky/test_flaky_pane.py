@@ -32,7 +32,7 @@ async def _wait_for_run(pane: FlakyPane, pilot, done_before: int, limit: float =
     assert pane.sessions_run > done_before, "the run did not finish in time"
 
 
-async def test_flaky_pane_runs_the_suite_and_shows_verdicts(tmp_path: Path) -> None:
+async def test_flaky_pane_runs_the_suite_and_shows_verdicts(tmp_path: Path, fast_env: None) -> None:
     db = tmp_path / "agentdeck.db"
     pane = FlakyPane(db, MINI, runs=6, shuffles=2, alone_runs=8, workers=2, seed=5)
     app = PaneApp(pane)
@@ -71,7 +71,7 @@ async def test_flaky_pane_runs_the_suite_and_shows_verdicts(tmp_path: Path) -> N
         conn.close()
 
 
-async def test_flaky_pane_shows_the_last_session_on_open_and_reports_errors(tmp_path: Path) -> None:
+async def test_flaky_pane_shows_the_last_session_on_open_and_reports_errors(tmp_path: Path, fast_env: None) -> None:
     db = tmp_path / "agentdeck.db"
     first = FlakyPane(db, MINI, runs=3, shuffles=0, alone_runs=4, workers=2, seed=1)
     async with PaneApp(first).run_test(size=(140, 40)) as pilot:

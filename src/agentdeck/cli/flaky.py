@@ -124,6 +124,13 @@ class _RichProgress:
         self.progress.stop()
 
 
+def _console() -> Any:
+    """stdout; wide enough off a terminal (logs, CI) that node ids are not folded."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def run(args: argparse.Namespace) -> int:
     from agentdeck.cli.common import config_from
     from agentdeck.store import connect, db_path
@@ -132,10 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if args.compare:
         return _compare(args, db_path(cfg.gateway.data_dir))
     _validate(args)
-    from rich.console import Console
-
     from agentdeck.flaky.history import save_report
-    from agentdeck.flaky.report import markdown, summary_table, write_json
+    from agentdeck.flaky.report import details, markdown, summary_table, write_json
     from agentdeck.flaky.runner import FlakyOptions, run_flaky
 
     opts = FlakyOptions(
@@ -163,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         Path(args.report).write_text(markdown(report), encoding="utf-8")
     if args.json != "-":
-        console = Console(soft_wrap=False)
+        console = _console()
         console.print(summary_table(report, show_stable=args.show_stable))
+        for block in details(report):
+            console.print(block)
         for w in report.warnings:
             console.print(f"[yellow]warning:[/] {w}")
         if session is not None:
@@ -180,8 +187,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, path: Path) -> int:
-    from rich.console import Console
-
     from agentdeck.flaky.history import compare, flaky_over_time
     from agentdeck.flaky.report import compare_json, compare_table, trend_table
     from agentdeck.store import connect
@@ -199,7 +204,7 @@ def _compare(args: argparse.Namespace, path: Path) -> int:
             print(json.dumps(doc, indent=2))
             return 0
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    console = Console(soft_wrap=False)
+    console = _console()
     if not trend:
         console.print(f"no flaky-test sessions recorded for {project} yet; run `agentdeck flaky` first")
         return 0

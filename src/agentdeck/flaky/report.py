@@ -122,19 +122,35 @@ def summary_table(report: FlakyReport, show_stable: bool = False) -> Table:
     table = Table(title=f"{len(report.tests)} tests · {report.count('stable')} stable · {report.count('flaky')} flaky · "
                         f"{report.count('broken')} broken · {report.runs} runs · {report.duration_s:.1f} s",
                   title_justify="left", expand=False)
-    table.add_column("verdict")
-    table.add_column("rate", justify="right")
-    table.add_column("runs", justify="right")
-    table.add_column("cause")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("rate", justify="right", no_wrap=True)
+    table.add_column("fails/runs", justify="right", no_wrap=True)
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    table.add_column("cause", no_wrap=True)
     table.add_column("test", overflow="fold")
-    table.add_column("recommendation", overflow="fold", max_width=70)
     order = {"broken": 0, "flaky": 1, "stable": 2}
     for t in sorted(report.tests, key=lambda t: (order[t.verdict], -t.failure_rate, t.nodeid)):
         if t.verdict == "stable" and not show_stable:
             continue
         table.add_row(Text(t.verdict, style=verdict_style(t.verdict)), pct(t.failure_rate), f"{t.failures}/{t.runs}",
-                      t.root_cause or "", t.nodeid, t.recommendation)
+                      f"{pct(t.ci95[0])}-{pct(t.ci95[1])}" if t.failures else "", t.root_cause or "", t.nodeid)
     return table
+
+
+def details(report: FlakyReport) -> list[Text]:
+    """For each flaky or broken test: why (the deciding evidence) and what to do."""
+    out: list[Text] = []
+    order = {"broken": 0, "flaky": 1}
+    for t in sorted((t for t in report.tests if t.verdict != "stable"), key=lambda t: (order[t.verdict], -t.failure_rate)):
+        block = Text()
+        block.append(f"{t.nodeid}", style="bold")
+        block.append(f"  {t.verdict}" + (f", {t.root_cause}" if t.root_cause else ""), style=verdict_style(t.verdict))
+        for e in t.evidence[:3]:
+            block.append(f"\n  · {e}")
+        block.append("\n  fix: ", style="bold")
+        block.append(t.recommendation)
+        out.append(block)
+    return out
 
 
 def compare_table(rows: list[Comparison]) -> Table:
