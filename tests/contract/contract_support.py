@@ -224,7 +224,7 @@ class Served:
 
 
 def serve_gateway(config: Path, env: dict[str, str], log_dir: Path, name: str = "gateway") -> Served:
-    return Served(["serve", "--config", str(config), "--port", "0"], env, GATEWAY_LINE, log_dir, name)
+    return Served(["serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"], env, GATEWAY_LINE, log_dir, name)
 
 
 def auth(key: str) -> dict[str, str]:

@@ -123,15 +123,29 @@ def test_wrong_admin_token_is_one_clear_line(gw_clean: Any, tmp_path: Path) -> N
 
 
 SCRIPT = textwrap.dedent('''
-    import json, os, sys
-    import anthropic, openai
+    """Calls the gateway the way tools do, from the environment alone (the anthropic SDK's import is slow
+    on a loaded machine, so the Anthropic call is made as that SDK makes it: base URL + /v1/messages, x-api-key
+    or a bearer token)."""
+    import json, os, sys, urllib.request
     out = {k: os.environ.get(k) for k in ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY",
                                            "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY")}
-    o = openai.OpenAI(max_retries=0, timeout=30)
-    out["openai_model"] = o.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}]).model
-    a = anthropic.Anthropic(max_retries=0, timeout=30)
-    out["anthropic_model"] = a.messages.create(model="fast", max_tokens=100,
-                                               messages=[{"role": "user", "content": "hi"}]).model
+    if sys.argv[1:] == ["sdk"]:
+        import openai
+        o = openai.OpenAI(max_retries=0, timeout=30)
+        out["openai_model"] = o.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}]).model
+    else:
+        req = urllib.request.Request(os.environ["OPENAI_BASE_URL"].rstrip("/") + "/chat/completions",
+            data=json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+            headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"], "content-type": "application/json"})
+        out["openai_model"] = json.load(urllib.request.urlopen(req, timeout=30))["model"]
+    headers = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        headers["x-api-key"] = os.environ["ANTHROPIC_API_KEY"]
+    else:
+        headers["Authorization"] = "Bearer " + os.environ["ANTHROPIC_AUTH_TOKEN"]
+    req = urllib.request.Request(os.environ["ANTHROPIC_BASE_URL"].rstrip("/") + "/v1/messages", headers=headers,
+        data=json.dumps({"model": "fast", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}).encode())
+    out["anthropic_model"] = json.load(urllib.request.urlopen(req, timeout=30))["model"]
     print("RESULT " + json.dumps(out))
 ''')
 
@@ -142,7 +156,7 @@ def test_run_points_sdks_at_the_gateway(gw_clean: Any, by_runtime: dict[str, str
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     results = cli_many([
-        (["run", "--", sys.executable, str(script)], {"env": by_runtime, "cwd": tmp_path, "timeout": 90}),
+        (["run", "--", sys.executable, str(script), "sdk"], {"env": by_runtime, "cwd": tmp_path, "timeout": 90}),
         (["run", "--key", "dev", "--url", gw_clean.url, "--", sys.executable, str(script)],
          {"env": by_url, "cwd": tmp_path, "timeout": 90}),
     ])
