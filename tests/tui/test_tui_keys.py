@@ -27,21 +27,22 @@ async def test_pause_freezes_the_table_and_shows_a_banner() -> None:
         table = app.query_one(CallTable)
         assert [r.ev.id for r in table.rows][:2] == ["req_000009", "req_000008"]
         pane = app.query_one(RoutingPane)
-        banner = pane.query_one("#paused-banner")
-        assert not banner.display
+        banner = pane.query_one("#routing-summary")
+        assert "PAUSED" not in str(banner.render())
 
         await pilot.press("p")
-        assert app.paused and banner.display
+        assert app.paused and banner.has_class("-paused")
         eng.push([make_request(i) for i in range(10, 15)])
         app._pump()
         await pilot.pause()
         assert table.rows[0].ev.id == "req_000009", "a paused table must not move"
-        assert "5 new calls since" in str(banner.render())
+        assert "PAUSED" in str(banner.render()) and "5 new calls since" in str(banner.render())
         assert "PAUSED" in str(app.topbar.render())
 
         await pilot.press("p")
         await pilot.pause()
-        assert not app.paused and not banner.display
+        assert not app.paused and not banner.has_class("-paused")
+        assert "PAUSED" not in str(banner.render())
         assert table.rows[0].ev.id == "req_000014"
 
 
@@ -149,3 +150,20 @@ async def test_quit_asks_while_traffic_flows() -> None:
         await pilot.press("q", "enter")
         await pilot.pause()
     assert ("close", None) in eng.commands
+
+
+async def test_filter_applies_to_the_frozen_rows_while_paused() -> None:
+    app, eng = app_with([make_request(i) for i in range(20)])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("p", "slash", *"opus", "enter")
+        await pilot.pause()
+        table = app.query_one(CallTable)
+        assert table.rows and all("opus" in r.ev.model for r in table.rows)
+        eng.push([make_request(i) for i in range(20, 30)])
+        app._pump()
+        await pilot.pause()
+        assert max(int(r.ev.id[4:]) for r in table.rows) < 20, "paused: new calls stay out"
+        await pilot.press("p")
+        await pilot.pause()
+        assert max(int(r.ev.id[4:]) for r in table.rows) >= 20 and all("opus" in r.ev.model for r in table.rows)

@@ -219,7 +219,8 @@ class ConsoleApp(App[None]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         pane = self.live_panes.get(event.pane.id or "") if hasattr(self, "live_panes") else None
         if pane is not None:
-            pane.flush()
+            # Show the tab at once; bring its contents up to date right after that frame.
+            self.call_after_refresh(pane.flush)
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

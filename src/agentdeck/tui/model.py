@@ -76,13 +76,30 @@ def request_from_row(row: dict[str, Any]) -> RequestCompleted:
     return ev
 
 
-@dataclass(slots=True)
 class CallRow:
-    """One line of the live table, formatted once when it arrives."""
+    """One line of the live table. Formatted lazily: at 1,000 calls/s most rows scroll out of the
+    bounded table before anyone sees them, so cells are built on first render, once."""
 
-    ev: RequestCompleted
-    cells: tuple[str, ...]
-    haystack: str
+    __slots__ = ("ev", "_cells", "_hay")
+
+    def __init__(self, ev: RequestCompleted) -> None:
+        self.ev = ev
+        self._cells: tuple[str, ...] | None = None
+        self._hay: str | None = None
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        if self._cells is None:
+            self._cells = format_cells(self.ev)
+        return self._cells
+
+    @property
+    def haystack(self) -> str:
+        if self._hay is None:
+            ev = self.ev
+            self._hay = " ".join((ev.session or "", ev.key, ev.tier or "", ev.model, ev.model_requested, ev.rule or "",
+                                  str(ev.status), ev.provider, ev.error or "", ev.id)).lower()
+        return self._hay
 
     @property
     def failed(self) -> bool:
@@ -103,20 +120,21 @@ COLUMNS: tuple[tuple[str, str, int, int], ...] = (
 )
 
 
-def make_row(ev: RequestCompleted) -> CallRow:
-    who = ev.session or ev.key
+def format_cells(ev: RequestCompleted) -> tuple[str, ...]:
+    """The table cells of one call, in ``COLUMNS`` order."""
     tier = ev.tier or "-"
     if ev.escalations:
         tier += "↑"
-    status = str(ev.status) if ev.status else "-"
-    cells = (
-        fmt_clock(ev.ts), who, tier, ev.model or ev.model_requested, ev.rule or "-", status,
-        fmt_ms(ev.latency_ms), f"{fmt_tokens(ev.input_tokens)}/{fmt_tokens(ev.output_tokens)}",
+    return (
+        fmt_clock(ev.ts), ev.session or ev.key, tier, ev.model or ev.model_requested, ev.rule or "-",
+        str(ev.status) if ev.status else "-", fmt_ms(ev.latency_ms),
+        f"{fmt_tokens(ev.input_tokens)}/{fmt_tokens(ev.output_tokens)}",
         fmt_usd(ev.cost_usd) + ("~" if ev.estimated else ""),
     )
-    hay = " ".join((who, ev.key, tier, ev.model, ev.model_requested, ev.rule or "", status, ev.provider,
-                    ev.error or "", ev.id)).lower()
-    return CallRow(ev, cells, hay)
+
+
+def make_row(ev: RequestCompleted) -> CallRow:
+    return CallRow(ev)
 
 
 def matches(row: CallRow, query: str) -> bool:
@@ -139,16 +157,15 @@ class CallLog:
         self.version = 0  # bumped on every change, so views know when to redraw
 
     def add(self, ev: RequestCompleted) -> CallRow:
-        row = make_row(ev)
+        row = CallRow(ev)
         self.rows.append(row)
         self.total += 1
         self.tiers[ev.tier or "other"] += 1
-        if row.failed:
+        if ev.status >= 400 or ev.error is not None:
             self.failed += 1
         self.cost_usd += ev.cost_usd
         self.baseline_usd += ev.baseline_cost_usd
-        who = ev.session or ev.key
-        self.recent_who[who] = ev.ts
+        self.recent_who[ev.session or ev.key] = ev.ts
         if len(self.recent_who) > 500:
             for k, _ in sorted(self.recent_who.items(), key=lambda kv: kv[1])[:250]:
                 del self.recent_who[k]

@@ -125,7 +125,7 @@ class KillSwitch(Horizontal):
             text = "kill switch: traffic flowing. ! refuses every new call (asks first)."
         if keys:
             text += f"\nstopped keys/sessions: {', '.join(sorted(keys))}"
-        self.query_one("#ks-state", Static).update(text)
+        self.query_one("#ks-state", Static).update(text, layout=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -154,6 +154,7 @@ class BudgetPane(Vertical, LivePane):
         self._shown = -1
         self._keys_shown: list[tuple[str, float]] | None = None
         self._last_poll = 0.0
+        self._proj_lines = -1
 
     def compose(self) -> ComposeResult:
         with Vertical(id="meters"):
@@ -203,9 +204,12 @@ class BudgetPane(Vertical, LivePane):
             self.query_one("#meter-hour", Meter).set_value(m.tick.hour_usd, m.tick.hourly_budget_usd)
             self.query_one("#meter-day", Meter).set_value(m.tick.day_usd, m.tick.daily_budget_usd)
         proj = self.query_one(Projection)
-        proj.update(proj.build(m))
+        text = proj.build(m)
+        lines = text.plain.count("\n")
+        proj.update(text, layout=lines != self._proj_lines)  # a layout pass only when its height changes
+        self._proj_lines = lines
         feed = self.query_one(AlertFeed)
-        feed.update(feed.build(m))
+        feed.update(feed.build(m), layout=False)
         stopped = m.tick.stopped if m.tick is not None else m.stop_reason is not None
         self.query_one(KillSwitch).show(stopped, m.stop_reason, m.stop_actor, m.stop_since, m.stopped_keys)
         self._show_spenders()

@@ -95,7 +95,7 @@ class ProviderCard(Horizontal):
             [Line("slot limit", xs, list(s.slots_limit), "accent"), Line("in flight", xs, list(s.in_flight), "primary")],
             (marks_x, smarks_y), "429", version)
         stats = self.query_one(ProviderStats)
-        stats.update(stats.build(self.provider, s))
+        stats.update(stats.build(self.provider, s), layout=False)
 
 
 class ProvidersPane(VerticalScroll, LivePane):
@@ -128,23 +128,26 @@ class ProvidersPane(VerticalScroll, LivePane):
                 m.on_tick(ev)
             elif isinstance(ev, LimitChanged):
                 m.on_limit(ev.provider, ev.reason, ev.rps_limit, ev.slots_limit, ev.ts)
+        if any(n not in self._cards for n in m.series):
+            self._mount_new_cards()  # while hidden, so the first visit does not pay for mounting
+
+    def _mount_new_cards(self) -> None:
+        new = [n for n in self.model.series if n not in self._cards]
+        if not new:
+            return
+        for empty in self.query("#providers-empty"):
+            empty.remove()
+        for name in new:
+            card = ProviderCard(name, self.model.window_s)
+            self._cards[name] = card
+            self.mount(card)
+        self._shown = -1
 
     def flush(self) -> None:
         m = self.model
         if m.version == self._shown or m.last_tick_ts is None:
             return
         self._shown = m.version
-        new = [n for n in m.series if n not in self._cards]
-        if new:
-            empty = self.query("#providers-empty")
-            if empty:
-                empty.remove()
-            for name in new:
-                card = ProviderCard(name, m.window_s)
-                self._cards[name] = card
-                self.mount(card)
-            self.call_after_refresh(self._redraw_all)
-            return
         self._redraw_all()
 
     def _redraw_all(self) -> None:

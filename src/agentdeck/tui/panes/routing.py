@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from agentdeck.bus import Event, RequestCompleted
-from agentdeck.tui.model import TIERS, CallLog, fmt_usd, matches
+from agentdeck.tui.model import TIERS, CallLog, CallRow, fmt_usd, matches
 from agentdeck.tui.panes.base import LivePane
 from agentdeck.tui.widgets.call_table import CallTable
 
@@ -24,6 +24,7 @@ class RoutingSummary(Static):
                          "summary--bad", "summary--filter"}
     DEFAULT_CSS = """
     RoutingSummary { height: 1; padding: 0 1; background: $surface; }
+    RoutingSummary.-paused { background: $warning; color: $background; text-style: bold; }
     RoutingSummary > .summary--fast { color: $success; text-style: bold; }
     RoutingSummary > .summary--balanced { color: $primary; text-style: bold; }
     RoutingSummary > .summary--smart { color: $secondary; text-style: bold; }
@@ -62,9 +63,6 @@ class RoutingPane(Vertical, LivePane):
     EVENT_TYPES = frozenset({"request"})
     DEFAULT_CSS = """
     RoutingPane { height: 1fr; }
-    RoutingPane #paused-banner { display: none; height: 1; background: $warning; color: $background;
-        text-style: bold; padding: 0 1; }
-    RoutingPane.-paused #paused-banner { display: block; }
     RoutingPane #filter { display: none; height: 3; border: tall $accent; }
     RoutingPane.-filtering #filter { display: block; }
     RoutingPane CallTable { height: 1fr; }
@@ -79,12 +77,12 @@ class RoutingPane(Vertical, LivePane):
         self.savings_usd = 0.0
         self.coalesced = 0
         self._held = 0
+        self._frozen: list[CallRow] = []
         self._shown_version = -1
         self._summary_key: tuple[object, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield RoutingSummary(id="routing-summary")
-        yield Static("", id="paused-banner")
         yield Input(placeholder="filter calls: words that must all appear (key, model, tier, rule, status) · "
                                 "enter keeps · escape clears", id="filter")
         yield CallTable(id="calls")
@@ -101,12 +99,23 @@ class RoutingPane(Vertical, LivePane):
                 if self.paused:
                     self._held += 1
 
-    def flush(self) -> None:
-        if self.paused:
-            self.query_one("#paused-banner", Static).update(
-                f"‖ PAUSED: the table is frozen; {self._held:,} new call{'s' if self._held != 1 else ''} since. "
+    @property
+    def banner_text(self) -> str:
+        return (f"‖ PAUSED: the table is frozen; {self._held:,} new call{'s' if self._held != 1 else ''} since. "
                 f"Press p to go live.")
-        elif self.calls.version != self._shown_version:
+
+    def flush(self) -> None:
+        summary = self.query_one(RoutingSummary)
+        if self.paused:
+            # The summary line becomes the PAUSED banner: same height, so no layout pass on p.
+            summary.update(self.banner_text, layout=False)
+            self._summary_key = None
+            if self._shown_version == -1:  # the filter changed while paused: filter the frozen rows
+                self._shown_version = -2
+                self.table.set_rows([r for r in self._frozen if matches(r, self.filter_text)]
+                                    if self.filter_text else list(self._frozen))
+            return
+        if self.calls.version != self._shown_version:
             self._shown_version = self.calls.version
             rows = list(reversed(self.calls.rows))
             if self.filter_text:
@@ -115,14 +124,19 @@ class RoutingPane(Vertical, LivePane):
         key = (self.calls.version, round(self.savings_usd, 4), len(self.table.rows), self.filter_text, self.coalesced)
         if key != self._summary_key:
             self._summary_key = key
-            summary = self.query_one(RoutingSummary)
-            summary.update(summary.build(self.calls, self.savings_usd, len(self.table.rows), self.filter_text, self.coalesced))
+            summary.update(summary.build(self.calls, self.savings_usd, len(self.table.rows), self.filter_text, self.coalesced),
+                           layout=False)
 
     # -- pause and filter -------------------------------------------------------------------------
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
         self._held = 0
-        self.set_class(paused, "-paused")
+        self._frozen = list(reversed(self.calls.rows)) if paused else []
+        if not paused:
+            self._shown_version = -3  # catch up with everything that arrived while paused
+        # A class on the one-line summary (a leaf), not on the pane: restyling the pane's subtree
+        # costs tens of milliseconds under load.
+        self.query_one(RoutingSummary).set_class(paused, "-paused")
         self.flush()
 
     def open_filter(self) -> None:
@@ -134,8 +148,7 @@ class RoutingPane(Vertical, LivePane):
     def set_filter(self, query: str) -> None:
         self.filter_text = query.strip()
         self._shown_version = -1
-        if not self.paused:
-            self.flush()
+        self.flush()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":

@@ -25,6 +25,7 @@ from textual.strip import Strip
 from agentdeck.tui.model import COLUMNS, CallRow
 
 GAP = 1
+_PLAIN = Style()
 
 
 def layout_columns(width: int) -> list[tuple[int, str, int]]:
@@ -109,6 +110,32 @@ class CallTable(ScrollView, can_focus=True):
         self._cols: list[tuple[int, str, int]] = layout_columns(120)
         self._width = 0
         self.empty_text = "no calls yet"
+        self._styles: dict[str, Style] = {}
+
+    def notify_style_update(self) -> None:
+        # Theme or CSS changed: drop the cached styles (computing them walks the DOM, too slow per line).
+        self._styles = {}
+        super().notify_style_update()
+
+    def on_focus(self) -> None:
+        self._styles = {}
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._styles = {}
+        self.refresh()
+
+    def _style(self, name: str) -> Style:
+        st = self._styles.get(name)
+        if st is None:
+            if name == "base":
+                st = self.rich_style
+            elif name == "cursor-row":
+                st = self._style("base") + self.get_component_rich_style("call-table--cursor")
+            else:
+                st = self.get_component_rich_style(name)
+            self._styles[name] = st
+        return st
 
     # -- data -----------------------------------------------------------------------------
     @property
@@ -149,21 +176,21 @@ class CallTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         if y == 0:
-            style = self.get_component_rich_style("call-table--header")
+            style = self._style("call-table--header")
             segs = []
             for n, (_, title, w) in enumerate(self._cols):
                 segs.append(Segment(set_cell_size(title, w) + (" " if n < len(self._cols) - 1 else ""), style))
             return Strip(segs).adjust_cell_length(width, style)
         idx = int(self.scroll_y) + y - 1
-        base = self.rich_style
+        base = self._style("base")
         if idx >= len(self._rows):
             if idx == 0 and not self._rows:
-                dim = self.get_component_rich_style("call-table--dim")
+                dim = self._style("call-table--dim")
                 return Strip([Segment(" " + self.empty_text, dim)]).adjust_cell_length(width, base)
             return Strip.blank(width, base)
         row = self._rows[idx]
         cursor = idx == self.cursor
-        row_style = base + self.get_component_rich_style("call-table--cursor") if cursor else base
+        row_style = self._style("cursor-row") if cursor else base
         segs = []
         last = len(self._cols) - 1
         for n, (ci, _, w) in enumerate(self._cols):
@@ -177,15 +204,15 @@ class CallTable(ScrollView, can_focus=True):
         if key == "status":
             s = row.ev.status
             if s >= 500 or s == 429 or (row.ev.error and s < 400):
-                return self.get_component_rich_style("call-table--error")
+                return self._style("call-table--error")
             if s >= 400:
-                return self.get_component_rich_style("call-table--warn")
-            return self.get_component_rich_style("call-table--ok")
+                return self._style("call-table--warn")
+            return self._style("call-table--ok")
         if key == "tier" and row.ev.tier in ("fast", "balanced", "smart"):
-            return self.get_component_rich_style(f"call-table--{row.ev.tier}")
+            return self._style(f"call-table--{row.ev.tier}")
         if key in ("time", "rule", "latency", "tokens"):
-            return self.get_component_rich_style("call-table--dim")
-        return Style()
+            return self._style("call-table--dim")
+        return _PLAIN
 
     # -- cursor -----------------------------------------------------------------------------
     def validate_cursor(self, value: int) -> int:

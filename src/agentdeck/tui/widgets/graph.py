@@ -14,8 +14,10 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+from rich.segment import Segment
 from rich.text import Text
-from textual.widgets import Static
+from textual.strip import Strip
+from textual.widget import Widget
 
 from agentdeck.tui.theme import theme_rgb
 
@@ -65,21 +67,27 @@ def _ago(s: float) -> str:
     return f"-{s / 60:g}m" if s >= 60 else f"-{s:.0f}s"
 
 
-class LineGraph(Static):
-    """Lines over the last ``window_s`` seconds (x = seconds before now), with optional event markers."""
+class LineGraph(Widget):
+    """Lines over the last ``window_s`` seconds (x = seconds before now), with optional event markers.
+
+    The chart is turned into Strips once per redraw, so repainting the pane (a tab switch, a
+    scroll) costs a list lookup per line instead of re-rendering thousands of styled cells."""
 
     DEFAULT_CSS = """
     LineGraph { height: 1fr; min-height: 6; width: 1fr; padding: 0 1 0 0; }
     """
 
     def __init__(self, title: str, *, window_s: int = 300, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("", id=id, classes=classes)
+        super().__init__(id=id, classes=classes)
+        self._strips: list[Strip] = []
         self.title = title
         self.window_s = window_s
         self._lines: list[Line] = []
         self._marks: tuple[list[float], list[float]] = ([], [])
         self._mark_label = ""
         self._key: tuple[object, ...] | None = None
+        self._version: object = None
+        self._scheduled = False
         self.renders = 0
 
     def set_data(self, lines: list[Line], marks: tuple[list[float], list[float]] = ([], []), mark_label: str = "",
@@ -88,16 +96,35 @@ class LineGraph(Static):
         self.redraw(version)
 
     def redraw(self, version: object = None) -> None:
+        """Schedule a rebuild on this widget's own queue, so key presses can be handled between charts."""
+        self._version = version
+        if not self._scheduled:
+            self._scheduled = True
+            self.call_after_refresh(self._rebuild)
+
+    def _rebuild(self) -> None:
+        self._scheduled = False
         theme = self.app.current_theme
-        key = (version, self.size.width, self.size.height, theme.name)
+        key = (self._version, self.size.width, self.size.height, theme.name)
         if key == self._key or self.size.width < 12 or self.size.height < 4:
             return
         self._key = key
-        self.update(self._render_chart())
+        text = self._render_chart()
+        console = self.app.console
+        opts = console.options.update_width(self.size.width)
+        base = self.rich_style
+        self._strips = [Strip(list(Segment.apply_style(line, base)), sum(seg.cell_length for seg in line))
+                        for line in console.render_lines(text, opts, pad=False)]
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        if y < len(self._strips):
+            return self._strips[y].adjust_cell_length(self.size.width, self.rich_style)
+        return Strip.blank(self.size.width, self.rich_style)
 
     def on_resize(self) -> None:
         self._key = None
-        self.redraw()
+        self.redraw(self._version)
 
     def _legend(self) -> Text:
         theme = self.app.current_theme
@@ -129,7 +156,7 @@ class LineGraph(Static):
         for ln in self._lines:
             if not ln.xs:
                 continue
-            xs, ys = downsample(ln.xs, ln.ys, max(10, 2 * w))
+            xs, ys = downsample(ln.xs, ln.ys, max(10, w))
             top = max(top, max(ys))
             mk = plt.marker("braille", pixel=plt.pixel(foreground=theme_rgb(theme, ln.color)))
             fig.draw(fig.signal(xs, ys, marker=mk).lines())

@@ -63,9 +63,10 @@ class TopBar(Static):
         if key == self._last:
             return
         self._last = key
-        self.set_class(st.stopped, "-stopped")
+        self.set_class(st.stopped, "-stopped")  # height 1 <-> 2: this one restyles and lays out
         self.update(self.build(st, paused=paused, link=link, link_ok=link_ok, dropped_recently=dropped_recently,
-                               alerts=len(alerts), last_alert=alerts[-1].message if alerts else None))
+                               alerts=len(alerts), last_alert=alerts[-1].message if alerts else None),
+                    layout=False)
 
     def build(self, st: TopState, *, paused: bool, link: str, link_ok: bool, dropped_recently: int, alerts: int,
               last_alert: str | None) -> Text:

@@ -1,0 +1,334 @@
+"""The console under load: key latency, its own CPU, memory over time, and whether it slows the gateway.
+
+Why measured this way: the console's promise is "never lag behind the traffic", so the
+benchmark floods it with events through the real path (a real gateway's bus, the in-process
+engine, the pump, the panes) at ``events_per_s`` on top of real calls, and drives it with
+real key presses through Textual's Pilot (headless: frames are composed and rendered, only
+the terminal write is skipped). The console runs on the main thread, the gateway on its own
+thread and the event feeder on a third, so the main thread's CPU time is the console's own
+CPU. The gateway's throughput is measured under the same call load with and without the
+console open.
+
+Run: ``python -m agentdeck.tui.bench --events 1000 --duration 60`` (the lead wires it as
+``agentdeck bench --scenario console``). A benchmark, not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from agentdeck.bus import Bus, RequestCompleted
+from agentdeck.config import TuiConfig, parse_config
+
+KEYS = ("p", "p", "2", "1", "3", "1")
+PANE_OF_KEY = {"1": "routing", "2": "providers", "3": "budget"}
+CALLER_KEY = "console-bench-key-0123456789"
+
+
+class Feeder:
+    """Publishes synthetic finished calls on a bus at a steady rate, from its own thread."""
+
+    def __init__(self, bus: Bus, per_s: float) -> None:
+        self.bus, self.per_s = bus, per_s
+        self.sent = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, name="console-bench-feeder", daemon=True)
+
+    def start(self) -> "Feeder":
+        self._t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join(5)
+
+    def _run(self) -> None:
+        models = (("fast", "claude-haiku-4-5", "anthropic"), ("balanced", "gpt-4o", "openai"),
+                  ("smart", "claude-opus-4-5", "anthropic"), ("fast", "gpt-4o-mini", "openai"))
+        who = ("claude-code", "codex", "batch-pipeline", "aider", "session-7f3a")
+        batch = max(1, int(self.per_s / 100))  # publish in 10 ms slices
+        t0 = time.perf_counter()
+        for i in itertools.count():
+            if self._stop.is_set():
+                return
+            for j in range(batch):
+                n = i * batch + j
+                tier, model, provider = models[n % 4]
+                self.bus.publish(RequestCompleted(
+                    id=f"bench_{n:08x}", key=who[n % 5], session=None, protocol=provider, endpoint="/v1/messages",
+                    model_requested="auto", model=model, provider=provider, tier=tier, rule="search", status=200 if n % 50 else 429,
+                    stream=False, input_tokens=40 + n % 900, output_tokens=20 + n % 700, cost_usd=0.0001 * (n % 30),
+                    baseline_cost_usd=0.0002 * (n % 30), latency_ms=100.0 + n % 900))
+            self.sent += batch
+            delay = t0 + (i + 1) * batch / self.per_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+
+
+class CallLoad:
+    """Real calls through the gateway at a fixed concurrency, from a child process (as agents would be:
+    a load generator on a thread of this process would compete with the console for the GIL)."""
+
+    def __init__(self, url: str, concurrency: int) -> None:
+        self.url, self.concurrency = url, concurrency
+        self.proc: subprocess.Popen[str] | None = None
+        self.result: dict[str, float] = {"calls_per_s": 0.0, "p50_ms": 0.0, "p95_ms": 0.0, "errors": 0}
+
+    def start(self) -> "CallLoad":
+        if self.concurrency > 0:
+            self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--load-url", self.url,
+                                          "--concurrency", str(self.concurrency)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return self
+
+    def stop(self) -> dict[str, float]:
+        if self.proc is not None:
+            out, _ = self.proc.communicate("stop\n", timeout=30)
+            self.result = json.loads(out.strip().splitlines()[-1])
+        return self.result
+
+
+async def _load_main(url: str, concurrency: int) -> dict[str, float]:
+    """The child process: keep ``concurrency`` calls in flight until a line arrives on stdin."""
+    import aiohttp
+
+    body = {"model": "fast", "max_tokens": 16, "messages": [{"role": "user", "content": "list the files"}]}
+    headers = {"authorization": f"Bearer {CALLER_KEY}"}
+    latencies: list[float] = []
+    errors = 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(sys.stdin.fileno(), stop.set)
+    t0 = time.perf_counter()
+    async with aiohttp.ClientSession() as http:
+        async def worker() -> None:
+            nonlocal errors
+            while not stop.is_set():
+                t = time.perf_counter()
+                try:
+                    async with http.post(url + "/v1/chat/completions", json=body, headers=headers) as r:
+                        await r.read()
+                        if r.status == 200:
+                            latencies.append(time.perf_counter() - t)
+                        else:
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
+    return {"calls_per_s": round(len(latencies) / wall, 1), "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
+            "p95_ms": round(_pct(latencies, 0.95) * 1000, 2), "errors": errors}
+
+
+def _gateway(data_dir: Path, upstream: str) -> Any:
+    from agentdeck.gateway.server import GatewayThread
+
+    cfg = parse_config({
+        "gateway": {"host": "127.0.0.1", "port": 0, "admin_token": "console-bench-admin-0123456789",
+                    "data_dir": str(data_dir)},
+        "keys": [{"name": "bench", "key": CALLER_KEY}],
+        "budget": {"hourly_usd": 1e6, "daily_usd": 1e7},
+        "anomaly": {"enabled": False},
+        "providers": {"openai": {"protocol": "openai", "base_url": upstream, "api_key": "sk-bench-provider-0000",
+                                 "models": ["gpt-4o-mini", "gpt-4o", "gpt-4.1"], "limits": {"enabled": False}},
+                      "anthropic": {"protocol": "anthropic", "base_url": upstream, "api_key": "sk-ant-bench-0000",
+                                    "models": ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"],
+                                    "limits": {"enabled": False}}},
+    }, "<console-bench>")
+    return GatewayThread(cfg).start()
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return 0.0
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def _calls_phase(gt: Any, events_per_s: float, seconds: float, concurrency: int) -> dict[str, float]:
+    """The same call load and event flood, with no console subscribed: the baseline."""
+    feeder = Feeder(gt.bus, events_per_s).start()
+    load = CallLoad(gt.url, concurrency).start()
+    time.sleep(seconds)
+    result = load.stop()
+    feeder.stop()
+    return result
+
+
+async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concurrency: int,
+                         size: tuple[int, int], refresh_hz: float) -> dict[str, Any]:
+    from agentdeck.tui.app import ConsoleApp
+    from agentdeck.tui.engine import InProcessEngine
+
+    from textual import events
+    from textual.widgets import TabbedContent
+
+    proc = psutil.Process()
+    engine = InProcessEngine(gt, owns_gateway=False)
+    app = ConsoleApp(engine, tui=TuiConfig(refresh_hz=refresh_hz))
+    key_ms: list[float] = []
+    by_key: dict[str, list[float]] = {}
+    effect_ms: list[float] = []
+    frames = [0]
+    display = app._display
+
+    def counting_display(screen: Any, renderable: Any) -> None:
+        # Called once per composed frame (the headless driver then skips the terminal write).
+        if renderable is not None:
+            frames[0] += 1
+        display(screen, renderable)
+
+    app._display = counting_display  # type: ignore[method-assign]
+
+    async def press(key: str) -> float:
+        """Key in through the driver, as a terminal would send it; done when its effect is on a rendered frame."""
+        t0 = time.perf_counter()
+        if key == "p":
+            want = not app.paused
+            done = lambda: app.paused == want  # noqa: E731
+        else:
+            done = lambda: tabs.active == PANE_OF_KEY[key]  # noqa: E731
+        assert app._driver is not None
+        app._driver.send_message(events.Key(key, key))
+        while not done():
+            await asyncio.sleep(0.001)
+        effect_ms.append((time.perf_counter() - t0) * 1000)
+        seen = frames[0]
+        while frames[0] == seen:
+            await asyncio.sleep(0.001)
+        return (time.perf_counter() - t0) * 1000
+    rss: list[tuple[float, float]] = []
+    async with app.run_test(size=size, headless=True) as pilot:
+        await pilot.pause(0.5)
+        tabs = app.query_one(TabbedContent)
+        feeder = Feeder(gt.bus, events_per_s).start()
+        load = CallLoad(gt.url, concurrency).start()
+        await asyncio.sleep(2.0)  # warm up: tables full, graphs drawn
+        events0, sent0 = app.events_seen, feeder.sent
+        cpu0, wall0 = time.thread_time(), time.perf_counter()
+        next_rss = wall0
+        # First the console just watches (its steady cost), then someone uses it (key latency).
+        passive_s = duration_s / 2
+        while time.perf_counter() - wall0 < passive_s:
+            rss.append((time.perf_counter() - wall0, proc.memory_info().rss / 2**20))
+            await asyncio.sleep(min(5.0, passive_s))
+        cpu_mid, wall_mid = time.thread_time(), time.perf_counter()
+        next_rss = wall_mid + 5.0
+        keys = itertools.cycle(KEYS)
+        while time.perf_counter() - wall0 < duration_s:
+            key = next(keys)
+            ms = await press(key)
+            key_ms.append(ms)
+            by_key.setdefault("pause" if key == "p" else PANE_OF_KEY[key], []).append(ms)
+            if time.perf_counter() >= next_rss:
+                rss.append((time.perf_counter() - wall0, proc.memory_info().rss / 2**20))
+                next_rss += 5.0
+            await asyncio.sleep(0.5)
+        cpu1, wall1 = time.thread_time(), time.perf_counter()
+        events = app.events_seen - events0
+        sent = feeder.sent - sent0
+        feeder.stop()
+        calls = load.stop()
+        rss.append((wall1 - wall0, proc.memory_info().rss / 2**20))
+        dropped = engine.dropped
+    wall = wall1 - wall0
+    first = rss[0][1]
+    return {
+        "events_per_s_sent": round(sent / wall, 1),
+        "events_per_s_seen": round(events / wall, 1),
+        "events_dropped": dropped,
+        "key_latency_ms": {"n": len(key_ms), "p50": round(statistics.median(key_ms), 1),
+                           "p95": round(_pct(key_ms, 0.95), 1), "max": round(max(key_ms), 1),
+                           "p50_by_action": {k: round(statistics.median(v), 1) for k, v in sorted(by_key.items())},
+                           "p50_until_state_changed": round(statistics.median(effect_ms), 1)},
+        "console_cpu_cores": round((cpu_mid - cpu0) / (wall_mid - wall0), 3),
+        "console_cpu_cores_while_keys": round((cpu1 - cpu_mid) / (wall1 - wall_mid), 3),
+        "rss_mb": {"start": round(first, 1), "end": round(rss[-1][1], 1), "max": round(max(r for _, r in rss), 1),
+                   "samples": [(round(t), round(r, 1)) for t, r in rss]},
+        "calls_with_console": calls,
+    }
+
+
+def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, concurrency: int = 4,
+                  size: tuple[int, int] = (140, 45), calls_s: float = 10.0,
+                  refresh_hz: float = TuiConfig().refresh_hz) -> dict[str, Any]:
+    """Measure the console at ``events_per_s`` for ``duration_s``; also the gateway with and without it."""
+    from agentdeck.sim.mock_upstream import run_mock_process, wait_for_mock
+
+    mock = run_mock_process()
+    try:
+        upstream = wait_for_mock(mock)
+        with tempfile.TemporaryDirectory(prefix="agentdeck-console-bench-") as d:
+            gt = _gateway(Path(d), upstream)
+            try:
+                without = _calls_phase(gt, events_per_s, calls_s, concurrency)
+                result = asyncio.run(_console_phase(gt, events_per_s, duration_s, concurrency, size, refresh_hz))
+            finally:
+                gt.stop()
+    finally:
+        mock.terminate()
+        mock.wait(10)
+    result["calls_without_console"] = without
+    result.update({"events_per_s": events_per_s, "duration_s": duration_s, "terminal": f"{size[0]}x{size[1]}",
+                   "refresh_hz": refresh_hz,
+                   "cpus": psutil.cpu_count()})
+    return result
+
+
+def format_console_report(r: dict[str, Any]) -> str:
+    k, m = r["key_latency_ms"], r["rss_mb"]
+    w, c = r["calls_without_console"], r["calls_with_console"]
+    growth = (m["end"] - m["start"]) / max(1.0, r["duration_s"] / 60)
+    return "\n".join([
+        f"console benchmark: {r['events_per_s']:.0f} events/s for {r['duration_s']:.0f} s, {r['terminal']}, "
+        f"{r['refresh_hz']:g} redraws/s, "
+        f"{r['cpus']} CPUs",
+        f"  events           sent {r['events_per_s_sent']:.0f}/s, drained by the console {r['events_per_s_seen']:.0f}/s, "
+        f"dropped {r['events_dropped']}",
+        f"  key press        p50 {k['p50']} ms, p95 {k['p95']} ms, max {k['max']} ms over {k['n']} presses "
+        f"(key handled and frame rendered; p50 by action {k['p50_by_action']})",
+        f"  console CPU      {r['console_cpu_cores']:.2f} cores watching, {r['console_cpu_cores_while_keys']:.2f} cores "
+        f"while switching panes twice a second (main thread; gateway and feeder run on others)",
+        f"  memory (RSS)     {m['start']} MB -> {m['end']} MB (max {m['max']} MB, {growth:+.1f} MB/min)",
+        f"  gateway calls    without console {w['calls_per_s']}/s p50 {w['p50_ms']} ms; "
+        f"with console {c['calls_per_s']}/s p50 {c['p50_ms']} ms",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m agentdeck.tui.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=float, default=1000.0, help="events per second fed to the console (default 1000)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds under load (default 60; 600 for the memory check)")
+    p.add_argument("--concurrency", type=int, default=4, help="concurrent real calls through the gateway (default 4)")
+    p.add_argument("--size", default="140x45", help="terminal size WxH (default 140x45)")
+    p.add_argument("--refresh-hz", type=float, default=TuiConfig().refresh_hz, help="console redraws per second")
+    p.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    p.add_argument("--load-url", help=argparse.SUPPRESS)  # internal: run as the call-load child process
+    args = p.parse_args(argv)
+    if args.load_url:
+        print(json.dumps(asyncio.run(_load_main(args.load_url, args.concurrency))), flush=True)
+        return 0
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    r = bench_console(args.events, args.duration, concurrency=args.concurrency, size=(w, h), refresh_hz=args.refresh_hz)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(format_console_report(r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
