@@ -293,8 +293,10 @@ class SubprocessEngine:
             path = self.tmp_dir / f"job-{job.id}-{copy}.json"
             path.write_text(json.dumps({"j": job.id, "copy": copy, "o": job.order, "off": job.offset, "s": job.seed,
                                         "pt": job.perturb, "items": len(self.collected.items)}))
+            # `--opt=value`: pytest decides the rootdir before it knows plugin options, and would take a
+            # separate path argument for a test path (moving the rootdir to our temp dir).
             self.procs[(job.id, copy)] = subprocess.Popen(
-                pytest_command(self.python, self.user_args, ["--agentdeck-job", str(path)], self.block),
+                pytest_command(self.python, self.user_args, [f"--agentdeck-job={path}"], self.block),
                 cwd=self.project_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 pass_fds=(self.ev_w,), env=child_env(self.python, self.tmp_dir, f"-1,{self.ev_w}"), start_new_session=True,
             )

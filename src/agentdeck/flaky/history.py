@@ -98,7 +98,7 @@ def latest_report(conn: sqlite3.Connection, project: str | None = None) -> dict[
     return json.loads(row[0]) if row else None
 
 
-def test_runs(conn: sqlite3.Connection, project: str, nodeid: str) -> list[dict[str, Any]]:
+def runs_of_test(conn: sqlite3.Connection, project: str, nodeid: str) -> list[dict[str, Any]]:
     """Every recorded run of one test over time, oldest first."""
     rows = conn.execute(
         "SELECT r.session_id, r.ts, r.experiment, r.run, r.position, r.outcome, r.duration_s, r.exc_type, r.message, r.location,"
@@ -119,7 +119,7 @@ class Comparison:
     after_runs: int
     after_failures: int
     needed: int
-    status: str  # fixed | not yet | still failing | no runs since
+    status: str  # fixed | not yet | still failing
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,34 +133,43 @@ class Comparison:
 
 
 def compare(conn: sqlite3.Connection, project: str) -> list[Comparison]:
-    """For every test that was ever flaky or broken here: its last bad session against everything since."""
-    bad = conn.execute(
+    """For every test that was ever flaky or broken here: before the fix against everything since.
+
+    If the newest session that ran the test still found it flaky or broken, it is "still
+    failing" (compared with the bad session before that one, if any). Otherwise "before" is
+    the last bad session, and the clean unperturbed runs since decide "fixed" or "not yet".
+    """
+    rows = conn.execute(
         "SELECT t.id, t.nodeid, s.id, s.started_at, r.verdict, r.failure_rate, r.root_cause FROM flaky_results r"
         " JOIN flaky_sessions s ON s.id = r.session_id JOIN flaky_tests t ON t.id = r.test_id"
-        " WHERE s.project = ? AND r.verdict IN ('flaky', 'broken') ORDER BY s.started_at, s.id", (project,)).fetchall()
-    last: dict[int, tuple[Any, ...]] = {}
-    for row in bad:
-        last[row[0]] = tuple(row)  # later rows overwrite: the most recent bad session wins
+        " WHERE s.project = ? AND r.runs > 0 ORDER BY s.started_at, s.id", (project,)).fetchall()
+    history: dict[int, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        history.setdefault(row[0], []).append(tuple(row))
     out = []
     placeholders = ",".join("?" * len(UNPERTURBED))
-    for test_id, nodeid, session_id, started_at, verdict, rate, cause in last.values():
-        rows = conn.execute(
+    for test_id, results in history.items():
+        bad = [r for r in results if r[4] in ("flaky", "broken")]
+        if not bad:
+            continue
+        newest_is_bad = results[-1][4] in ("flaky", "broken")
+        before = (bad[-2] if len(bad) > 1 else bad[-1]) if newest_is_bad else bad[-1]
+        _, nodeid, session_id, started_at, verdict, rate, cause = before
+        runs_after = conn.execute(
             f"SELECT r.outcome FROM flaky_runs r JOIN flaky_sessions s ON s.id = r.session_id WHERE r.test_id = ?"
             f" AND (s.started_at > ? OR (s.started_at = ? AND s.id > ?)) AND r.experiment IN ({placeholders})"
             " AND r.outcome != 'skipped'", (test_id, started_at, started_at, session_id, *UNPERTURBED)).fetchall()
-        runs = len(rows)
-        fails = sum(1 for r in rows if r[0] in FAIL_OUTCOMES)
+        runs = len(runs_after)
+        fails = sum(1 for r in runs_after if r[0] in FAIL_OUTCOMES)
         needed = runs_needed(rate)
-        if runs == 0:
-            status = "no runs since"
-        elif fails:
+        if newest_is_bad:
             status = "still failing"
-        elif runs >= needed:
+        elif runs >= needed and not fails:
             status = "fixed"
         else:
             status = "not yet"
         out.append(Comparison(nodeid, session_id, started_at, verdict, rate, cause, runs, fails, needed, status))
-    out.sort(key=lambda c: ({"still failing": 0, "not yet": 1, "no runs since": 2, "fixed": 3}[c.status], c.nodeid))
+    out.sort(key=lambda c: ({"still failing": 0, "not yet": 1, "fixed": 2}[c.status], c.nodeid))
     return out
 
 

@@ -3,8 +3,10 @@
 Load it with ``pytest -p agentdeck.flaky.plugin`` (no install step, no entry point: it only
 acts when one of its options is given).
 
-- ``--agentdeck-record PATH`` appends one JSON line per test run to PATH: node id, phase,
+- ``--agentdeck-record=PATH`` appends one JSON line per test run to PATH: node id, phase,
   outcome, duration, exception type, crash message and location, position in the order.
+  (Write it with ``=``: pytest picks its rootdir before it knows plugin options and would
+  otherwise take a separate, existing PATH for a test path.)
 - ``--agentdeck-seed N`` seeds ``random`` (and numpy, if loaded) with N before every test,
   to replay a failure the runner traced to a seed.
 - ``--agentdeck-serve`` (the runner's fork server): collect once, then fork one child per
@@ -107,7 +109,10 @@ class FlakyRecorder:
         self.blocked: list[str] = []
         self.before: dict[str, str] = {}
         self.helpers: list[int] = []  # helper processes (contention spinners) to kill when the run ends
-        self.record_file = open(self.record_path, "a", encoding="utf-8") if self.record_path else None  # noqa: SIM115
+        self.record_file = None
+        if self.record_path:
+            os.makedirs(os.path.dirname(os.path.abspath(self.record_path)), exist_ok=True)
+            self.record_file = open(self.record_path, "a", encoding="utf-8")  # noqa: SIM115
 
     # -- recording ---------------------------------------------------------------------
 

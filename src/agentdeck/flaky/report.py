@@ -158,7 +158,7 @@ def compare_table(rows: list[Comparison]) -> Table:
     for col, just in (("status", "left"), ("test", "left"), ("before", "right"), ("cause", "left"), ("after", "right"),
                       ("clean runs", "right")):
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
-    style = {"fixed": "green", "still failing": "bold red", "not yet": "yellow", "no runs since": "dim"}
+    style = {"fixed": "green", "still failing": "bold red", "not yet": "yellow"}
     for c in rows:
         after = f"{c.after_failures}/{c.after_runs}" if c.after_runs else "-"
         clean = f"{c.after_runs if not c.after_failures else 0}/{c.needed}"
