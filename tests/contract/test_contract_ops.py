@@ -211,7 +211,7 @@ def test_stop_survives_restart_and_sigterm_loses_nothing(g2: dict[str, Any], tmp
                              headers={"x-api-key": KEY_DEV, "anthropic-version": "2023-06-01"})
         assert counted.status_code == 200, counted.text
         rid = counted.headers["x-agentdeck-request-id"]
-        p = cli(["stop", "--reason", "survive the restart"], env=g2["env"], cwd=tmp_path)
+        p = cli(["stop", "--reason", "survive the restart", "--config", str(g2["config"])], env=g2["env"], cwd=tmp_path)
         assert p.returncode == 0, describe(p)
     finally:
         code = served.stop(signal.SIGTERM)
