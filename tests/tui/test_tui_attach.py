@@ -91,7 +91,7 @@ async def test_attached_console_shows_live_calls_stops_and_reconnects(tmp_path: 
     proc, url = await asyncio.to_thread(start_serve, config)
     try:
         engine = RemoteEngine(url, ADMIN, backoff_s=(0.1, 0.5))
-        app = ConsoleApp(engine)
+        app = ConsoleApp(engine, db_path=tmp_path / "console.db")
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(lambda: engine.connected)
             r = await asyncio.to_thread(call, url)

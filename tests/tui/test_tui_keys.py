@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from tui_scripted import T0, ReplayEngine, make_request, scripted_events
 from textual.widgets import Input, TabbedContent
 
@@ -11,11 +14,12 @@ from agentdeck.tui.screens import CallDetailScreen, ConfirmScreen, HelpScreen, S
 from agentdeck.tui.widgets.call_table import CallTable
 
 SIZE = (140, 45)
+DB_DIR = Path(tempfile.mkdtemp(prefix="agentdeck-tui-keys-"))
 
 
 def app_with(events: list) -> tuple[ConsoleApp, ReplayEngine]:
     eng = ReplayEngine(events)
-    app = ConsoleApp(eng)
+    app = ConsoleApp(eng, db_path=DB_DIR / "agentdeck.db")
     app.clock = lambda: T0 + 125
     return app, eng
 
@@ -132,6 +136,11 @@ async def test_enter_opens_details_and_d_sends_a_failed_call_to_diagnose() -> No
         await pilot.pause()
         assert not isinstance(app.screen, CallDetailScreen)
         assert app.query_one(TabbedContent).active == "diagnose"
+        pane = app.query_one("#diagnose").children[0]
+        if pane.id != "diagnose-placeholder":  # the real wizard: it starts from the failed call's error
+            from textual.widgets import TextArea
+
+            assert "400" in pane.query_one(TextArea).text and "Invalid request." in pane.query_one(TextArea).text
 
 
 async def test_quit_asks_while_traffic_flows() -> None:

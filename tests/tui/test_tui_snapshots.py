@@ -6,6 +6,8 @@ at the SVGs in ``tests/tui/__snapshots__/`` before committing them.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from tui_scripted import T0, ReplayEngine, make_request, scripted_events
@@ -14,6 +16,7 @@ from agentdeck.tui.app import ConsoleApp
 from agentdeck.tui.theme import resolve_theme
 
 BIG, SMALL = (140, 45), (80, 24)
+DB_DIR = Path(tempfile.mkdtemp(prefix="agentdeck-tui-snapshots-"))
 
 
 def scripted_app(theme: str | None = None) -> ConsoleApp:
@@ -24,7 +27,7 @@ def scripted_app(theme: str | None = None) -> ConsoleApp:
                  "batch-pipeline": {"day_usd": 2.95, "budget_usd": 150.0}, "aider": {"day_usd": 0.64, "budget_usd": None}},
         "spend": {"hour_usd": 47.6, "day_usd": 50.6}, "budget": {"hourly_usd": 50.0, "daily_usd": 1000.0},
     }
-    app = ConsoleApp(eng, theme=resolve_theme(theme) if theme else None)
+    app = ConsoleApp(eng, theme=resolve_theme(theme) if theme else None, db_path=DB_DIR / "agentdeck.db")
     app.clock = lambda: T0 + 121
     return app
 

@@ -37,7 +37,7 @@ async def wait_for(cond: Any, timeout: float = 5.0) -> None:
 async def test_stop_modal_confirm_refuses_calls_and_resume_lets_them_through(make_gateway: Any) -> None:
     gw = make_gateway()
     await asyncio.to_thread(chat, gw)
-    app = ConsoleApp(InProcessEngine(gw, owns_gateway=False))
+    app = ConsoleApp(InProcessEngine(gw, owns_gateway=False), db_path=gw.cfg.gateway.data_path / "agentdeck.db")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(lambda: app.query_one("CallTable").rows)  # the call made before the console opened
         await pilot.press("exclamation_mark")
@@ -70,7 +70,7 @@ async def test_stop_modal_confirm_refuses_calls_and_resume_lets_them_through(mak
 
 async def test_stop_modal_escape_changes_nothing(make_gateway: Any) -> None:
     gw = make_gateway()
-    app = ConsoleApp(InProcessEngine(gw, owns_gateway=False))
+    app = ConsoleApp(InProcessEngine(gw, owns_gateway=False), db_path=gw.cfg.gateway.data_path / "agentdeck.db")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3", "exclamation_mark")
         await pilot.pause()

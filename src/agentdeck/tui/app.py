@@ -58,13 +58,12 @@ class ConsoleApp(App[None]):
         *[Binding(str(i + 1), f"show_pane('{name}')", name.title(), show=False) for i, name in enumerate(PANES)],
     ]
 
-    def __init__(self, engine: Engine, *, tui: TuiConfig | None = None, theme: Theme | None = None,
-                 db_path: Path | None = None, project_dir: Path | None = None, banner: str | None = None,
-                 export_dir: Path | None = None) -> None:
+    def __init__(self, engine: Engine, *, db_path: Path, tui: TuiConfig | None = None, theme: Theme | None = None,
+                 project_dir: Path | None = None, banner: str | None = None, export_dir: Path | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.tui = tui or TuiConfig()
-        self.db_path = db_path or Path("agentdeck.db")
+        self.db_path = Path(db_path)  # the Diagnose and Flaky panes keep their records here
         self.project_dir = project_dir or Path.cwd()
         self.export_dir = export_dir or self.db_path.parent / "exports"
         self.banner = banner
@@ -93,7 +92,7 @@ class ConsoleApp(App[None]):
             with TabPane("3 Budget", id="budget"):
                 yield BudgetPane(id="budget-pane")
             with TabPane("4 Diagnose", id="diagnose"):
-                yield diagnose_pane(self.db_path)
+                yield diagnose_pane(self.db_path, self.project_dir)
             with TabPane("5 Flaky", id="flaky"):
                 yield flaky_pane(self.db_path, self.project_dir)
         yield Footer()
@@ -246,7 +245,7 @@ class ConsoleApp(App[None]):
     def diagnose(self, prefill: str | None) -> None:
         self.action_show_pane("diagnose")
         pane = self.query_one("#diagnose", TabPane).children[0]
-        if not start_diagnosis(pane, prefill):
+        if not start_diagnosis(pane, prefill or ""):
             self.notify("The Diagnose pane is not available yet; run `agentdeck diagnose` in a terminal"
                         + (f" with: {prefill[:80]}" if prefill else ""), severity="warning", timeout=8)
 

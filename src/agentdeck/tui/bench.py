@@ -178,7 +178,7 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
 
     proc = psutil.Process()
     engine = InProcessEngine(gt, owns_gateway=False)
-    app = ConsoleApp(engine, tui=TuiConfig(refresh_hz=refresh_hz))
+    app = ConsoleApp(engine, tui=TuiConfig(refresh_hz=refresh_hz), db_path=gt.cfg.gateway.data_path / "agentdeck.db")
     key_ms: list[float] = []
     by_key: dict[str, list[float]] = {}
     effect_ms: list[float] = []

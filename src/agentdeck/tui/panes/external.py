@@ -53,12 +53,15 @@ def _load(module: str, cls: str) -> tuple[type | None, str | None]:
     return (found, None) if isinstance(found, type) else (None, f"{module} has no {cls}")
 
 
-def diagnose_pane(db_path: Path) -> Widget:
+def diagnose_pane(db_path: Path, project_dir: Path | None = None) -> Widget:
     cls, problem = _load("agentdeck.tui.panes.diagnose_pane", "DiagnosePane")
     if cls is None:
         return PanePlaceholder(DIAGNOSE_HOWTO, problem=problem, id="diagnose-placeholder")
     try:
-        return cls(db_path)  # type: ignore[no-any-return]
+        try:
+            return cls(db_path, project_dir=project_dir)  # type: ignore[no-any-return]
+        except TypeError:  # a pane that only takes the contract's (db_path, prefill=None)
+            return cls(db_path)  # type: ignore[no-any-return]
     except Exception as e:
         return PanePlaceholder(DIAGNOSE_HOWTO, problem=f"{type(e).__name__}: {e}", id="diagnose-placeholder")
 
