@@ -264,13 +264,17 @@ def test_env_references_are_expanded(tmp_path: Path) -> None:
     assert json.loads(p.stdout)["model"] == "pre-expanded-post"
 
 
-def test_contract_toml_example_loads_as_written(tmp_path: Path) -> None:
+def test_contract_toml_example_and_sample_config_load(tmp_path: Path) -> None:
     cfg = tmp_path / "contract-example.toml"
     cfg.write_text(CONTRACT_EXAMPLE_TOML)
     env = isolated_env(tmp_path / "home", AGENTDECK_ADMIN_TOKEN="adm-example", AGENTDECK_KEY_DEV="gw-example",
                        ANTHROPIC_API_KEY="sk-ant-example")
-    cases = [["route", "--json", "--config", str(cfg), FAST_TASK], ["diagnose", "list", "--json", "--config", str(cfg)]]
-    route, listed = cli_many((c, {"env": env, "cwd": tmp_path}) for c in cases)
+    sample = Path(__file__).resolve().parents[2] / "sample_config.toml"
+    cases = [["route", "--json", "--config", str(cfg), FAST_TASK], ["diagnose", "list", "--json", "--config", str(cfg)],
+             ["route", "--json", "--config", str(sample), FAST_TASK]]
+    route, listed, sampled = cli_many((c, {"env": {**env, "OPENAI_API_KEY": "sk-example"}, "cwd": tmp_path})
+                                      for c in cases)
+    assert sampled.returncode == 0, f"sample_config.toml does not load\n{describe(sampled)}"
     assert route.returncode == 0, describe(route)
     assert json.loads(route.stdout)["model"] == "claude-haiku-4-5"
     assert listed.returncode == 0, describe(listed)

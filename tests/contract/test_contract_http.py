@@ -331,7 +331,12 @@ def test_throttle_429_with_retry_after_both_protocols(http: httpx.Client, contra
 
     with ThreadPoolExecutor(max_workers=4) as ex:
         first = [ex.submit(oai_call), ex.submit(ant_call)]
-        time.sleep(0.6)  # both slots taken before the second wave arrives
+        deadline = time.monotonic() + 2.0  # both slots taken before the second wave arrives
+        while time.monotonic() < deadline:
+            provs = http.get("/admin/status", headers=admin()).json()["providers"]
+            if provs["tight_openai"]["in_flight"] == 1 and provs["tight_anthropic"]["in_flight"] == 1:
+                break
+            time.sleep(0.05)
         second = [ex.submit(oai_call), ex.submit(ant_call)]
         results = [f.result() for f in first + second]
     assert contract_mock.stats()["max_in_flight"] <= 2, contract_mock.stats()

@@ -174,31 +174,52 @@ def test_run_points_sdks_at_the_gateway(gw_clean: Any, by_runtime: dict[str, str
 
 
 # -- a second gateway: a tiny global budget, a restart, clean signals -------------------
+HOURLY_USD = 0.002  # a handful of small calls
+
+
 @pytest.fixture(scope="module")
 def g2(tmp_path_factory: pytest.TempPathFactory, contract_mock: Any) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("g2")
     data = root / "data"
-    doc = gateway_doc(data, contract_mock.url, budget={"hourly_usd": 0.000001, "daily_usd": 5000.0},
+    doc = gateway_doc(data, contract_mock.url, budget={"hourly_usd": HOURLY_USD, "daily_usd": 5000.0},
                       gateway={"store_flush_interval_s": 1.0})
     cfg = write_config(root / "g2.toml", doc)
     env = isolated_env(root / "home", AGENTDECK_CONFIG=str(cfg))
     yield {"root": root, "config": cfg, "env": env, "data": data}
 
 
-def test_global_budget_403_both_protocols(g2: dict[str, Any]) -> None:
+def test_global_budget_never_exceeded_then_403_both_protocols(g2: dict[str, Any]) -> None:
+    """20 concurrent calls against a budget that holds a handful: spend stays inside it, the rest get 403."""
+    from concurrent.futures import ThreadPoolExecutor
+
     served = serve_gateway(g2["config"], g2["env"], g2["root"] / "logs", "g2-budget")
+    body = messages_body("claude-haiku-4-5", max_tokens=60)
+    headers = {"x-api-key": KEY_DEV, "anthropic-version": "2023-06-01"}
     try:
-        r = _chat(served.url)
-        a = _msg(served.url)
+        with httpx.Client(base_url=served.url, timeout=30) as c:
+            with ThreadPoolExecutor(max_workers=10) as ex:
+                burst = list(ex.map(lambda _: c.post("/v1/messages", json=body, headers=headers), range(20)))
+            a = None
+            for _ in range(40):  # spend what is left until the budget refuses
+                a = c.post("/v1/messages", json=body, headers=headers)
+                if a.status_code != 200:
+                    break
+            # Same max_tokens on a dearer model: its worst case cannot fit either.
+            r = c.post("/v1/chat/completions", json=chat_body("gpt-4.1", max_tokens=60), headers=auth(KEY_DEV))
+            st = c.get("/admin/status", headers=admin()).json()
     finally:
         assert served.stop(signal.SIGINT) == 0, served.output()
-    assert r.status_code == 403 and r.headers.get("x-should-retry") == "false"
+    codes = sorted({x.status_code for x in burst})
+    assert codes == [200, 403], [x.text[:200] for x in burst]
+    assert st["spend"]["hour_usd"] <= HOURLY_USD + 1e-9, st["spend"]
+    assert a is not None and a.status_code == 403 and a.headers.get("x-should-retry") == "false", a.text
+    aerr = a.json()
+    assert aerr["type"] == "error" and "hourly" in aerr["error"]["message"].lower(), aerr
+    assert r.status_code == 403 and r.headers.get("x-should-retry") == "false", r.text
     err = r.json()["error"]
     assert err["code"] == "budget_exceeded", err
     assert "hourly" in err["message"].lower(), err
     assert any(w in err["message"].lower() for w in ("reset", "frees", "free up", " at ")), err
-    assert a.status_code == 403 and a.headers.get("x-should-retry") == "false"
-    assert a.json()["type"] == "error" and "hourly" in a.json()["error"]["message"].lower()
     assert "Traceback" not in served.output()
 
 
