@@ -176,3 +176,19 @@ async def test_filter_applies_to_the_frozen_rows_while_paused() -> None:
         await pilot.press("p")
         await pilot.pause()
         assert max(int(r.ev.id[4:]) for r in table.rows) >= 20 and all("opus" in r.ev.model for r in table.rows)
+
+
+async def test_escape_leaves_a_text_field_so_pane_keys_work_again() -> None:
+    app, _ = app_with([make_request(1, status=400, error="Invalid request.")])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter", "d")
+        await pilot.pause()
+        tabs = app.query_one(TabbedContent)
+        assert tabs.active == "diagnose"
+        await pilot.press("escape", "1")
+        await pilot.pause()
+        assert tabs.active == "routing"
+        await pilot.press("exclamation_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, StopScreen)

@@ -55,6 +55,7 @@ class ConsoleApp(App[None]):
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("q", "request_quit", "Quit"),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
+        Binding("escape", "leave_text", "Leave text field", show=False),
         *[Binding(str(i + 1), f"show_pane('{name}')", name.title(), show=False) for i, name in enumerate(PANES)],
     ]
 
@@ -255,6 +256,12 @@ class ConsoleApp(App[None]):
         if not run_flaky(pane):
             self.notify("The Flaky pane is not available yet; run `agentdeck flaky --runs 50` in your project",
                         severity="warning", timeout=8)
+
+    def action_leave_text(self) -> None:
+        """escape in a text field hands the keys back to the console (1-5, !, q, ...)."""
+        if isinstance(self.focused, (Input, TextArea)):
+            self.screen.set_focus(None)
+            self.notify("Keys act on the console again (1-5 panes, ! stop, ? help).", timeout=3)
 
     # -- emergency stop, resume, quit -------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -9,6 +9,7 @@ the focus so a stray ``space`` never confirms anything.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rich.table import Table
@@ -172,6 +173,27 @@ def describe_call(ev: RequestCompleted) -> Text:
     return t
 
 
+def _last_user_text(request_body: str | None) -> str | None:
+    """The task the agent sent (last user message), when the gateway logged the body."""
+    if not request_body:
+        return None
+    try:
+        body = json.loads(request_body)
+    except ValueError:
+        return None
+    msgs = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(msgs, list):
+        return body.get("input") if isinstance(body, dict) and isinstance(body.get("input"), str) else None
+    for m in reversed(msgs):
+        if isinstance(m, dict) and m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                c = " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+            if isinstance(c, str):
+                return re.sub(r"\s*\[mock:[^\]]*\]", "", c).strip()
+    return None
+
+
 def diagnosis_prefill(ev: RequestCompleted) -> str:
     """The error text the Diagnose pane starts from when asked to diagnose a failed call."""
     parts = [f"{ev.status} from {ev.model or ev.model_requested} ({ev.provider or 'gateway'}) on {ev.endpoint or 'a call'}"]
@@ -185,7 +207,11 @@ def diagnosis_prefill(ev: RequestCompleted) -> str:
                 parts.append(str(msg))
         except ValueError:
             parts.append(ev.response_body[:300])
-    return ": ".join(parts)
+    text = ": ".join(parts)
+    task = _last_user_text(ev.request_body)
+    if task:
+        text += f"\nTask: {task[:500]}"
+    return text
 
 
 class CallDetailScreen(ModalScreen["str | None"]):
@@ -241,6 +267,7 @@ HELP_ROWS: tuple[tuple[str, str, str], ...] = (
     ("anywhere", "ctrl+p", "command palette: stop, resume, pause, filter, theme, diagnose, flaky, export"),
     ("anywhere", "1-5", "switch pane: routing, providers, budget, diagnose, flaky"),
     ("anywhere", "tab / shift+tab", "move focus"),
+    ("text field", "escape", "leave the field: keys act on the console again (then ! stops, 1-5 switch)"),
     ("anywhere", "q", "quit (asks first while the gateway serves traffic)"),
     ("dialogs", "enter / escape", "confirm / cancel"),
     ("routing", "p", "pause / unpause the live table (a PAUSED banner shows)"),
