@@ -111,6 +111,13 @@ def test_models_lists_configured_models_and_aliases(http: httpx.Client, oai: ope
     assert {"auto", "fast", "balanced", "smart"} <= raw_ids and CONFIGURED <= raw_ids
 
 
+def test_models_requires_a_gateway_key(http: httpx.Client) -> None:
+    """A client endpoint: 'unknown or missing key -> 401' (keys are configured on this gateway)."""
+    for headers in ({}, auth("not-a-key"), {"x-api-key": "not-a-key", "anthropic-version": "2023-06-01"}):
+        r = http.get("/v1/models", headers=headers)
+        assert r.status_code == 401, (headers, r.status_code, r.text[:200])
+
+
 def test_models_response_carries_agentdeck_headers(http: httpx.Client) -> None:
     """'Every response carries x-agentdeck-request-id, x-agentdeck-model and x-agentdeck-tier'."""
     r = http.get("/v1/models", headers=auth(KEY_DEV))
