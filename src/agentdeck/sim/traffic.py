@@ -99,7 +99,7 @@ class Scenario:
     burst_agent: str = "claude-code"
     spike_at_s: float = 150.0
     spike_s: float = 20.0
-    spike_rps: float = 1.5
+    spike_rps: float = 2.5
     spike_tokens: int = 2500
     spike_agent: str = "batch-pipeline"
     cycle_s: float = 300.0
