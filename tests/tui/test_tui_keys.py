@@ -192,3 +192,22 @@ async def test_escape_leaves_a_text_field_so_pane_keys_work_again() -> None:
         await pilot.press("exclamation_mark")
         await pilot.pause()
         assert isinstance(app.screen, StopScreen)
+
+
+async def test_palette_exports_the_table_and_stops_traffic(tmp_path: Path) -> None:
+    app, eng = app_with([make_request(i) for i in range(12)])
+    app.export_dir = tmp_path
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p", *"export calls", "enter")
+        await pilot.pause(0.3)
+        [csv_file] = list(tmp_path.glob("calls-*.csv"))
+        lines = csv_file.read_text().splitlines()
+        assert lines[0].startswith("id,ts,key") and len(lines) == 13 and lines[1].startswith("req_000011")
+
+        await pilot.press("ctrl+p", *"emergency stop", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, StopScreen)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert eng.commands[0][0] == "stop" and app.top.stopped
