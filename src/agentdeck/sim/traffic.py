@@ -40,7 +40,7 @@ TASKS: dict[str, tuple[str, ...]] = {
         "Sort the imports in api/routes.py.",
         "Show me the definition of UserSession.",
         "Remove unused imports in tests/test_orders.py.",
-        "Grep for TODO comments in the scheduler module.",
+        "Grep for calls to the deprecated retry helper in the scheduler module.",
         "Bump the version in pyproject.toml to 2.4.1.",
         "Change the default timeout value in client.py to 30 seconds.",
     ),
