@@ -8,14 +8,20 @@ differently configured or restarted gateway start their own).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
+from contract_support import (
+    Served,
+    gateway_doc,
+    isolated_env,
+    serve_gateway,
+    write_config,
+)
 
 from agentdeck.sim import MockServer, MockSettings
-from contract_support import Served, gateway_doc, isolated_env, serve_gateway, write_config
 
 
 @dataclass
@@ -66,7 +72,6 @@ def gw(contract_root: Path, contract_mock: MockServer) -> Iterator[ServedGateway
 def gw_clean(gw: ServedGateway) -> Iterator[ServedGateway]:
     """The shared gateway, with any stop lifted before and after the test (a failed test must not leak a stop)."""
     import httpx
-
     from contract_support import admin
 
     def lift() -> None:

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 PROVIDER_KEY_ANTHROPIC = "sk-ant-contract-PROVIDER-SECRET-1111"
 PROVIDER_KEY_OPENAI = "sk-contract-PROVIDER-SECRET-2222"
@@ -174,11 +175,11 @@ class Served:
         self.args = list(args)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = log_dir / f"{name}.stderr"
-        self._stderr = open(self.stderr_path, "w")
+        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 (lives as long as the process; closed in stop())
         self.stdout_lines: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck", *args], env=env, stdout=subprocess.PIPE,
                                      stderr=self._stderr, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        lines: "queue.Queue[str | None]" = queue.Queue()
+        lines: queue.Queue[str | None] = queue.Queue()
 
         def pump() -> None:
             assert self.proc.stdout is not None

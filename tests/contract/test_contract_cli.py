@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from contract_support import (
     assert_one_clear_error,
     cli,

@@ -13,14 +13,14 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import anthropic
 import httpx
 import openai
 import pytest
-
 from contract_support import (
     ADMIN_TOKEN,
     KEY_DEV,
@@ -549,21 +549,21 @@ def test_streamed_requests_are_costed(http: httpx.Client) -> None:
 
 
 def test_admin_events_sse_with_type(gw: Any, http: httpx.Client) -> None:
-    events: "queue.Queue[dict[str, Any]]" = queue.Queue()
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
     ready = threading.Event()
     done = threading.Event()
 
     def listen() -> None:
-        with httpx.Client(timeout=httpx.Timeout(10, read=10)) as c:
-            with c.stream("GET", gw.url + "/admin/events", headers=admin()) as r:
-                assert r.status_code == 200
-                assert r.headers["content-type"].startswith("text/event-stream")
-                ready.set()
-                for line in r.iter_lines():
-                    if line.startswith("data:"):
-                        events.put(json.loads(line[5:].strip()))
-                    if done.is_set():
-                        return
+        with httpx.Client(timeout=httpx.Timeout(10, read=10)) as c, \
+                c.stream("GET", gw.url + "/admin/events", headers=admin()) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            ready.set()
+            for line in r.iter_lines():
+                if line.startswith("data:"):
+                    events.put(json.loads(line[5:].strip()))
+                if done.is_set():
+                    return
 
     t = threading.Thread(target=listen, daemon=True)
     t.start()

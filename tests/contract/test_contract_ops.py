@@ -14,13 +14,12 @@ import signal
 import sqlite3
 import sys
 import textwrap
-import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-
 from contract_support import (
     ADMIN_TOKEN,
     KEY_DEV,

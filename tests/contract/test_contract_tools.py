@@ -13,14 +13,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import anthropic
 import httpx
 import openai
 import pytest
-
 from contract_support import (
     MOCK_LINE,
     Served,
