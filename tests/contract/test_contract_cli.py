@@ -173,9 +173,16 @@ def test_every_command_takes_config(env: dict[str, str], home: Path) -> None:
 
 # -- one clear line, non-zero exit, no traceback ----------------------------------------
 def test_wrong_flag_is_one_clear_line(env: dict[str, str], home: Path) -> None:
-    cases = [["status", "--bogus-flag"], ["serve", "--port", "notaport"], ["--bogus-top-level"]]
-    for case, p in zip(cases, cli_many((c, {"env": env, "cwd": home}) for c in cases)):
-        assert_one_clear_error(p)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        cases = [["status", "--bogus-flag"], ["serve", "--port", "notaport"], ["--bogus-top-level"],
+                 ["serve", "--port", str(busy.getsockname()[1])]]  # a port in use: a user error too
+        for p in cli_many((c, {"env": env, "cwd": home}) for c in cases):
+            assert_one_clear_error(p)
+    finally:
+        busy.close()
 
 
 def test_bad_config_names_file_key_path_and_problem(tmp_path: Path, env: dict[str, str]) -> None:

@@ -83,7 +83,8 @@ def test_status_json_via_runtime_file_and_via_url(gw_clean: Any, by_runtime: dic
         assert {"hour_usd", "day_usd"} <= set(st["spend"]) and {"hourly_usd", "daily_usd"} <= set(st["budget"])
         assert "anthropic" in st["providers"] and "rps_limit" in st["providers"]["anthropic"]
     assert human.returncode == 0, describe(human)
-    assert human.stdout.strip(), describe(human)
+    for word in ("anthropic", "openai", "tight_openai", "$"):  # per-provider limits, spend vs budgets
+        assert word in human.stdout, describe(human)
 
 
 def test_stop_and_resume_via_runtime_file_no_flags(gw_clean: Any, by_runtime: dict[str, str], tmp_path: Path) -> None:
