@@ -31,6 +31,8 @@ class Diagnosis:
     """What the experiments found for one flaky test."""
 
     alone: tuple[int, int] = (0, 0)
+    control: tuple[int, int] = (0, 0)  # failures, runs alone: what the perturbations (also alone) are compared with
+    overall: tuple[int, int] = (0, 0)  # failures, runs over every unperturbed run: the test's own rate
     order: OrderFinding | None = None
     order_attempted: bool = False
     treatments: list[Treatment] = field(default_factory=list)

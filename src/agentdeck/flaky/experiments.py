@@ -9,8 +9,11 @@ before it finds the polluter (a victim fails after it) or the state-setter (a br
 only passes after it), confirmed by re-running the pair.
 
 Perturbations (timing, dependency, resource, randomness): each compares the failure rate
-of the test alone under one change against unperturbed runs alone (one-sided Fisher exact
-test), or, for randomness, replays the seed of a failing run.
+of the test alone under one change with its rate alone without it (one-sided Fisher exact
+test: one factor changed, same harness), or, for randomness, replays the seed of a failing
+run. Six experiments
+are tried per test, so each must pass ALPHA / 6 (Bonferroni) to count: a cause is named
+only when chance is an unlikely explanation for all of them together.
 """
 
 from __future__ import annotations
@@ -183,13 +186,14 @@ class Perturbation:
 
 PERTURBATIONS = (
     Perturbation("contention", "timing", "under CPU contention (sharing its core with a busy process)", 12),
-    Perturbation("slowclock", "timing", "with a slowed clock for background threads (their sleeps 2x + 3 ms)", 14),
+    Perturbation("slowclock", "timing", "with a slowed clock for background threads (their sleeps 3x + 10 ms)", 14),
     Perturbation("sandbox", "dependency", "in a sandbox (no network, no files outside the project, bare environment)", 10),
     Perturbation("limits", "resource", "with the file-descriptor and memory limits lowered", 10),
     Perturbation("parallel", "resource", "with 4 copies started at the same moment", 4, copies=4),
 )
 SEED_FAIL_REPLAYS = 8
 SEED_PASS_REPLAYS = 4
+THRESHOLD = ALPHA / (len(PERTURBATIONS) + 1)  # Bonferroni over the perturbations and the seed replay
 
 
 @dataclass
@@ -208,7 +212,7 @@ class Treatment:
 
     @property
     def significant(self) -> bool:
-        return self.p_value < ALPHA
+        return self.p_value < THRESHOLD
 
     @property
     def strength(self) -> float:
@@ -229,9 +233,13 @@ def perturbation_jobs(test: int, fail_seed: int | None, pass_seed: int | None) -
     return jobs
 
 
-def evaluate_treatments(test: int, records: list[RunRecord], alone: tuple[int, int], overall: tuple[int, int],
+def evaluate_treatments(test: int, records: list[RunRecord], control: tuple[int, int], overall: tuple[int, int],
                         fail_seed: int | None, pass_seed: int | None) -> list[Treatment]:
-    """Compare each perturbation's failure rate with the test's unperturbed runs alone."""
+    """Compare each perturbation's failure rate with the test's runs alone (``control``: failures, runs).
+
+    ``overall`` (failures, runs over every unperturbed run) estimates the test's own failure
+    rate for the seed replay.
+    """
     out: list[Treatment] = []
     mine = [r for r in records if r.idx == test]
     for p in PERTURBATIONS:
@@ -239,8 +247,8 @@ def evaluate_treatments(test: int, records: list[RunRecord], alone: tuple[int, i
         if not recs:
             continue
         fails = [r for r in recs if failed(r.outcome)]
-        t = Treatment(p.name, p.cause, p.label, len(recs), len(fails), control=alone)
-        t.p_value = fisher_greater(len(fails), len(recs), alone[0], alone[1])
+        t = Treatment(p.name, p.cause, p.label, len(recs), len(fails), control=control)
+        t.p_value = fisher_greater(len(fails), len(recs), control[0], control[1])
         t.signature_hits = sum(1 for r in fails if signature(r) == p.cause)
         t.examples = fails[:3]
         for r in recs:
@@ -249,7 +257,7 @@ def evaluate_treatments(test: int, records: list[RunRecord], alone: tuple[int, i
                     t.blocked.append(b)
         if p.name == "sandbox" and not t.blocked:
             # A rate that rises without any refused access is not evidence of a dependency.
-            t.p_value = max(t.p_value, ALPHA)
+            t.p_value = max(t.p_value, THRESHOLD)
         if p.name == "sandbox" and t.blocked:
             t.signature_hits = max(t.signature_hits, sum(1 for r in fails if r.blocked))
         out.append(t)
@@ -259,7 +267,7 @@ def evaluate_treatments(test: int, records: list[RunRecord], alone: tuple[int, i
         if f:
             nf = sum(failed(r.outcome) for r in f)
             np_ = sum(failed(r.outcome) for r in ok)
-            t = Treatment("seed", "randomness", "replaying the random seed of a failing run", len(f) + len(ok), nf, control=alone)
+            t = Treatment("seed", "randomness", "replaying the random seed of a failing run", len(f) + len(ok), nf, control=control)
             if nf == len(f) and np_ <= len(ok) // 4:
                 t.p_value = seed_p_value(nf, len(ok), np_, *wilson(overall[0], overall[1]))
             t.detail = (f"seed {fail_seed} failed {nf}/{len(f)} replays"
@@ -314,14 +322,14 @@ def exception_summary(recs: list[RunRecord], limit: int = 2) -> list[str]:
 class EarlyStop:
     """Skip the rest of an experiment once its answer cannot change.
 
-    Decided: the perturbation already raised the failure rate beyond doubt (p < ALPHA/100).
+    Decided: the perturbation already raised the failure rate beyond doubt (p < THRESHOLD/100).
     Futile: even if every remaining run failed, it could not reach significance. For the
     seed replay: one passing replay of the failing seed settles it (the seed does not
     decide the outcome), and the passing-seed replays are then pointless too.
     """
 
-    def __init__(self, alone: dict[int, tuple[int, int]], jobs: list[Job]) -> None:
-        self.alone = alone
+    def __init__(self, control: dict[int, tuple[int, int]], jobs: list[Job]) -> None:
+        self.control = control
         self.planned: Counter[tuple[int, str]] = Counter()
         for j in jobs:
             if j.target is not None:
@@ -338,7 +346,7 @@ class EarlyStop:
 
     def skip(self, job: Job) -> bool:
         t = job.target
-        if t is None or t not in self.alone:
+        if t is None or t not in self.control:
             return False
         if job.experiment == "seed-fail":
             f, n = self.seen.get((t, "seed-fail"), [0, 0])
@@ -349,8 +357,8 @@ class EarlyStop:
         f, n = self.seen.get((t, job.experiment), [0, 0])
         if n < 4:
             return False
-        cf, cn = self.alone[t]
-        if fisher_greater(f, n, cf, cn) < ALPHA / 100:
+        cf, cn = self.control[t]
+        if fisher_greater(f, n, cf, cn) < THRESHOLD / 100:
             return True
         remaining = self.planned[(t, job.experiment)] - n
-        return fisher_greater(f + remaining, n + remaining, cf, cn) >= ALPHA
+        return fisher_greater(f + remaining, n + remaining, cf, cn) >= THRESHOLD

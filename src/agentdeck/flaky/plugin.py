@@ -134,7 +134,7 @@ class FlakyRecorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         seed = self.fixed_seed if self.fixed_seed is not None else (
-            P.derive_seed(self.job_seed, self.pos) if self.job_seed is not None else None)
+            P.derive_seed(self.job_seed, self.pos, self.copy) if self.job_seed is not None else None)
         if seed is None:
             return
         random.seed(seed)

@@ -24,9 +24,13 @@ SKIP_OUTCOMES = frozenset({"skipped"})
 BLOCKED_PLUGINS = ("randomly", "rerunfailures", "flaky", "xdist")
 
 
-def derive_seed(job_seed: int, pos: int) -> int:
-    """The `random` seed a test gets at position ``pos`` of a run; recomputable by the runner for replays."""
-    return (job_seed * 1_000_003 + (pos + 1) * 0x9E3779B1) % (2**32)
+def derive_seed(job_seed: int, pos: int, copy: int = 0) -> int:
+    """The `random` seed a test gets at position ``pos`` of a run (copy ``copy`` of a parallel run).
+
+    Recomputable by the runner for replays; distinct for every copy, so copies started
+    together do not make the same draws.
+    """
+    return (job_seed * 1_000_003 + copy * 2_654_435_761 + (pos + 1) * 0x9E3779B1) % (2**32)
 
 
 def encode(obj: dict[str, Any]) -> bytes:

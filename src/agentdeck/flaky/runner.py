@@ -32,7 +32,7 @@ from typing import Any
 
 from agentdeck.flaky.analysis import Diagnosis, TestVerdict, alone_counts, build_verdicts, tally
 from agentdeck.flaky.engine import FlakyError, make_engine
-from agentdeck.flaky.experiments import Bisection, EarlyStop, evaluate_treatments, failed, passed, perturbation_jobs, pick_context
+from agentdeck.flaky.experiments import UNPERTURBED, Bisection, EarlyStop, evaluate_treatments, failed, passed, perturbation_jobs, pick_context
 from agentdeck.flaky.scheduler import Job, RunRecord, Scheduler
 
 PHASES = ("collect", "runs", "alone", "order", "perturb", "done")
@@ -260,19 +260,24 @@ def _order_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], records
 def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched: Scheduler, run: RunPhase, n_tests: int) -> None:
     records = sched.records
     todo = [i for i in candidates if not (diagnoses[i].order is not None and diagnoses[i].order.confirmed)]
+    _, overall = tally(records, n_tests)  # every unperturbed run of each test so far
     groups = []
     for i in todo:
         d = diagnoses[i]
-        alone = [r for r in records if r.idx == i and r.experiment in ("alone", "isolated") and r.seed is not None]
-        d.fail_seed = next((r.seed for r in alone if failed(r.outcome)), None)
-        d.pass_seed = next((r.seed for r in alone if passed(r.outcome)), None)
+        d.control = d.alone  # perturbed runs are alone: compare with runs alone (one factor changed)
+        d.overall = overall[i]
+        # `random` is reseeded before every test, so a failing run's seed replays its draws alone too;
+        # prefer a run that was alone already (nothing else in the process).
+        seeded = sorted((r for r in records if r.idx == i and r.experiment in UNPERTURBED and r.seed is not None),
+                        key=lambda r: r.experiment not in ("alone", "isolated"))
+        d.fail_seed = next((r.seed for r in seeded if failed(r.outcome)), None)
+        d.pass_seed = next((r.seed for r in seeded if passed(r.outcome)), None)
         groups.append(perturbation_jobs(i, d.fail_seed, d.pass_seed))
         if d.fail_seed is None:
-            d.notes.append("randomness not tested: it never failed alone, so there is no failing seed to replay")
+            d.notes.append("randomness not tested: no failing run had a recorded seed to replay")
     jobs = _round_robin(groups)
-    stop = EarlyStop({i: diagnoses[i].alone for i in todo}, jobs)
+    stop = EarlyStop({i: diagnoses[i].control for i in todo}, jobs)
     run("perturb", jobs, skip=stop.skip, on_done=stop.done)
-    _, counts = tally(records, n_tests)
     for i in todo:
         d = diagnoses[i]
-        d.treatments = evaluate_treatments(i, records, d.alone, counts[i], d.fail_seed, d.pass_seed)
+        d.treatments = evaluate_treatments(i, records, d.control, d.overall, d.fail_seed, d.pass_seed)

@@ -224,7 +224,7 @@ class Scheduler:
         rec = RunRecord(idx=idx, experiment=job.experiment, job=job.id, copy=copy, run=job.run, pos=job.offset + k,
                         outcome=outcome, duration=self.timeout if state.killed else 0.0, phase="call", exc=outcome.capitalize(),
                         message=text, order_seed=job.order_seed,
-                        seed=int(job.perturb["seed"]) if job.perturb.get("seed") is not None else derive_seed(job.seed or 0, job.offset + k))
+                        seed=int(job.perturb["seed"]) if job.perturb.get("seed") is not None else derive_seed(job.seed or 0, job.offset + k, copy))
         job.records.append(rec)
         self.records.append(rec)
         rest = job.order[k + 1:]
