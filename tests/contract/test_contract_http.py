@@ -66,7 +66,15 @@ def _headers_ok(h: Any, tier: str | None = None, model: str | None = None) -> No
         assert h["x-agentdeck-model"] == model, dict(h)
 
 
+def _carries_headers(r: httpx.Response) -> None:
+    """'Every response carries' the three x-agentdeck-* headers (a refusal's model and tier may be empty)."""
+    missing = [h for h in HEADERS if h not in r.headers]
+    assert not missing, f"{r.request.method} {r.request.url.path} -> {r.status_code} lacks {missing}"
+    assert r.headers["x-agentdeck-request-id"]
+
+
 def _openai_error(r: httpx.Response) -> dict[str, Any]:
+    _carries_headers(r)
     body = r.json()
     assert set(body) == {"error"}, body
     err = body["error"]
@@ -76,6 +84,7 @@ def _openai_error(r: httpx.Response) -> dict[str, Any]:
 
 
 def _anthropic_error(r: httpx.Response) -> dict[str, Any]:
+    _carries_headers(r)
     body = r.json()
     assert body.get("type") == "error", body
     err = body["error"]
@@ -276,7 +285,7 @@ def test_emergency_stop_403_both_protocols(gw_clean: Any, http: httpx.Client, oa
 
 
 def test_gateway_refusals_carry_model_and_tier_headers(gw_clean: Any, http: httpx.Client) -> None:
-    """403 stop: the request names a valid tier, so x-agentdeck-model/-tier are known ('every response')."""
+    """'Every response carries' the three headers, refusals included (values may be empty: no model was used)."""
     _stop(http, "contract header check")
     try:
         r = _oai_post(http, "/v1/chat/completions", chat_body("fast"))
@@ -285,8 +294,9 @@ def test_gateway_refusals_carry_model_and_tier_headers(gw_clean: Any, http: http
         _resume(http)
     assert r.status_code == 403 and a.status_code == 403
     for resp in (r, a):
-        missing = [h for h in HEADERS if not resp.headers.get(h)]
+        missing = [h for h in HEADERS if h not in resp.headers]
         assert not missing, f"403 stop answer lacks {missing}: {dict(resp.headers)}"
+        assert resp.headers["x-agentdeck-request-id"]
 
 
 def test_key_stop_affects_only_that_key(gw_clean: Any, http: httpx.Client) -> None:
