@@ -46,7 +46,7 @@ def test_escalation_on_truncated_and_invalid_json_is_capped(make_gateway: Any, m
     gw = make_gateway(routing={"max_escalations": 1})
     o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0)
     r = o.chat.completions.with_raw_response.create(
-        model="fast", messages=[{"role": "user", "content": "list the files [mock:truncate]"}], max_tokens=50)
+        model="auto", messages=[{"role": "user", "content": "list the files [mock:truncate]"}], max_tokens=50)
     assert r.headers["x-agentdeck-tier"] == "balanced" and r.headers["x-agentdeck-model"] == "gpt-4o"
     [row] = rows(gw, 1)
     assert row["escalations"] == ["fast->balanced: truncated"] and row["tier"] == "balanced"
@@ -61,10 +61,12 @@ def test_escalation_on_truncated_and_invalid_json_is_capped(make_gateway: Any, m
     assert mock.stats()["requests"] == 2, "escalation is capped at max_escalations=1"
     row = rows(gw, 1)[0]
     assert row["escalations"] == ["fast->balanced: invalid-json"]
-    # An explicitly named model is never escalated.
-    mock.reset()
-    o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x [mock:truncate]"}], max_tokens=50)
-    assert mock.stats()["requests"] == 1
+    # A named model or a named tier is what the caller asked for: never escalated.
+    for named in ("gpt-4o-mini", "fast"):
+        mock.reset()
+        r = o.chat.completions.with_raw_response.create(
+            model=named, messages=[{"role": "user", "content": "x [mock:truncate]"}], max_tokens=50)
+        assert mock.stats()["requests"] == 1 and r.headers["x-agentdeck-model"] == "gpt-4o-mini"
 
 
 def test_budget_aware_downgrade_and_savings(make_gateway: Any) -> None:

@@ -49,16 +49,25 @@ def _authorized(gw: "Gateway", scope: Scope) -> bool:
 
 
 async def _models(gw: "Gateway", scope: Scope, send: Send) -> None:
-    anthropic_style = any(k == b"anthropic-version" for k, _ in scope["headers"])
+    headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in (b"authorization", b"x-api-key", b"anthropic-version")}
+    anthropic_style = b"anthropic-version" in headers
+    auth = headers.get(b"authorization", "")
+    secret = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get(b"x-api-key", "")
+    tags = {"x-agentdeck-request-id": gw.new_request_id(), "x-agentdeck-model": "-", "x-agentdeck-tier": "none"}
+    if gw.authenticate(secret) is None:
+        wire = gw.wires["anthropic" if anthropic_style else "openai"]
+        await send_bytes(send, 401, wire.error_body(401, "agentdeck: missing or unknown gateway key", "invalid_api_key"), tags)
+        return
     rows: list[tuple[str, str]] = [(a, "agentdeck") for a in ALIASES]
     for name, p in gw.cfg.providers.items():
         rows.extend((m, name) for m in p.models)
     if anthropic_style:
         data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m, _ in rows]
-        await send_json(send, 200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})
+        await send_json(send, 200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]},
+                        tags)
     else:
         await send_json(send, 200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": o}
-                                                               for m, o in rows]})
+                                                               for m, o in rows]}, tags)
 
 
 async def _json_body(receive: Receive, send: Send) -> dict[str, Any] | None:

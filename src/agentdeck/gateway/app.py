@@ -230,7 +230,9 @@ class Gateway:
             wire = _CLIENT_ROUTES.get(path)
             if wire is not None:
                 if scope["method"] != "POST":
-                    await send_bytes(send, 405, wire.error_body(405, f"use POST for {path}"))
+                    await send_bytes(send, 405, wire.error_body(405, f"use POST for {path}"),
+                                     {"x-agentdeck-request-id": self.new_request_id(), "x-agentdeck-model": "-",
+                                      "x-agentdeck-tier": "none", "allow": "POST"})
                     return
                 self.in_flight += 1
                 try:

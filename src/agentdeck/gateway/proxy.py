@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from agentdeck.budget.ledger import Reservation
     from agentdeck.gateway.app import Gateway, Identity
 
+NO_TIER = "none"  # x-agentdeck-tier for a call that has no tier (a model outside the tier table, or not yet routed)
 _PASS_RESPONSE_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "request-id", "x-request-id")
 
 
@@ -61,7 +62,7 @@ class Call:
     @property
     def out_headers(self) -> dict[str, str]:
         return {"x-agentdeck-request-id": self.rid, "x-agentdeck-model": self.route.model,
-                "x-agentdeck-tier": self.route.tier or ""}
+                "x-agentdeck-tier": self.route.tier or NO_TIER}
 
 
 class Refusal(Exception):
@@ -77,9 +78,10 @@ async def handle(gw: "Gateway", scope: Scope, receive: Receive, send: Send, wire
     t0 = time.perf_counter()
     rid = gw.new_request_id()
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    base_headers = {"x-agentdeck-request-id": rid}
+    # Every answer carries the three x-agentdeck-* headers; _admit fills in model and tier as it learns them.
+    base_headers = {"x-agentdeck-request-id": rid, "x-agentdeck-model": "-", "x-agentdeck-tier": NO_TIER}
     try:
-        call = await _admit(gw, receive, wire, endpoint, rid, t0, headers)
+        call = await _admit(gw, receive, wire, endpoint, rid, t0, headers, base_headers)
     except Refusal as r:
         gw.metrics.refused.labels(r.code or str(r.status)).inc()
         await send_bytes(send, r.status, wire.error_body(r.status, r.message, r.code, r.param), {**base_headers, **r.headers})
@@ -124,7 +126,7 @@ async def _refuse_late(call: Call, send: Send, r: Refusal) -> None:
 
 
 async def _admit(gw: "Gateway", receive: Receive, wire: ModuleType, endpoint: str, rid: str, t0: float,
-                 headers: dict[str, str]) -> Call:
+                 headers: dict[str, str], tags: dict[str, str]) -> Call:
     """Auth, parse, stop check, route, caps, budget reservation. Raises Refusal with the answer."""
     auth = headers.get("authorization", "")
     secret = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key", "")
@@ -147,21 +149,27 @@ async def _admit(gw: "Gateway", receive: Receive, wire: ModuleType, endpoint: st
         parsed = wire.parse(endpoint, body)
     except BadRequest as b:
         raise Refusal(b.status, f"agentdeck: {b.message}", "invalid_request", param=b.field) from None
-    stop = gw.killswitch.check(ident.key, ident.session)
-    if stop is not None:
-        raise Refusal(403, stop.message, "agentdeck_stopped", {"x-should-retry": "false"})
-    if gw.anomaly.throttled(ident.ledger_key):
-        raise Refusal(429, f"agentdeck: key '{ident.ledger_key}' is throttled after an anomaly alert", "rate_limit_exceeded",
-                      _retry_headers(1.0 / gw.cfg.anomaly.throttle_rps))
+    tags["x-agentdeck-model"], tags["x-agentdeck-tier"] = parsed.model, NO_TIER
     context_tokens = len(raw) // 4
     if parsed.model == "auto":
         text, context_tokens = extract_text(wire.NAME, endpoint, body)
     else:
         text = ""
     try:
-        route = gw.router.resolve(parsed.model, wire.NAME, text, context_tokens, gw.ledger.share_used())
+        route: Route | None = gw.router.resolve(parsed.model, wire.NAME, text, context_tokens, gw.ledger.share_used())
     except UnknownModel:
-        raise Refusal(404, f"agentdeck: unknown model '{parsed.model}' (see GET /v1/models)", "model_not_found", param="model") from None
+        route = None
+    if route is not None:
+        tags["x-agentdeck-model"], tags["x-agentdeck-tier"] = route.model, route.tier or NO_TIER
+    # The stop comes first: while it is engaged every call gets the same 403, whatever it asked for.
+    stop = gw.killswitch.check(ident.key, ident.session)
+    if stop is not None:
+        raise Refusal(403, stop.message, "agentdeck_stopped", {"x-should-retry": "false"})
+    if route is None:
+        raise Refusal(404, f"agentdeck: unknown model '{parsed.model}' (see GET /v1/models)", "model_not_found", param="model")
+    if gw.anomaly.throttled(ident.ledger_key):
+        raise Refusal(429, f"agentdeck: key '{ident.ledger_key}' is throttled after an anomaly alert", "rate_limit_exceeded",
+                      _retry_headers(1.0 / gw.cfg.anomaly.throttle_rps))
     provider = gw.provider_for(route.model, wire.NAME)
     if provider is None:
         raise Refusal(404, f"agentdeck: model '{route.model}' is not served over the {wire.NAME} protocol by any configured provider",
@@ -208,7 +216,7 @@ async def _unary_with_escalation(call: Call, send: Send) -> None:
     while True:
         status, headers, raw = await _unary_once(call)
         nxt = None
-        if gw.cfg.routing.escalate and call.route.tier is not None and call.route.rule != "explicit":
+        if gw.cfg.routing.escalate and call.parsed.model == "auto" and call.route.tier is not None:
             problem = _problem(call, status, raw)
             if problem is not None:
                 nxt = gw.router.escalation(call.route, call.escalations, call.wire.NAME, problem)
