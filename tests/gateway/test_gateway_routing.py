@@ -90,3 +90,16 @@ def test_budget_aware_downgrade_and_savings(make_gateway: Any) -> None:
     st = httpx.get(gw.url + "/admin/status", headers=ADMIN).json()
     assert st["savings"]["usd"] == pytest.approx(first["baseline_cost_usd"] - first["cost_usd"], abs=1e-9)
     assert "agentdeck_savings_usd" in httpx.get(gw.url + "/metrics").text
+
+
+def test_auto_stream_escalates_on_context_length_before_the_first_byte(gateway: Any, anthropic_client: anthropic.Anthropic,
+                                                                       mock: Any) -> None:
+    task = "add a retry option to src/client.py and src/config.py with tests [mock:too-long]"
+    with anthropic_client.messages.with_streaming_response.create(
+            model="auto", max_tokens=200, stream=True, messages=[{"role": "user", "content": task}]) as r:
+        assert r.headers["x-agentdeck-model"] == "claude-opus-4-5" and r.headers["x-agentdeck-tier"] == "smart"
+        text = "".join(r.iter_text())
+    assert "model=claude-opus-4-5" in text and "prompt is too long" not in text
+    row = rows(gateway, 1)[0]
+    assert row["escalations"] == ["balanced->smart: context-length"] and row["stream"] is True and row["status"] == 200
+    assert mock.stats()["requests"] == 2

@@ -212,26 +212,35 @@ def _response_headers(call: Call, resp: aiohttp.ClientResponse) -> dict[str, str
 
 async def _unary_with_escalation(call: Call, send: Send) -> None:
     """A non-streamed call; a routed answer that fails its quality check is re-asked one tier up."""
-    gw = call.gw
     while True:
         status, headers, raw = await _unary_once(call)
-        nxt = None
-        if gw.cfg.routing.escalate and call.parsed.model == "auto" and call.route.tier is not None:
-            problem = _problem(call, status, raw)
-            if problem is not None:
-                nxt = gw.router.escalation(call.route, call.escalations, call.wire.NAME, problem)
-            provider = gw.provider_for(nxt.model, call.wire.NAME) if nxt is not None else None
-            if nxt is not None and provider is not None:
-                gw.bus.publish(Escalated(request_id=call.rid, from_tier=call.route.tier, to_tier=nxt.tier or "", reason=problem or ""))
-                gw.metrics.escalations.labels(call.route.tier, problem or "").inc()
-                call.escalations.append(f"{call.route.tier}->{nxt.tier}: {problem}")
-                call.route, call.provider = nxt, provider
-                call.max_tokens = clamp_max_tokens(call.parsed.max_tokens, gw.output_limit(nxt.model), gw.cfg.caps)
-                _reserve(call, nxt.model)
-                continue
+        if _escalate(call, _problem(call, status, raw)):
+            continue
         call.status = status
         await send_bytes(send, status, raw, headers)
         return
+
+
+def _escalate(call: Call, problem: str | None) -> bool:
+    """Move an `auto` call one tier up after a failed check; False when it stays (named model or tier, cap, top)."""
+    gw = call.gw
+    if problem is None or not gw.cfg.routing.escalate or call.parsed.model != "auto" or call.route.tier is None:
+        return False
+    nxt = gw.router.escalation(call.route, call.escalations, call.wire.NAME, problem)
+    provider = gw.provider_for(nxt.model, call.wire.NAME) if nxt is not None else None
+    if nxt is None or provider is None:
+        return False
+    max_tokens = clamp_max_tokens(call.parsed.max_tokens, gw.output_limit(nxt.model), gw.cfg.caps)
+    worst = gw.prices.worst_case(nxt.model, call.context_tokens, max_tokens)
+    try:
+        call.reservations.append(gw.ledger.reserve(call.ident.key, worst, session=call.ident.session))
+    except BudgetExceeded:
+        return False  # the budget cannot pay for a re-ask: the caller gets the answer it has
+    gw.bus.publish(Escalated(request_id=call.rid, from_tier=call.route.tier, to_tier=nxt.tier or "", reason=problem))
+    gw.metrics.escalations.labels(call.route.tier, problem).inc()
+    call.escalations.append(f"{call.route.tier}->{nxt.tier}: {problem}")
+    call.route, call.provider, call.max_tokens = nxt, provider, max_tokens
+    return True
 
 
 def _problem(call: Call, status: int, raw: bytes) -> str | None:
@@ -286,6 +295,13 @@ async def _unary(call: Call, send: Send) -> None:
 
 
 async def _stream(call: Call, receive: Receive, send: Send) -> None:
+    """A streamed call. An `auto` stream refused upstream as too long escalates before any byte is sent."""
+    while not await _stream_once(call, receive, send):
+        pass
+
+
+async def _stream_once(call: Call, receive: Receive, send: Send) -> bool:
+    """One upstream stream; False when the call was escalated and must be tried again one tier up."""
     gw = call.gw
     wire = call.wire
     body = wire.upstream_body(call.parsed, call.route.model, call.max_tokens)
@@ -296,10 +312,12 @@ async def _stream(call: Call, receive: Receive, send: Send) -> None:
         resp = up.resp
         if resp.status != 200:
             raw = await resp.read()
+            if _escalate(call, _problem(call, resp.status, raw)):
+                return False
             call.status, call.error = resp.status, f"upstream {resp.status}"
             await send_bytes(send, resp.status, raw, _response_headers(call, resp),
                              content_type=resp.headers.get("content-type", "application/json").encode("latin-1"))
-            return
+            return True
         call.status = 200
         meter = wire.StreamMeter(call.parsed)
         stop_event = gw.killswitch.watch(call.ident.key, call.ident.session)
@@ -328,7 +346,7 @@ async def _stream(call: Call, receive: Receive, send: Send) -> None:
         _account_stream(call, meter)
         if ended_by and ended_by[0] == "client":
             call.status, call.error = 499, "client disconnected"
-            return
+            return True
         if ended_by and ended_by[0] == "stop":
             stop = gw.killswitch.check(call.ident.key, call.ident.session)
             msg = stop.message if stop is not None else "agentdeck: emergency stop"
@@ -338,6 +356,7 @@ async def _stream(call: Call, receive: Receive, send: Send) -> None:
             call.error = "upstream stream ended early" + (" (connection error)" if cut else "")
             await send_chunk(send, wire.stream_error_event("agentdeck: the provider's stream ended early", "upstream_stream_cut"))
         await send_chunk(send, b"", more=False)
+    return True
 
 
 async def _watch(receive: Receive, stop_event: asyncio.Event, resp: aiohttp.ClientResponse, ended_by: list[str]) -> None:

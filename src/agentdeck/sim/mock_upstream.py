@@ -120,6 +120,7 @@ MAGIC_WORDS: dict[str, str] = {
     "[mock:cached=N]": "N of the input tokens are cache reads (OpenAI cached_tokens, Anthropic cache_read_input_tokens)",
     "[mock:cache-write=N]": "N of the input tokens are cache writes (Anthropic cache_creation_input_tokens)",
     "[mock:reasoning=N]": "N reasoning tokens, counted inside the output tokens",
+    "[mock:too-long]": "answer 400 'prompt is too long' (the context-length error a bigger tier can fix)",
 }
 
 _MAGIC_RE = re.compile(r"\[mock:([a-z-]+)(?:=([^\]]*))?\]")
@@ -141,6 +142,7 @@ class Magic:
     cached: int = 0
     cache_write: int = 0
     reasoning: int = 0
+    too_long: bool = False
 
 
 _NO_MAGIC = Magic()
@@ -179,6 +181,8 @@ def parse_magic(text: str) -> Magic:
                 m.cache_write = max(0, int(value))
             elif name == "reasoning":
                 m.reasoning = max(0, int(value))
+            elif name == "too-long":
+                m.too_long = True
         except ValueError:
             continue
     return m
@@ -856,6 +860,8 @@ class MockApp:
         if magic.error is not None:
             extra = [(b"retry-after", b"1")] if magic.error == 429 else []
             return await error(magic.error, None, rl + extra)
+        if magic.too_long and not model.startswith(("claude-opus", "gpt-4.1")):
+            return await error(400, "prompt is too long: 250000 tokens > 200000 maximum", rl)
 
         ans = st.answer(model, text, magic, max_tokens)
         stream = body.get("stream") is True
