@@ -187,3 +187,13 @@ def test_clients_hanging_up_mid_stream_leave_no_reservation(make_gateway: Any, m
     time.sleep(0.4)
     rows = httpx.get(gw.url + "/admin/requests?limit=20", headers=ADMIN).json()["requests"]
     assert len(rows) == 10 and all(r["status"] == 499 and r["cost_usd"] > 0 for r in rows)
+
+
+def test_anthropic_budget_refusal_names_the_code(make_gateway: Any) -> None:
+    gw = make_gateway(budget={"hourly_usd": 0.000001, "daily_usd": 100.0})
+    a = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=2)
+    with pytest.raises(anthropic.PermissionDeniedError) as e:
+        a.messages.create(model="claude-opus-4-5", max_tokens=1000, messages=[{"role": "user", "content": "x"}])
+    err = e.value.body["error"]
+    assert err["type"] == "permission_error" and err["code"] == "budget_exceeded" and "hourly budget" in err["message"]
+    assert e.value.response.headers["x-should-retry"] == "false"

@@ -50,8 +50,15 @@ def auth_headers(api_key: str) -> dict[str, str]:
 
 
 def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
+    """Anthropic's error shape; agentdeck's own code (``budget_exceeded``, ...) rides along as ``error.code``.
+
+    The SDKs ignore the extra field; scripts and people can tell a budget refusal from a stop.
+    """
     etype = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-    return orjson.dumps({"type": "error", "error": {"type": etype, "message": message}})
+    err: dict[str, str] = {"type": etype, "message": message}
+    if code:
+        err["code"] = code
+    return orjson.dumps({"type": "error", "error": err})
 
 
 def stream_error_event(message: str, code: str) -> bytes:
