@@ -32,7 +32,9 @@ def project_report() -> FlakyReport:
 def mini_report() -> FlakyReport:
     """A quick diagnosis of the three-test mini project (stable, broken, flaky by randomness)."""
     with fast_pytest():
-        return run_flaky(FlakyOptions(project_dir=FIXTURES / "mini", runs=6, shuffles=2, alone_runs=6, workers=2, seed=5))
+        return run_flaky(
+            FlakyOptions(project_dir=FIXTURES / "mini", runs=6, shuffles=2, alone_runs=6, workers=2, seed=5)
+        )
 
 
 @pytest.fixture

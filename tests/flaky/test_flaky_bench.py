@@ -13,7 +13,12 @@ def test_bench_suite_has_the_known_problems(tmp_path: Path) -> None:
     assert len(files) == 10
     text = "".join(f.read_text() for f in files)
     assert text.count("def test_") == 200
-    for name in ("test_retry_jitter_in_bounds", "test_cache_starts_empty", "test_sample_has_no_zero", "test_cache_warmup"):
+    for name in (
+        "test_retry_jitter_in_bounds",
+        "test_cache_starts_empty",
+        "test_sample_has_no_zero",
+        "test_cache_warmup",
+    ):
         assert f"def {name}()" in text
 
 

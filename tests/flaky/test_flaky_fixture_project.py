@@ -66,7 +66,9 @@ def test_causes_rest_on_the_experiment_that_separates_them(project_report: Flaky
     timing = tests["test_timing.py::test_cache_refresh_finishes_in_time"]
     assert any(e.startswith("cause: timing, because with a slowed clock") for e in timing.evidence), timing.evidence
     dependency = tests["test_dependency.py::test_inventory_lookup"]
-    assert any("sandbox" in e and "significant" in e and "refused: connect 127.0.0.1:" in e for e in dependency.evidence)
+    assert any(
+        "sandbox" in e and "significant" in e and "refused: connect 127.0.0.1:" in e for e in dependency.evidence
+    )
     resource = tests["test_resource.py::test_metrics_exporter_binds_its_port"]
     assert any("4 copies started at the same moment" in e and "significant" in e for e in resource.evidence)
     assert any("Address already in use" in e for e in resource.evidence)
@@ -82,9 +84,15 @@ def test_causes_rest_on_the_experiment_that_separates_them(project_report: Flaky
 def test_recommendations_are_concrete(project_report: FlakyReport) -> None:
     tests = by_id(project_report)
     timing = tests["test_timing.py::test_cache_refresh_finishes_in_time"].recommendation
-    assert timing.startswith("Wait on an event instead of sleeping at test_timing.py:") and "time.sleep(0.004)" in timing
+    assert (
+        timing.startswith("Wait on an event instead of sleeping at test_timing.py:") and "time.sleep(0.004)" in timing
+    )
     dependency = tests["test_dependency.py::test_inventory_lookup"].recommendation
-    assert dependency.startswith("Mock the named call") and "127.0.0.1:" in dependency and "create_connection" in dependency
+    assert (
+        dependency.startswith("Mock the named call")
+        and "127.0.0.1:" in dependency
+        and "create_connection" in dependency
+    )
     resource = tests["test_resource.py::test_metrics_exporter_binds_its_port"].recommendation
     assert resource.startswith("Use an ephemeral port")
     randomness = tests["test_randomness.py::test_backoff_stays_under_five_seconds"].recommendation
@@ -112,7 +120,14 @@ def test_every_run_is_recorded_with_position_and_failure_details(project_report:
     first_run = sorted((r for r in same if r.run == 0), key=lambda r: r.pos)
     assert [names[r.idx] for r in first_run] == names and [r.pos for r in first_run] == list(range(len(names)))
     broken = [r for r in same if names[r.idx].startswith("test_broken.py")]
-    assert all(r.outcome == "failed" and r.exc == "ValueError" and r.phase == "call" and r.location == "test_broken.py:5"
-               and "invalid literal" in (r.message or "") and r.duration > 0 for r in broken)
+    assert all(
+        r.outcome == "failed"
+        and r.exc == "ValueError"
+        and r.phase == "call"
+        and r.location == "test_broken.py:5"
+        and "invalid literal" in (r.message or "")
+        and r.duration > 0
+        for r in broken
+    )
     shuffled = {r.order_seed for r in project_report.records if r.experiment == "shuffled"}
     assert len(shuffled) == 10 and None not in shuffled

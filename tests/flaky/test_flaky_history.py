@@ -22,17 +22,54 @@ def session(outcomes: dict[int, list[str]], started: float) -> FlakyReport:
     records, tests = [], []
     for idx, outs in outcomes.items():
         for run, o in enumerate(outs):
-            records.append(RunRecord(idx=idx, experiment="same-order", job=run, copy=0, run=run, pos=idx, outcome=o,
-                                     message="boom" if o == "failed" else None, ts=started + run))
+            records.append(
+                RunRecord(
+                    idx=idx,
+                    experiment="same-order",
+                    job=run,
+                    copy=0,
+                    run=run,
+                    pos=idx,
+                    outcome=o,
+                    message="boom" if o == "failed" else None,
+                    ts=started + run,
+                )
+            )
         f, n = sum(o == "failed" for o in outs), len(outs)
         verdict = "stable" if f == 0 else "broken" if f == n else "flaky"
-        tests.append(TestVerdict(NAMES[idx], n, f, f / n, wilson(f, n), verdict, "timing" if verdict == "flaky" else None,
-                                 ["e"], "r", (f, n)))
+        tests.append(
+            TestVerdict(
+                NAMES[idx],
+                n,
+                f,
+                f / n,
+                wilson(f, n),
+                verdict,
+                "timing" if verdict == "flaky" else None,
+                ["e"],
+                "r",
+                (f, n),
+            )
+        )
     # a perturbed run never counts as a clean (or failing) run after a fix
-    records.append(RunRecord(idx=0, experiment="contention", job=99, copy=0, run=0, pos=0, outcome="failed", ts=started - 1))
-    return FlakyReport(runs=max(len(v) for v in outcomes.values()), tests=tests, project=PROJECT, pytest_args=["-q"],
-                       engine="fork", workers=2, seed=1, started_at=started, duration_s=1.0, phases={}, warnings=[],
-                       records=records, nodeids=NAMES)
+    records.append(
+        RunRecord(idx=0, experiment="contention", job=99, copy=0, run=0, pos=0, outcome="failed", ts=started - 1)
+    )
+    return FlakyReport(
+        runs=max(len(v) for v in outcomes.values()),
+        tests=tests,
+        project=PROJECT,
+        pytest_args=["-q"],
+        engine="fork",
+        workers=2,
+        seed=1,
+        started_at=started,
+        duration_s=1.0,
+        phases={},
+        warnings=[],
+        records=records,
+        nodeids=NAMES,
+    )
 
 
 def test_every_run_is_stored_and_the_latest_report_is_kept(tmp_path: Path) -> None:
@@ -60,7 +97,13 @@ def test_a_fix_is_called_held_only_after_enough_clean_runs(tmp_path: Path) -> No
         assert runs_needed(0.3) == 9
         [row] = compare(conn, PROJECT)
         # Nothing ran since it was found: it is failing as far as anyone knows.
-        assert (row.nodeid, row.status, row.needed, row.before_rate, row.after_runs) == (NAMES[0], "still failing", 9, 0.3, 0)
+        assert (row.nodeid, row.status, row.needed, row.before_rate, row.after_runs) == (
+            NAMES[0],
+            "still failing",
+            9,
+            0.3,
+            0,
+        )
 
         save_report(conn, session({0: ["passed"] * 5, 1: ["passed"] * 5}, t0 + 100))
         [row] = compare(conn, PROJECT)

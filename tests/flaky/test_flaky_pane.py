@@ -46,8 +46,11 @@ async def test_flaky_pane_runs_the_suite_and_shows_verdicts(tmp_path: Path, fast
         assert not pane.running
         assert table.row_count == 3
         verdicts = {str(table.get_row(k)[4]): str(table.get_row(k)[0]) for k in table.rows}
-        assert verdicts == {"test_mini.py::test_ok": "stable", "test_mini.py::test_broken": "broken",
-                            "test_mini.py::test_dice": "flaky"}
+        assert verdicts == {
+            "test_mini.py::test_ok": "stable",
+            "test_mini.py::test_broken": "broken",
+            "test_mini.py::test_dice": "flaky",
+        }
         causes = {str(table.get_row(k)[4]): str(table.get_row(k)[3]) for k in table.rows}
         assert causes["test_mini.py::test_dice"] == "randomness"
         bar = app.query_one("#flaky-progress", ProgressBar)

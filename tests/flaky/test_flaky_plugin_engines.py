@@ -24,14 +24,32 @@ def test_plugin_records_every_run_and_replays_a_seed(tmp_path: Path) -> None:
     seed = _failing_seed()
     env = dict(os.environ, **FAST)
     for _ in range(2):
-        p = subprocess.run([sys.executable, "-m", "pytest", "-p", "agentdeck.flaky.plugin", f"--agentdeck-record={out}",
-                            f"--agentdeck-seed={seed}", "-q"], cwd=FIXTURES / "mini", env=env, capture_output=True,
-                           text=True, timeout=120)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "agentdeck.flaky.plugin",
+                f"--agentdeck-record={out}",
+                f"--agentdeck-seed={seed}",
+                "-q",
+            ],
+            cwd=FIXTURES / "mini",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert p.returncode == 1, p.stdout + p.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6
     for run in (rows[:3], rows[3:]):
-        assert [r["nodeid"] for r in run] == ["test_mini.py::test_ok", "test_mini.py::test_broken", "test_mini.py::test_dice"]
+        assert [r["nodeid"] for r in run] == [
+            "test_mini.py::test_ok",
+            "test_mini.py::test_broken",
+            "test_mini.py::test_dice",
+        ]
         assert [r["position"] for r in run] == [0, 1, 2]
         ok, broken, dice = run
         assert ok["outcome"] == "passed" and ok["exc_type"] is None and ok["duration"] >= 0
@@ -43,7 +61,9 @@ def test_plugin_records_every_run_and_replays_a_seed(tmp_path: Path) -> None:
 
 def test_a_hanging_test_is_killed_reported_and_the_rest_still_runs() -> None:
     with fast_pytest():
-        report = run_flaky(FlakyOptions(project_dir=FIXTURES / "hang", runs=2, workers=2, timeout=1.5, shuffles=0, seed=1))
+        report = run_flaky(
+            FlakyOptions(project_dir=FIXTURES / "hang", runs=2, workers=2, timeout=1.5, shuffles=0, seed=1)
+        )
     tests = {t.nodeid: t for t in report.tests}
     hang = tests["test_hang.py::test_waits_forever"]
     assert hang.verdict == "broken" and hang.timeouts == hang.runs == 3 and hang.root_cause is None
@@ -58,13 +78,15 @@ def test_a_hanging_test_is_killed_reported_and_the_rest_still_runs() -> None:
 def test_a_crashing_test_is_reported_as_crashed(tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_crash.py").write_text(
-        "import os\n\ndef test_dies():\n    os._exit(7)\n\ndef test_after():\n    assert True\n")
+        "import os\n\ndef test_dies():\n    os._exit(7)\n\ndef test_after():\n    assert True\n"
+    )
     with fast_pytest():
         report = run_flaky(FlakyOptions(project_dir=tmp_path, runs=2, workers=2, shuffles=0, seed=1, timeout=20))
     dies, after = report.tests
     assert dies.verdict == "broken" and all(r.outcome == "crashed" for r in report.records if r.idx == 0)
     assert "exited with code 7" in (report.records[0].message or "") or any(
-        "exited with code 7" in (r.message or "") for r in report.records)
+        "exited with code 7" in (r.message or "") for r in report.records
+    )
     assert after.verdict == "stable"
 
 
@@ -76,7 +98,9 @@ def test_subprocess_engine_gives_the_same_answers(tmp_path: Path) -> None:
         sub = run_flaky(FlakyOptions(engine="subprocess", **opts))  # type: ignore[arg-type]
     assert (fork.engine, sub.engine) == ("fork", "subprocess")
     # Same master seed: same per-run seeds, so even the randomness test fails in the same runs.
-    assert [(t.nodeid, t.verdict, t.failures) for t in fork.tests] == [(t.nodeid, t.verdict, t.failures) for t in sub.tests]
+    assert [(t.nodeid, t.verdict, t.failures) for t in fork.tests] == [
+        (t.nodeid, t.verdict, t.failures) for t in sub.tests
+    ]
     assert {t.nodeid: t.verdict for t in sub.tests}["test_mini.py::test_broken"] == "broken"
 
 
@@ -92,7 +116,8 @@ def test_forked_runs_are_independent_like_fresh_processes(tmp_path: Path) -> Non
         "    assert not marker.exists()\n"
         "    marker.write_text('x')\n\n"
         "def test_draw():\n"
-        "    print(random.random())\n")
+        "    print(random.random())\n"
+    )
     with fast_pytest():
         report = run_flaky(FlakyOptions(project_dir=tmp_path, runs=8, workers=2, seed=3, diagnose=False))
     assert [t.verdict for t in report.tests] == ["stable", "stable"]

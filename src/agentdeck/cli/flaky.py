@@ -28,12 +28,18 @@ class FlakyUsageError(AgentdeckError):
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     # --config is SUPPRESSed here (not the shared parent) so `agentdeck --config P flaky` keeps P.
     cfg = argparse.ArgumentParser(add_help=False)
-    cfg.add_argument("--config", metavar="P", default=argparse.SUPPRESS,
-                     help="config file (default: $AGENTDECK_CONFIG or ~/.config/agentdeck/config.toml)")
+    cfg.add_argument(
+        "--config",
+        metavar="P",
+        default=argparse.SUPPRESS,
+        help="config file (default: $AGENTDECK_CONFIG or ~/.config/agentdeck/config.toml)",
+    )
     p = subparsers.add_parser(
-        NAME, parents=[cfg], help="find flaky tests, name the cause, recommend the fix",
+        NAME,
+        parents=[cfg],
+        help="find flaky tests, name the cause, recommend the fix",
         description="Rerun the test suite in fresh processes, run each test alone and in shuffled orders, bisect order "
-                    "dependence, and perturb timing, dependencies and resources to name why each flaky test fails.",
+        "dependence, and perturb timing, dependencies and resources to name why each flaky test fails.",
         epilog="Everything after `--` goes to pytest, e.g. `agentdeck flaky --runs 100 -- tests/unit -k cache`.",
     )
     p.add_argument("--runs", type=int, default=50, metavar="N", help="same-order runs of the suite (default 50)")
@@ -41,20 +47,40 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-rate", type=float, metavar="R", help="exit 1 if any test's failure rate is above R (for CI)")
     p.add_argument("--report", metavar="PATH", help="write a Markdown report here")
     p.add_argument("--workers", type=int, metavar="W", help="processes at once (default: CPU count)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="kill a test that runs longer than S seconds (default 60)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="kill a test that runs longer than S seconds (default 60)",
+    )
     p.add_argument("--shuffles", type=int, default=10, metavar="K", help="shuffled-order runs (default 10)")
-    p.add_argument("--alone-runs", type=int, default=20, metavar="N", help="runs of each candidate alone, the control (default 20)")
+    p.add_argument(
+        "--alone-runs", type=int, default=20, metavar="N", help="runs of each candidate alone, the control (default 20)"
+    )
     p.add_argument("--no-diagnose", action="store_true", help="only the same-order runs: verdicts and rates, no causes")
-    p.add_argument("--engine", choices=("auto", "fork", "subprocess"), default="auto",
-                   help="fork after collection (fast, default on POSIX) or a fresh process per run")
-    p.add_argument("--seed", type=int, metavar="S", help="master seed (shuffles, per-run random seeds) to repeat a session")
+    p.add_argument(
+        "--engine",
+        choices=("auto", "fork", "subprocess"),
+        default="auto",
+        help="fork after collection (fast, default on POSIX) or a fresh process per run",
+    )
+    p.add_argument(
+        "--seed", type=int, metavar="S", help="master seed (shuffles, per-run random seeds) to repeat a session"
+    )
     p.add_argument("--project", metavar="DIR", default=".", help="project directory (default: the current one)")
     p.add_argument("--python", metavar="PATH", help="interpreter that runs the tests (default: this one)")
     p.add_argument("--show-stable", action="store_true", help="list stable tests too")
     p.add_argument("--no-history", action="store_true", help="do not record this session in the database")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress display")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the runner's temp dir (pytest output, per-run tmp_path)")
-    p.add_argument("--compare", action="store_true", help="show before/after for tests that were flaky, and the trend; runs nothing")
+    p.add_argument(
+        "--keep-tmp", action="store_true", help="keep the runner's temp dir (pytest output, per-run tmp_path)"
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="show before/after for tests that were flaky, and the trend; runs nothing",
+    )
     p.add_argument("pytest_args", nargs="*", metavar="PYTEST ARGS", help="arguments for pytest, after `--`")
     p.set_defaults(func=run)
 
@@ -101,9 +127,14 @@ class _RichProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("[yellow]{task.fields[failing]} tests failing[/]"), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=False,
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("[yellow]{task.fields[failing]} tests failing[/]"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
         )
         self.progress.start()
         self.tasks: dict[str, Any] = {}
@@ -144,9 +175,18 @@ def run(args: argparse.Namespace) -> int:
     from agentdeck.flaky.runner import FlakyOptions, run_flaky
 
     opts = FlakyOptions(
-        project_dir=Path(args.project), pytest_args=list(args.pytest_args), runs=args.runs, workers=args.workers,
-        timeout=args.timeout, shuffles=args.shuffles, alone_runs=args.alone_runs, diagnose=not args.no_diagnose,
-        engine=args.engine, seed=args.seed, python=args.python or sys.executable, keep_tmp=args.keep_tmp,
+        project_dir=Path(args.project),
+        pytest_args=list(args.pytest_args),
+        runs=args.runs,
+        workers=args.workers,
+        timeout=args.timeout,
+        shuffles=args.shuffles,
+        alone_runs=args.alone_runs,
+        diagnose=not args.no_diagnose,
+        engine=args.engine,
+        seed=args.seed,
+        python=args.python or sys.executable,
+        keep_tmp=args.keep_tmp,
     )
     display: _PlainProgress | _RichProgress | None = None
     if not args.quiet:
@@ -180,8 +220,11 @@ def run(args: argparse.Namespace) -> int:
         over = [t for t in report.tests if t.failure_rate > args.max_rate]
         if over:
             worst = max(over, key=lambda t: t.failure_rate)
-            print(f"agentdeck flaky: {len(over)} test(s) fail more often than --max-rate {args.max_rate:g} "
-                  f"(worst: {worst.nodeid} at {worst.failure_rate:.1%})", file=sys.stderr)
+            print(
+                f"agentdeck flaky: {len(over)} test(s) fail more often than --max-rate {args.max_rate:g} "
+                f"(worst: {worst.nodeid} at {worst.failure_rate:.1%})",
+                file=sys.stderr,
+            )
             return 1
     return 0
 

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from agentdeck.flaky.experiments import (
-    ERRNO_RESOURCE, UNPERTURBED, OrderFinding, Treatment, best_cause, exception_summary, failed, passed, signature,
+    ERRNO_RESOURCE,
+    UNPERTURBED,
+    OrderFinding,
+    Treatment,
+    best_cause,
+    exception_summary,
+    failed,
+    signature,
 )
 from agentdeck.flaky.hints import Hints, source_hints
 from agentdeck.flaky.scheduler import RunRecord
@@ -61,13 +68,19 @@ class TestVerdict:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "nodeid": self.nodeid, "runs": self.runs, "failures": self.failures,
-            "failure_rate": round(self.failure_rate, 4), "verdict": self.verdict, "root_cause": self.root_cause,
-            "evidence": self.evidence, "recommendation": self.recommendation,
+            "nodeid": self.nodeid,
+            "runs": self.runs,
+            "failures": self.failures,
+            "failure_rate": round(self.failure_rate, 4),
+            "verdict": self.verdict,
+            "root_cause": self.root_cause,
+            "evidence": self.evidence,
+            "recommendation": self.recommendation,
             "ci95": [round(self.ci95[0], 4), round(self.ci95[1], 4)],
             "same_order": {"runs": self.same_order[1], "failures": self.same_order[0]},
             "breakdown": {k: {"runs": v[1], "failures": v[0]} for k, v in self.breakdown.items()},
-            "culprit": self.culprit, "timeouts": self.timeouts,
+            "culprit": self.culprit,
+            "timeouts": self.timeouts,
         }
 
 
@@ -90,8 +103,14 @@ def alone_counts(records: list[RunRecord], test: int) -> tuple[int, int]:
     return sum(failed(r.outcome) for r in recs), len(recs)
 
 
-def build_verdicts(nodeids: list[str], records: list[RunRecord], diagnoses: dict[int, Diagnosis], root: Path,
-                   timeout: float, diagnosed: bool) -> list[TestVerdict]:
+def build_verdicts(
+    nodeids: list[str],
+    records: list[RunRecord],
+    diagnoses: dict[int, Diagnosis],
+    root: Path,
+    timeout: float,
+    diagnosed: bool,
+) -> list[TestVerdict]:
     per, counts = tally(records, len(nodeids))
     skipped = Counter(r.idx for r in records if r.experiment in UNPERTURBED and r.outcome == "skipped")
     out = []
@@ -104,7 +123,9 @@ def build_verdicts(nodeids: list[str], records: list[RunRecord], diagnoses: dict
             breakdown[r.experiment] = (a + failed(r.outcome), b + 1)
         same = breakdown.get("same-order", (0, 0))
         timeouts = sum(r.outcome == "timeout" for r in recs)
-        v = TestVerdict(nodeid, n, f, f / n if n else 0.0, wilson(f, n), "stable", None, [], "", same, breakdown, None, timeouts)
+        v = TestVerdict(
+            nodeid, n, f, f / n if n else 0.0, wilson(f, n), "stable", None, [], "", same, breakdown, None, timeouts
+        )
         if n == 0:
             v.evidence = [f"skipped in every run ({skipped[i]}x)" if skipped[i] else "never ran"]
         elif f == 0:
@@ -119,7 +140,13 @@ def build_verdicts(nodeids: list[str], records: list[RunRecord], diagnoses: dict
 
 
 def _breakdown_text(b: dict[str, tuple[int, int]]) -> str:
-    names = {"same-order": "same order", "shuffled": "shuffled", "isolated": "alone", "alone": "alone", "continued": "after a hang"}
+    names = {
+        "same-order": "same order",
+        "shuffled": "shuffled",
+        "isolated": "alone",
+        "alone": "alone",
+        "continued": "after a hang",
+    }
     merged: dict[str, tuple[int, int]] = {}
     for k, (f, n) in b.items():
         name = names.get(k, k)
@@ -133,23 +160,31 @@ def _broken(v: TestVerdict, recs: list[RunRecord], timeout: float) -> None:
     summary = exception_summary(recs, 1)
     if v.timeouts == v.runs:
         v.evidence = [f"hung in all {v.runs} runs: killed after {timeout:g} s each time"]
-        v.recommendation = ("Not flaky: the test hangs every time (killed after "
-                            f"{timeout:g} s). Look for a wait without a timeout, a deadlock or an endless loop; "
-                            "give every wait a timeout so it fails instead of hanging.")
+        v.recommendation = (
+            "Not flaky: the test hangs every time (killed after "
+            f"{timeout:g} s). Look for a wait without a timeout, a deadlock or an endless loop; "
+            "give every wait a timeout so it fails instead of hanging."
+        )
         return
     v.evidence = [f"failed all {v.runs} runs ({_breakdown_text(v.breakdown)})"]
     if summary:
         v.evidence.append(f"always: {summary[0]}")
     if v.timeouts:
         v.evidence.append(f"hung (killed after {timeout:g} s) in {v.timeouts} of them")
-    v.recommendation = (f"Not flaky: it fails every run{' with ' + summary[0] if summary else ''}. "
-                        "Fix the code or the test; rerunning will not make it pass.")
+    v.recommendation = (
+        f"Not flaky: it fails every run{' with ' + summary[0] if summary else ''}. "
+        "Fix the code or the test; rerunning will not make it pass."
+    )
 
 
-def _flaky(v: TestVerdict, recs: list[RunRecord], d: Diagnosis | None, nodeids: list[str], root: Path, diagnosed: bool) -> None:
+def _flaky(
+    v: TestVerdict, recs: list[RunRecord], d: Diagnosis | None, nodeids: list[str], root: Path, diagnosed: bool
+) -> None:
     lo, hi = v.ci95
-    v.evidence.append(f"failed {v.failures} of {v.runs} runs ({pct(v.failure_rate)}, 95% CI {pct(lo)}-{pct(hi)}): "
-                      f"{_breakdown_text(v.breakdown)}")
+    v.evidence.append(
+        f"failed {v.failures} of {v.runs} runs ({pct(v.failure_rate)}, 95% CI {pct(lo)}-{pct(hi)}): "
+        f"{_breakdown_text(v.breakdown)}"
+    )
     fails = [r for r in recs if failed(r.outcome)]
     summary = exception_summary(fails)
     if summary:
@@ -170,8 +205,10 @@ def _flaky(v: TestVerdict, recs: list[RunRecord], d: Diagnosis | None, nodeids: 
         _state(v, d.order, nodeids, d.alone)
         return
     if d.order is not None and d.order.reproduced is False and d.order_attempted:
-        v.evidence.append(f"not order-dependent: the failing order did not fail again when replayed in one process "
-                          f"({d.order.prefix_len} tests before it)")
+        v.evidence.append(
+            f"not order-dependent: the failing order did not fail again when replayed in one process "
+            f"({d.order.prefix_len} tests before it)"
+        )
     if d.alone[1]:
         v.evidence.append(f"alone: {d.alone[0]}/{d.alone[1]} failed")
     best = best_cause(d.treatments)
@@ -191,88 +228,126 @@ def _flaky(v: TestVerdict, recs: list[RunRecord], d: Diagnosis | None, nodeids: 
         v.root_cause = "unknown"
         sig = Counter(s for s in (signature(r) for r in fails) if s)
         if sig:
-            v.evidence.append(f"no experiment reproduced the failures, though the exceptions look like {sig.most_common(1)[0][0]}")
-        v.recommendation = ("No experiment explained the failures, so no cause is named. Read the failure messages above; "
-                            "rerun with more --runs to sharpen the rates, or add logging around the failing line"
-                            + (f" ({fails[0].test_line})" if fails and fails[0].test_line else "") + ".")
+            v.evidence.append(
+                f"no experiment reproduced the failures, though the exceptions look like {sig.most_common(1)[0][0]}"
+            )
+        v.recommendation = (
+            "No experiment explained the failures, so no cause is named. Read the failure messages above; "
+            "rerun with more --runs to sharpen the rates, or add logging around the failing line"
+            + (f" ({fails[0].test_line})" if fails and fails[0].test_line else "")
+            + "."
+        )
         return
     v.root_cause = best.cause
-    v.evidence.insert(1, f"cause: {best.cause}, because {best.label} " + (best.detail if best.name == "seed" else
-                      f"it failed {best.failures}/{best.runs} vs {best.control[0]}/{best.control[1]} alone") +
-                      f" (p={best.p_value:.2g})")
+    v.evidence.insert(
+        1,
+        f"cause: {best.cause}, because {best.label} "
+        + (
+            best.detail
+            if best.name == "seed"
+            else f"it failed {best.failures}/{best.runs} vs {best.control[0]}/{best.control[1]} alone"
+        )
+        + f" (p={best.p_value:.2g})",
+    )
     v.recommendation = recommend(best, v, fails, hints)
 
 
 def _state(v: TestVerdict, o: OrderFinding, nodeids: list[str], alone: tuple[int, int]) -> None:
     v.root_cause = "state"
     names = [nodeids[i] for i in o.culprit]
-    culprit = names[0] if len(names) == 1 else f"{len(names)} tests together ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+    culprit = (
+        names[0]
+        if len(names) == 1
+        else f"{len(names)} tests together ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+    )
     v.culprit = names[0] if len(names) == 1 else ", ".join(names)
     where = f"{o.context.experiment} run #{o.context.run + 1}"
     if o.context.order_seed is not None:
         where += f" (shuffle seed {o.context.order_seed})"
     if o.kind == "victim":
-        v.evidence.insert(1, f"cause: state; victim of a polluter: it fails after {culprit} "
-                             f"({o.confirm_flips}/{o.confirm_runs} runs of the pair failed) and passes alone "
-                             f"({alone[1] - alone[0]}/{alone[1]})")
+        v.evidence.insert(
+            1,
+            f"cause: state; victim of a polluter: it fails after {culprit} "
+            f"({o.confirm_flips}/{o.confirm_runs} runs of the pair failed) and passes alone "
+            f"({alone[1] - alone[0]}/{alone[1]})",
+        )
     else:
-        v.evidence.insert(1, f"cause: state; brittle: it fails alone ({alone[0]}/{alone[1]}) and passes only after the "
-                             f"state-setter {culprit} ({o.confirm_flips}/{o.confirm_runs} runs of the pair passed)")
+        v.evidence.insert(
+            1,
+            f"cause: state; brittle: it fails alone ({alone[0]}/{alone[1]}) and passes only after the "
+            f"state-setter {culprit} ({o.confirm_flips}/{o.confirm_runs} runs of the pair passed)",
+        )
     v.evidence.append(f"found by bisecting the {o.prefix_len} tests that ran before it in {where}, {o.steps} step(s)")
     if o.changes:
         v.evidence.append(f"{names[0] if len(names) == 1 else 'they'} change: " + "; ".join(o.changes[:4]))
     change = o.changes[0] if o.changes else None
     if o.kind == "victim":
-        v.recommendation = (f"Reset the state the polluter leaves: {culprit} "
-                            + (f"changes {change} " if change else "changes shared state ")
-                            + f"and never restores it, so {v.nodeid.split('::')[-1]} fails after it. Undo it in the polluter "
-                            "(monkeypatch, or a fixture that restores it on teardown), or have the victim set up the state it needs.")
+        v.recommendation = (
+            f"Reset the state the polluter leaves: {culprit} "
+            + (f"changes {change} " if change else "changes shared state ")
+            + f"and never restores it, so {v.nodeid.split('::')[-1]} fails after it. Undo it in the polluter "
+            "(monkeypatch, or a fixture that restores it on teardown), or have the victim set up the state it needs."
+        )
     else:
-        v.recommendation = (f"Make the test set up its own state: it only passes after {culprit}"
-                            + (f", which sets {change}" if change else "")
-                            + ". Move that setup into a fixture the test requests, so it passes alone and in any order.")
+        v.recommendation = (
+            f"Make the test set up its own state: it only passes after {culprit}"
+            + (f", which sets {change}" if change else "")
+            + ". Move that setup into a fixture the test requests, so it passes alone and in any order."
+        )
 
 
 def recommend(best: Treatment, v: TestVerdict, fails: list[RunRecord], hints: Hints) -> str:
     name = v.nodeid.split("::")[-1]
     if best.cause == "timing":
         where = f" at {hints.sleeps[0]}" if hints.sleeps else ""
-        return (f"Wait on an event instead of sleeping{where}: {name} assumes work finishes within a fixed time. "
-                "Use threading.Event.wait(timeout) / Thread.join() / asyncio.Event, or poll for the condition with "
-                "a generous deadline, and do not assert on elapsed wall-clock time.")
+        return (
+            f"Wait on an event instead of sleeping{where}: {name} assumes work finishes within a fixed time. "
+            "Use threading.Event.wait(timeout) / Thread.join() / asyncio.Event, or poll for the condition with "
+            "a generous deadline, and do not assert on elapsed wall-clock time."
+        )
     if best.cause == "dependency":
         target = best.blocked[0] if best.blocked else "an outside service"
         kind, _, what = target.partition(" ")
         if kind == "env":
-            return (f"Set the environment variable {what} in the test (monkeypatch.setenv in a fixture) instead of "
-                    "relying on the machine's environment.")
+            return (
+                f"Set the environment variable {what} in the test (monkeypatch.setenv in a fixture) instead of "
+                "relying on the machine's environment."
+            )
         if kind in ("read", "write", "list", "mkdir", "remove", "rename"):
-            return (f"Stop depending on {what}: create the file in tmp_path (or ship it as test data next to the test) "
-                    "and point the code at it.")
+            return (
+                f"Stop depending on {what}: create the file in tmp_path (or ship it as test data next to the test) "
+                "and point the code at it."
+            )
         call = f" ({hints.network[0]})" if hints.network else ""
-        return (f"Mock the named call: {name} reaches {what or target}{call}. Replace it with a fake in a fixture "
-                "(monkeypatch the client, or a stub server the test starts and controls), and keep a separate, "
-                "clearly marked integration test for the real service.")
+        return (
+            f"Mock the named call: {name} reaches {what or target}{call}. Replace it with a fake in a fixture "
+            "(monkeypatch the client, or a stub server the test starts and controls), and keep a separate, "
+            "clearly marked integration test for the real service."
+        )
     if best.cause == "resource":
         errnos = Counter(r.errno for r in fails + best.examples if r.errno in ERRNO_RESOURCE)
         code = ERRNO_RESOURCE.get(errnos.most_common(1)[0][0]) if errnos else None
         if code == "EADDRINUSE" or hints.fixed_ports:
             where = f" ({hints.fixed_ports[0]})" if hints.fixed_ports else ""
-            return (f"Use an ephemeral port: {name} binds a fixed port{where} that another run holds at the same "
-                    "moment. Bind to port 0 and read the port back with getsockname()[1].")
+            return (
+                f"Use an ephemeral port: {name} binds a fixed port{where} that another run holds at the same "
+                "moment. Bind to port 0 and read the port back with getsockname()[1]."
+            )
         if code in ("EMFILE", "ENFILE") or best.name == "limits":
-            return (f"Close handles: {name} runs out of file descriptors (or memory) when the limits are lower. Open "
-                    "files and sockets with `with`, close them in teardown, and do not keep them in module globals.")
-        return (f"Give each run its own resources: {name} fails when copies run at once. Use tmp_path, ephemeral ports "
-                "and per-test names instead of shared fixed ones, and release them in teardown.")
+            return (
+                f"Close handles: {name} runs out of file descriptors (or memory) when the limits are lower. Open "
+                "files and sockets with `with`, close them in teardown, and do not keep them in module globals."
+            )
+        return (
+            f"Give each run its own resources: {name} fails when copies run at once. Use tmp_path, ephemeral ports "
+            "and per-test names instead of shared fixed ones, and release them in teardown."
+        )
     if best.cause == "randomness":
         seed = best.detail.split()[1] if best.detail.startswith("seed ") else "N"
         where = f" ({hints.randomness[0]})" if hints.randomness else ""
-        return (f"Seed or widen the assertion: the outcome depends on the random draw{where}; seed {seed} fails every "
-                "time. Use a local random.Random(seed) (or a seeded fixture), or assert on what holds for every draw. "
-                f"Reproduce: pytest -p agentdeck.flaky.plugin --agentdeck-seed {seed} '{v.nodeid}'")
+        return (
+            f"Seed or widen the assertion: the outcome depends on the random draw{where}; seed {seed} fails every "
+            "time. Use a local random.Random(seed) (or a seeded fixture), or assert on what holds for every draw. "
+            f"Reproduce: pytest -p agentdeck.flaky.plugin --agentdeck-seed {seed} '{v.nodeid}'"
+        )
     return "No experiment explained the failures."
-
-
-def passed_any(recs: list[RunRecord]) -> bool:
-    return any(passed(r.outcome) for r in recs)

@@ -34,7 +34,10 @@ SPECIAL = (  # (fraction of the way through the suite, test source)
     (0.05, "def test_retry_jitter_in_bounds():\n    import random\n    assert random.random() < 0.9\n"),
     (0.30, "def test_cache_starts_empty():\n    import bench_state\n    assert bench_state.CACHE == {}\n"),
     (0.60, "def test_sample_has_no_zero():\n    import random\n    assert 0 not in random.sample(range(50), 3)\n"),
-    (0.85, "def test_cache_warmup():\n    import bench_state\n    bench_state.CACHE['k'] = 1\n    assert bench_state.CACHE\n"),
+    (
+        0.85,
+        "def test_cache_warmup():\n    import bench_state\n    bench_state.CACHE['k'] = 1\n    assert bench_state.CACHE\n",
+    ),
 )
 
 
@@ -44,10 +47,13 @@ def make_suite(root: Path, n_tests: int = 200) -> Path:
     (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     (root / "bench_state.py").write_text("CACHE: dict[str, int] = {}\n")
     special = {int(frac * n_tests): src for frac, src in SPECIAL} if n_tests >= 8 else {}
-    bodies = [special.get(i) or (f"def test_q{i}():\n    assert sum(range({i})) == {sum(range(i))}\n"
-                                 f"    assert 'x{i}'.upper() == 'X{i}'\n") for i in range(n_tests)]
+    bodies = [
+        special.get(i)
+        or (f"def test_q{i}():\n    assert sum(range({i})) == {sum(range(i))}\n    assert 'x{i}'.upper() == 'X{i}'\n")
+        for i in range(n_tests)
+    ]
     for f in range(0, n_tests, TESTS_PER_FILE):
-        text = '"""Quick tests for the flaky-runner benchmark."""\n\n\n' + "\n\n".join(bodies[f:f + TESTS_PER_FILE])
+        text = '"""Quick tests for the flaky-runner benchmark."""\n\n\n' + "\n\n".join(bodies[f : f + TESTS_PER_FILE])
         (root / f"test_bench_{f // TESTS_PER_FILE:02d}.py").write_text(text)
     return root
 
@@ -91,8 +97,15 @@ def _plain_runs(suite: Path, runs: int, workers: int, env: dict[str, str]) -> fl
     return elapsed
 
 
-def bench_flaky(n_tests: int = 200, runs: int = 50, workers: int | None = None, lean: bool = False,
-                engines: tuple[str, ...] = ("fork", "subprocess"), diagnose: bool = True, seed: int = 1) -> dict[str, Any]:
+def bench_flaky(
+    n_tests: int = 200,
+    runs: int = 50,
+    workers: int | None = None,
+    lean: bool = False,
+    engines: tuple[str, ...] = ("fork", "subprocess"),
+    diagnose: bool = True,
+    seed: int = 1,
+) -> dict[str, Any]:
     """Time the engines and the full diagnosis against plain reruns; return seconds and ratios.
 
     ``lean`` runs every pytest process without auto-loaded third-party plugins
@@ -108,22 +121,36 @@ def bench_flaky(n_tests: int = 200, runs: int = 50, workers: int | None = None, 
     try:
         suite = make_suite(tmp / "suite", n_tests)
         os.environ.update({k: v for k, v in env.items() if k == "PYTEST_DISABLE_PLUGIN_AUTOLOAD"})
-        result: dict[str, Any] = {"tests": n_tests, "runs": runs, "workers": workers, "lean": lean, "python": sys.version.split()[0]}
+        result: dict[str, Any] = {
+            "tests": n_tests,
+            "runs": runs,
+            "workers": workers,
+            "lean": lean,
+            "python": sys.version.split()[0],
+        }
         plain = []
         with _Meter() as m:
             _plain_runs(suite, runs, workers, env)
         plain.append(m)
         for engine in engines:
             with _Meter() as m:
-                report = run_flaky(FlakyOptions(project_dir=suite, runs=runs, workers=workers, diagnose=False, engine=engine, seed=seed))
+                report = run_flaky(
+                    FlakyOptions(
+                        project_dir=suite, runs=runs, workers=workers, diagnose=False, engine=engine, seed=seed
+                    )
+                )
             result[f"{engine}_s"], result[f"{engine}_cpu_s"] = round(m.wall, 3), round(m.cpu, 3)
             result[f"{engine}_flaky_found"] = report.count("flaky")
         if diagnose:
             with _Meter() as m:
-                report = run_flaky(FlakyOptions(project_dir=suite, runs=runs, workers=workers, diagnose=True, seed=seed))
+                report = run_flaky(
+                    FlakyOptions(project_dir=suite, runs=runs, workers=workers, diagnose=True, seed=seed)
+                )
             result["diagnosis_s"], result["diagnosis_cpu_s"] = round(m.wall, 3), round(m.cpu, 3)
             result["diagnosis_phases_s"] = {k: round(v, 2) for k, v in report.phases.items()}
-            result["diagnosis_found"] = {t.nodeid.split("::")[-1]: t.root_cause for t in report.tests if t.verdict != "stable"}
+            result["diagnosis_found"] = {
+                t.nodeid.split("::")[-1]: t.root_cause for t in report.tests if t.verdict != "stable"
+            }
         with _Meter() as m:  # plain again, last: the load on a shared machine drifts; average both rounds
             _plain_runs(suite, runs, workers, env)
         plain.append(m)
@@ -146,16 +173,22 @@ def bench_flaky(n_tests: int = 200, runs: int = 50, workers: int | None = None, 
 def format_flaky_report(r: dict[str, Any]) -> str:
     lines = [
         f"flaky-runner benchmark: {r['tests']} quick tests, {r['runs']} runs, {r['workers']} workers"
-        + (" (lean: no auto-loaded pytest plugins)" if r.get("lean") else "") + f", Python {r['python']}",
+        + (" (lean: no auto-loaded pytest plugins)" if r.get("lean") else "")
+        + f", Python {r['python']}",
         f"  {'':24}{'wall':>9}  {'ratio':>6}   {'cpu':>9}  {'ratio':>6}",
         f"  {'plain pytest reruns':24}{r['plain_s']:8.2f}s  {1:6.2f}x  {r['plain_cpu_s']:8.2f}s  {1:6.2f}x"
         f"   (two rounds: {', '.join(f'{x:.1f}s' for x in r['plain_rounds_s'])})",
     ]
-    for name, label, target in (("fork", "same-order, fork", 1.2), ("subprocess", "same-order, subprocess", 1.2),
-                                ("diagnosis", "full diagnosis (fork)", 3.0)):
+    for name, label, target in (
+        ("fork", "same-order, fork", 1.2),
+        ("subprocess", "same-order, subprocess", 1.2),
+        ("diagnosis", "full diagnosis (fork)", 3.0),
+    ):
         if f"{name}_s" in r:
-            lines.append(f"  {label:24}{r[f'{name}_s']:8.2f}s  {r[f'{name}_ratio']:6.2f}x  {r[f'{name}_cpu_s']:8.2f}s  "
-                         f"{r[f'{name}_cpu_ratio']:6.2f}x   (target <= {target}x)")
+            lines.append(
+                f"  {label:24}{r[f'{name}_s']:8.2f}s  {r[f'{name}_ratio']:6.2f}x  {r[f'{name}_cpu_s']:8.2f}s  "
+                f"{r[f'{name}_cpu_ratio']:6.2f}x   (target <= {target}x)"
+            )
     if "diagnosis_s" in r:
         phases = ", ".join(f"{k} {v:.1f}s" for k, v in r["diagnosis_phases_s"].items())
         lines.append(f"    diagnosis phases: {phases}")

@@ -134,20 +134,26 @@ class EventPipe:
 class _Server:
     """A pytest process running the plugin's fork server; also used just to collect."""
 
-    def __init__(self, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float) -> None:
+    def __init__(
+        self, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float
+    ) -> None:
         self.warnings: list[str] = []
         for block in (True, False):
             try:
                 self._start(python, project_dir, user_args, tmp_dir, startup_timeout, block)
                 if not block:
-                    self.warnings.append("pytest refused the options that disable reordering/retrying plugins "
-                                         f"({' '.join(block_args())}); results may be affected by them")
+                    self.warnings.append(
+                        "pytest refused the options that disable reordering/retrying plugins "
+                        f"({' '.join(block_args())}); results may be affected by them"
+                    )
                 return
             except _UsageError as e:
                 if not block:
                     raise FlakyError(str(e)) from None
 
-    def _start(self, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float, block: bool) -> None:
+    def _start(
+        self, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float, block: bool
+    ) -> None:
         cmd_r, cmd_w = os.pipe()
         ev_r, ev_w = os.pipe()
         log_path = tmp_dir / f"server-{int(block)}.log"
@@ -155,8 +161,13 @@ class _Server:
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 pytest_command(python, user_args, ["--agentdeck-serve"], block),
-                cwd=project_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                pass_fds=(cmd_r, ev_w), env=child_env(python, tmp_dir, f"{cmd_r},{ev_w}"), start_new_session=True,
+                cwd=project_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                pass_fds=(cmd_r, ev_w),
+                env=child_env(python, tmp_dir, f"{cmd_r},{ev_w}"),
+                start_new_session=True,
             )
         os.close(cmd_r)
         os.close(ev_w)
@@ -167,7 +178,12 @@ class _Server:
         while True:
             for msg in self.events.read(0.1):
                 if msg.get("t") == "collected":
-                    self.collected = Collected(msg["items"], msg.get("errors", []), msg.get("root", str(project_dir)), int(msg.get("threads", 1)))
+                    self.collected = Collected(
+                        msg["items"],
+                        msg.get("errors", []),
+                        msg.get("root", str(project_dir)),
+                        int(msg.get("threads", 1)),
+                    )
                     return
                 self.pending.append(msg)
             code = self.proc.poll()
@@ -244,14 +260,26 @@ class ForkEngine:
 
     name = "fork"
 
-    def __init__(self, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float = 300.0) -> None:
+    def __init__(
+        self, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float = 300.0
+    ) -> None:
         self.server = _Server(python, project_dir, user_args, tmp_dir, startup_timeout)
         self.collected = self.server.collected
         self.warnings = list(self.server.warnings)
         self.startup_grace = 2.0
 
     def launch(self, job: Launch) -> None:
-        self.server.send({"op": "launch", "j": job.id, "o": job.order, "off": job.offset, "s": job.seed, "pt": job.perturb, "n": job.copies})
+        self.server.send(
+            {
+                "op": "launch",
+                "j": job.id,
+                "o": job.order,
+                "off": job.offset,
+                "s": job.seed,
+                "pt": job.perturb,
+                "n": job.copies,
+            }
+        )
 
     def kill(self, job_id: int, copy: int | None = None) -> None:
         self.server.send({"op": "kill", "j": job_id, "c": copy})
@@ -262,7 +290,9 @@ class ForkEngine:
         out += self.server.events.read(0 if out else timeout)
         if self.server.events.eof or self.server.proc.poll() is not None:
             out += self.server.events.drain()
-            raise FlakyError(f"the pytest fork server exited unexpectedly: {_tail(self.server.log_path) or 'no output'}")
+            raise FlakyError(
+                f"the pytest fork server exited unexpectedly: {_tail(self.server.log_path) or 'no output'}"
+            )
         return out
 
     def close(self) -> None:
@@ -274,7 +304,9 @@ class SubprocessEngine:
 
     name = "subprocess"
 
-    def __init__(self, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float = 300.0) -> None:
+    def __init__(
+        self, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float = 300.0
+    ) -> None:
         started = time.monotonic()
         server = _Server(python, project_dir, user_args, tmp_dir, startup_timeout)
         # Every run pays start-up and collection again, before its first test can start.
@@ -291,14 +323,30 @@ class SubprocessEngine:
     def launch(self, job: Launch) -> None:
         for copy in range(job.copies):
             path = self.tmp_dir / f"job-{job.id}-{copy}.json"
-            path.write_text(json.dumps({"j": job.id, "copy": copy, "o": job.order, "off": job.offset, "s": job.seed,
-                                        "pt": job.perturb, "items": len(self.collected.items)}))
+            path.write_text(
+                json.dumps(
+                    {
+                        "j": job.id,
+                        "copy": copy,
+                        "o": job.order,
+                        "off": job.offset,
+                        "s": job.seed,
+                        "pt": job.perturb,
+                        "items": len(self.collected.items),
+                    }
+                )
+            )
             # `--opt=value`: pytest decides the rootdir before it knows plugin options, and would take a
             # separate path argument for a test path (moving the rootdir to our temp dir).
             self.procs[(job.id, copy)] = subprocess.Popen(
                 pytest_command(self.python, self.user_args, [f"--agentdeck-job={path}"], self.block),
-                cwd=self.project_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                pass_fds=(self.ev_w,), env=child_env(self.python, self.tmp_dir, f"-1,{self.ev_w}"), start_new_session=True,
+                cwd=self.project_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(self.ev_w,),
+                env=child_env(self.python, self.tmp_dir, f"-1,{self.ev_w}"),
+                start_new_session=True,
             )
 
     def kill(self, job_id: int, copy: int | None = None) -> None:
@@ -313,7 +361,9 @@ class SubprocessEngine:
             out += self.events.drain()  # whatever they wrote before exiting comes before their exit
             for (j, c), code in exited:
                 del self.procs[(j, c)]
-                out.append({"t": "exit", "j": j, "c": c, "code": code if code >= 0 else -1, "sig": -code if code < 0 else 0})
+                out.append(
+                    {"t": "exit", "j": j, "c": c, "code": code if code >= 0 else -1, "sig": -code if code < 0 else 0}
+                )
         return out
 
     def close(self) -> None:
@@ -328,7 +378,9 @@ class SubprocessEngine:
         self.events.close()
 
 
-def make_engine(kind: str, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float = 300.0) -> ForkEngine | SubprocessEngine:
+def make_engine(
+    kind: str, python: str, project_dir: Path, user_args: list[str], tmp_dir: Path, startup_timeout: float = 300.0
+) -> ForkEngine | SubprocessEngine:
     """``auto`` prefers the fork server (measured faster) unless fork is unsafe there."""
     if kind == "subprocess" or (kind == "auto" and not hasattr(os, "fork")):
         return SubprocessEngine(python, project_dir, user_args, tmp_dir, startup_timeout)
@@ -339,7 +391,9 @@ def make_engine(kind: str, python: str, project_dir: Path, user_args: list[str],
         # Threads started at import time do not survive fork (their locks may be held): use processes.
         engine.close()
         sub = SubprocessEngine(python, project_dir, user_args, tmp_dir, startup_timeout)
-        sub.warnings.append(f"the test modules start {engine.collected.threads - 1} thread(s) at import; "
-                            "forking would copy their locks, so each run is a fresh process")
+        sub.warnings.append(
+            f"the test modules start {engine.collected.threads - 1} thread(s) at import; "
+            "forking would copy their locks, so each run is a fresh process"
+        )
         return sub
     return engine

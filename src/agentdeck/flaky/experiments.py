@@ -31,14 +31,36 @@ CONTEXT = ("same-order", "shuffled", "continued")
 
 # What a failure's exception says about its cause (supporting evidence only: it never names
 # a cause on its own, but a perturbation whose failures carry the matching signature wins a tie).
-ERRNO_RESOURCE = {98: "EADDRINUSE", 24: "EMFILE", 23: "ENFILE", 12: "ENOMEM", 28: "ENOSPC", 11: "EAGAIN", 48: "EADDRINUSE"}
+ERRNO_RESOURCE = {
+    98: "EADDRINUSE",
+    24: "EMFILE",
+    23: "ENFILE",
+    12: "ENOMEM",
+    28: "ENOSPC",
+    11: "EAGAIN",
+    48: "EADDRINUSE",
+}
 EXC_CAUSE = {
-    "ConnectionError": "dependency", "ConnectionRefusedError": "dependency", "ConnectionResetError": "dependency",
-    "ConnectionAbortedError": "dependency", "gaierror": "dependency", "herror": "dependency", "URLError": "dependency",
-    "HTTPError": "dependency", "ConnectError": "dependency", "RemoteDisconnected": "dependency", "SSLError": "dependency",
-    "FileNotFoundError": "dependency", "PermissionError": "dependency", "KeyError": None,
-    "MemoryError": "resource", "TimeoutError": "timing", "timeout": "timing", "Timeout": "timing",
-    "ReadTimeout": "timing", "CancelledError": "timing",
+    "ConnectionError": "dependency",
+    "ConnectionRefusedError": "dependency",
+    "ConnectionResetError": "dependency",
+    "ConnectionAbortedError": "dependency",
+    "gaierror": "dependency",
+    "herror": "dependency",
+    "URLError": "dependency",
+    "HTTPError": "dependency",
+    "ConnectError": "dependency",
+    "RemoteDisconnected": "dependency",
+    "SSLError": "dependency",
+    "FileNotFoundError": "dependency",
+    "PermissionError": "dependency",
+    "KeyError": None,
+    "MemoryError": "resource",
+    "TimeoutError": "timing",
+    "timeout": "timing",
+    "Timeout": "timing",
+    "ReadTimeout": "timing",
+    "CancelledError": "timing",
 }
 
 
@@ -114,7 +136,8 @@ class Bisection:
             return [self._job("bisect", self.halves[0], 0), self._job("bisect", self.halves[1], 1)]
         if self.state == "confirm":
             return [self._job("confirm", self.finding.culprit, r) for r in range(self.CONFIRM)] + [
-                self._job("statediff", self.finding.culprit, 0, diff=True)]
+                self._job("statediff", self.finding.culprit, 0, diff=True)
+            ]
         return []
 
     def feed(self, jobs: list[Job]) -> None:
@@ -138,7 +161,7 @@ class Bisection:
                 return
             self._narrow_or_confirm()
         elif self.state == "confirm":
-            confirms = [o for j, o in zip(jobs, outcome) if j.experiment == "confirm"]
+            confirms = [o for j, o in zip(jobs, outcome, strict=True) if j.experiment == "confirm"]
             self.finding.confirm_runs = len(confirms)
             self.finding.confirm_flips = sum(self.flips(o) for o in confirms)
             self.finding.confirmed = self.finding.confirm_flips == len(confirms) and len(confirms) > 0
@@ -187,7 +210,9 @@ class Perturbation:
 PERTURBATIONS = (
     Perturbation("contention", "timing", "under CPU contention (sharing its core with a busy process)", 12),
     Perturbation("slowclock", "timing", "with a slowed clock for background threads (their sleeps 3x + 10 ms)", 14),
-    Perturbation("sandbox", "dependency", "in a sandbox (no network, no files outside the project, bare environment)", 10),
+    Perturbation(
+        "sandbox", "dependency", "in a sandbox (no network, no files outside the project, bare environment)", 10
+    ),
     Perturbation("limits", "resource", "with the file-descriptor and memory limits lowered", 10),
     Perturbation("parallel", "resource", "with 4 copies started at the same moment", 4, copies=4),
 )
@@ -227,14 +252,25 @@ def perturbation_jobs(test: int, fail_seed: int | None, pass_seed: int | None) -
         for r in range(p.runs):
             jobs.append(Job(p.name, [test], {p.name: True}, copies=p.copies, key=key, run=r, target=test))
     if fail_seed is not None:
-        jobs += [Job("seed-fail", [test], {"seed": fail_seed}, key=key, run=r, target=test) for r in range(SEED_FAIL_REPLAYS)]
+        jobs += [
+            Job("seed-fail", [test], {"seed": fail_seed}, key=key, run=r, target=test) for r in range(SEED_FAIL_REPLAYS)
+        ]
         if pass_seed is not None:
-            jobs += [Job("seed-pass", [test], {"seed": pass_seed}, key=key, run=r, target=test) for r in range(SEED_PASS_REPLAYS)]
+            jobs += [
+                Job("seed-pass", [test], {"seed": pass_seed}, key=key, run=r, target=test)
+                for r in range(SEED_PASS_REPLAYS)
+            ]
     return jobs
 
 
-def evaluate_treatments(test: int, records: list[RunRecord], control: tuple[int, int], overall: tuple[int, int],
-                        fail_seed: int | None, pass_seed: int | None) -> list[Treatment]:
+def evaluate_treatments(
+    test: int,
+    records: list[RunRecord],
+    control: tuple[int, int],
+    overall: tuple[int, int],
+    fail_seed: int | None,
+    pass_seed: int | None,
+) -> list[Treatment]:
     """Compare each perturbation's failure rate with the test's runs alone (``control``: failures, runs).
 
     ``overall`` (failures, runs over every unperturbed run) estimates the test's own failure
@@ -267,11 +303,19 @@ def evaluate_treatments(test: int, records: list[RunRecord], control: tuple[int,
         if f:
             nf = sum(failed(r.outcome) for r in f)
             np_ = sum(failed(r.outcome) for r in ok)
-            t = Treatment("seed", "randomness", "replaying the random seed of a failing run", len(f) + len(ok), nf, control=control)
+            t = Treatment(
+                "seed",
+                "randomness",
+                "replaying the random seed of a failing run",
+                len(f) + len(ok),
+                nf,
+                control=control,
+            )
             if nf == len(f) and np_ <= len(ok) // 4:
                 t.p_value = seed_p_value(nf, len(ok), np_, *wilson(overall[0], overall[1]))
-            t.detail = (f"seed {fail_seed} failed {nf}/{len(f)} replays"
-                        + (f", seed {pass_seed} passed {len(ok) - np_}/{len(ok)}" if ok else ""))
+            t.detail = f"seed {fail_seed} failed {nf}/{len(f)} replays" + (
+                f", seed {pass_seed} passed {len(ok) - np_}/{len(ok)}" if ok else ""
+            )
             t.examples = [r for r in f if failed(r.outcome)][:2]
             out.append(t)
     return out
@@ -286,7 +330,9 @@ def seed_p_value(fail_replays: int, pass_replays: int, pass_replay_failures: int
     worst = 0.0
     for i in range(41):
         p = lo + (hi - lo) * i / 40
-        tail = sum(math.comb(pass_replays, k) * p**k * (1 - p) ** (pass_replays - k) for k in range(pass_replay_failures + 1))
+        tail = sum(
+            math.comb(pass_replays, k) * p**k * (1 - p) ** (pass_replays - k) for k in range(pass_replay_failures + 1)
+        )
         worst = max(worst, p**fail_replays * tail)
     return worst
 

@@ -11,8 +11,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SLEEPS = {"sleep", "wait_for"}
-RANDOM_FUNCS = {"random", "randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform", "gauss", "getrandbits"}
-NETWORK = {"connect", "create_connection", "urlopen", "request", "get", "post", "put", "delete", "getaddrinfo", "gethostbyname"}
+RANDOM_FUNCS = {
+    "random",
+    "randint",
+    "randrange",
+    "choice",
+    "choices",
+    "shuffle",
+    "sample",
+    "uniform",
+    "gauss",
+    "getrandbits",
+}
+NETWORK = {
+    "connect",
+    "create_connection",
+    "urlopen",
+    "request",
+    "get",
+    "post",
+    "put",
+    "delete",
+    "getaddrinfo",
+    "gethostbyname",
+}
 NETWORK_MODULES = {"requests", "httpx", "urllib", "aiohttp", "socket", "http", "smtplib", "ftplib"}
 
 
@@ -82,7 +104,12 @@ def source_hints(root: Path, nodeid: str) -> Hints:
             hints.randomness.append(shown)
         elif last == "bind" and node.args and isinstance(node.args[0], ast.Tuple):
             elts = node.args[0].elts
-            if len(elts) >= 2 and isinstance(elts[1], ast.Constant) and isinstance(elts[1].value, int) and elts[1].value > 0:
+            if (
+                len(elts) >= 2
+                and isinstance(elts[1], ast.Constant)
+                and isinstance(elts[1].value, int)
+                and elts[1].value > 0
+            ):
                 hints.fixed_ports.append(shown)
         elif head in NETWORK_MODULES or last in ("create_connection", "urlopen", "getaddrinfo"):
             hints.network.append(shown)

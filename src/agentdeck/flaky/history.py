@@ -21,12 +21,16 @@ from agentdeck.flaky.stats import runs_needed
 
 
 def _test_ids(conn: sqlite3.Connection, project: str, nodeids: list[str]) -> dict[str, int]:
-    conn.executemany("INSERT OR IGNORE INTO flaky_tests (project, nodeid) VALUES (?, ?)", [(project, n) for n in nodeids])
+    conn.executemany(
+        "INSERT OR IGNORE INTO flaky_tests (project, nodeid) VALUES (?, ?)", [(project, n) for n in nodeids]
+    )
     ids: dict[str, int] = {}
     for chunk in range(0, len(nodeids), 500):
-        part = nodeids[chunk:chunk + 500]
-        rows = conn.execute(f"SELECT id, nodeid FROM flaky_tests WHERE project = ? AND nodeid IN ({','.join('?' * len(part))})",
-                            [project, *part]).fetchall()
+        part = nodeids[chunk : chunk + 500]
+        rows = conn.execute(
+            f"SELECT id, nodeid FROM flaky_tests WHERE project = ? AND nodeid IN ({','.join('?' * len(part))})",
+            [project, *part],
+        ).fetchall()
         ids.update({r[1]: r[0] for r in rows})
     return ids
 
@@ -38,25 +42,71 @@ def save_report(conn: sqlite3.Connection, report: FlakyReport) -> int:
         cur = conn.execute(
             "INSERT INTO flaky_sessions (started_at, finished_at, project, pytest_args, runs, engine, workers, seed, diagnosed,"
             " duration_s, n_tests, n_stable, n_flaky, n_broken, report_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (report.started_at, time.time(), report.project, json.dumps(report.pytest_args), report.runs, report.engine,
-             report.workers, report.seed, int(report.diagnosed), report.duration_s, len(report.tests), report.count("stable"),
-             report.count("flaky"), report.count("broken"), json.dumps(doc)),
+            (
+                report.started_at,
+                time.time(),
+                report.project,
+                json.dumps(report.pytest_args),
+                report.runs,
+                report.engine,
+                report.workers,
+                report.seed,
+                int(report.diagnosed),
+                report.duration_s,
+                len(report.tests),
+                report.count("stable"),
+                report.count("flaky"),
+                report.count("broken"),
+                json.dumps(doc),
+            ),
         )
         session_id = int(cur.lastrowid or 0)
         ids = _test_ids(conn, report.project, report.nodeids or [t.nodeid for t in report.tests])
         conn.executemany(
             "INSERT INTO flaky_results (session_id, test_id, runs, failures, failure_rate, ci_low, ci_high, verdict, root_cause,"
             " evidence, recommendation, culprit) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(session_id, ids[t.nodeid], t.runs, t.failures, t.failure_rate, t.ci95[0], t.ci95[1], t.verdict, t.root_cause,
-              json.dumps(t.evidence), t.recommendation, t.culprit) for t in report.tests],
+            [
+                (
+                    session_id,
+                    ids[t.nodeid],
+                    t.runs,
+                    t.failures,
+                    t.failure_rate,
+                    t.ci95[0],
+                    t.ci95[1],
+                    t.verdict,
+                    t.root_cause,
+                    json.dumps(t.evidence),
+                    t.recommendation,
+                    t.culprit,
+                )
+                for t in report.tests
+            ],
         )
         names = report.nodeids
         conn.executemany(
             "INSERT INTO flaky_runs (session_id, test_id, ts, experiment, run, position, outcome, phase, duration_s, exc_type,"
             " errno, message, location, seed, order_seed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(session_id, ids[names[r.idx]], r.ts, r.experiment, r.run, r.pos, r.outcome, r.phase, r.duration, r.exc, r.errno,
-              (r.message or "")[:1000] if r.outcome in FAIL_OUTCOMES else None, r.test_line or r.location, r.seed, r.order_seed)
-             for r in report.records],
+            [
+                (
+                    session_id,
+                    ids[names[r.idx]],
+                    r.ts,
+                    r.experiment,
+                    r.run,
+                    r.pos,
+                    r.outcome,
+                    r.phase,
+                    r.duration,
+                    r.exc,
+                    r.errno,
+                    (r.message or "")[:1000] if r.outcome in FAIL_OUTCOMES else None,
+                    r.test_line or r.location,
+                    r.seed,
+                    r.order_seed,
+                )
+                for r in report.records
+            ],
         )
     return session_id
 
@@ -101,11 +151,25 @@ def latest_report(conn: sqlite3.Connection, project: str | None = None) -> dict[
 def runs_of_test(conn: sqlite3.Connection, project: str, nodeid: str) -> list[dict[str, Any]]:
     """Every recorded run of one test over time, oldest first."""
     rows = conn.execute(
-        "SELECT r.session_id, r.ts, r.experiment, r.run, r.position, r.outcome, r.duration_s, r.exc_type, r.message, r.location,"
-        " r.seed FROM flaky_runs r JOIN flaky_tests t ON t.id = r.test_id WHERE t.project = ? AND t.nodeid = ? ORDER BY r.ts, r.id",
-        (project, nodeid)).fetchall()
-    keys = ("session_id", "ts", "experiment", "run", "position", "outcome", "duration_s", "exc_type", "message", "location", "seed")
-    return [dict(zip(keys, tuple(r))) for r in rows]
+        "SELECT r.session_id, r.ts, r.experiment, r.run, r.position, r.outcome, r.duration_s, r.exc_type, r.message,"
+        " r.location, r.seed FROM flaky_runs r JOIN flaky_tests t ON t.id = r.test_id"
+        " WHERE t.project = ? AND t.nodeid = ? ORDER BY r.ts, r.id",
+        (project, nodeid),
+    ).fetchall()
+    keys = (
+        "session_id",
+        "ts",
+        "experiment",
+        "run",
+        "position",
+        "outcome",
+        "duration_s",
+        "exc_type",
+        "message",
+        "location",
+        "seed",
+    )
+    return [dict(zip(keys, tuple(r), strict=True)) for r in rows]
 
 
 @dataclass
@@ -123,11 +187,20 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "nodeid": self.nodeid, "status": self.status,
-            "before": {"session": self.before_session, "at": self.before_at, "verdict": self.before_verdict,
-                       "failure_rate": round(self.before_rate, 4), "root_cause": self.before_cause},
-            "after": {"runs": self.after_runs, "failures": self.after_failures,
-                      "failure_rate": round(self.after_failures / self.after_runs, 4) if self.after_runs else None},
+            "nodeid": self.nodeid,
+            "status": self.status,
+            "before": {
+                "session": self.before_session,
+                "at": self.before_at,
+                "verdict": self.before_verdict,
+                "failure_rate": round(self.before_rate, 4),
+                "root_cause": self.before_cause,
+            },
+            "after": {
+                "runs": self.after_runs,
+                "failures": self.after_failures,
+                "failure_rate": round(self.after_failures / self.after_runs, 4) if self.after_runs else None,
+            },
             "clean_runs_needed": self.needed,
         }
 
@@ -142,7 +215,9 @@ def compare(conn: sqlite3.Connection, project: str) -> list[Comparison]:
     rows = conn.execute(
         "SELECT t.id, t.nodeid, s.id, s.started_at, r.verdict, r.failure_rate, r.root_cause FROM flaky_results r"
         " JOIN flaky_sessions s ON s.id = r.session_id JOIN flaky_tests t ON t.id = r.test_id"
-        " WHERE s.project = ? AND r.runs > 0 ORDER BY s.started_at, s.id", (project,)).fetchall()
+        " WHERE s.project = ? AND r.runs > 0 ORDER BY s.started_at, s.id",
+        (project,),
+    ).fetchall()
     history: dict[int, list[tuple[Any, ...]]] = {}
     for row in rows:
         history.setdefault(row[0], []).append(tuple(row))
@@ -158,7 +233,9 @@ def compare(conn: sqlite3.Connection, project: str) -> list[Comparison]:
         runs_after = conn.execute(
             f"SELECT r.outcome FROM flaky_runs r JOIN flaky_sessions s ON s.id = r.session_id WHERE r.test_id = ?"
             f" AND (s.started_at > ? OR (s.started_at = ? AND s.id > ?)) AND r.experiment IN ({placeholders})"
-            " AND r.outcome != 'skipped'", (test_id, started_at, started_at, session_id, *UNPERTURBED)).fetchall()
+            " AND r.outcome != 'skipped'",
+            (test_id, started_at, started_at, session_id, *UNPERTURBED),
+        ).fetchall()
         runs = len(runs_after)
         fails = sum(1 for r in runs_after if r[0] in FAIL_OUTCOMES)
         needed = runs_needed(rate)

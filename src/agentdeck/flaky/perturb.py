@@ -27,12 +27,26 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ENV_KEEP = (
-    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "PYTHONPATH", "PYTHONHASHSEED",
-    "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV", "SYSTEMROOT", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS",
-    "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_PLUGINS",
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TERM",
+    "TZ",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "PYTHONDONTWRITEBYTECODE",
+    "VIRTUAL_ENV",
+    "SYSTEMROOT",
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_ADDOPTS",
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+    "PYTEST_PLUGINS",
 )
 SANDBOX_MARK = "blocked by the agentdeck flaky sandbox"
 
@@ -187,19 +201,44 @@ class _Sandbox:
         elif event in ("os.listdir", "os.scandir"):
             path = args[0] if args else "."
             if path is not None and not self._allowed(path if path is not None else ".", False):
-                self._block(f"list {os.fsdecode(os.fspath(path))}", PermissionError(errno.EACCES, f"{SANDBOX_MARK}: list {path}"))
-        elif event in ("os.mkdir", "os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.symlink", "os.link", "os.utime"):
+                self._block(
+                    f"list {os.fsdecode(os.fspath(path))}",
+                    PermissionError(errno.EACCES, f"{SANDBOX_MARK}: list {path}"),
+                )
+        elif event in (
+            "os.mkdir",
+            "os.remove",
+            "os.rmdir",
+            "os.rename",
+            "os.truncate",
+            "os.chmod",
+            "os.symlink",
+            "os.link",
+            "os.utime",
+        ):
             if args and not self._allowed(args[0], True):
                 shown = os.fsdecode(os.fspath(args[0])) if not isinstance(args[0], int) else str(args[0])
-                self._block(f"{event[3:]} {shown}", PermissionError(errno.EACCES, f"{SANDBOX_MARK}: {event[3:]} {shown}"))
+                self._block(
+                    f"{event[3:]} {shown}", PermissionError(errno.EACCES, f"{SANDBOX_MARK}: {event[3:]} {shown}")
+                )
         elif event in ("socket.connect", "socket.sendto"):
             sock, address = args[0], args[1]
             family = getattr(sock, "family", None)
             if family in (socket.AF_INET, socket.AF_INET6):
                 shown = _addr(address)
-                self._block(f"connect {shown}", ConnectionRefusedError(errno.ECONNREFUSED, f"{SANDBOX_MARK}: connect to {shown}"))
-            elif family == getattr(socket, "AF_UNIX", None) and isinstance(address, (str, bytes)) and not self._allowed(address, True):
-                self._block(f"connect {os.fsdecode(address)}", ConnectionRefusedError(errno.ECONNREFUSED, f"{SANDBOX_MARK}: connect to {os.fsdecode(address)}"))
+                self._block(
+                    f"connect {shown}",
+                    ConnectionRefusedError(errno.ECONNREFUSED, f"{SANDBOX_MARK}: connect to {shown}"),
+                )
+            elif (
+                family == getattr(socket, "AF_UNIX", None)
+                and isinstance(address, (str, bytes))
+                and not self._allowed(address, True)
+            ):
+                self._block(
+                    f"connect {os.fsdecode(address)}",
+                    ConnectionRefusedError(errno.ECONNREFUSED, f"{SANDBOX_MARK}: connect to {os.fsdecode(address)}"),
+                )
         elif event == "socket.getaddrinfo":
             host = args[0] if args else None
             if host is not None and not _is_ip(host):
@@ -261,7 +300,13 @@ def apply_sandbox(project_roots: list[str], sandbox_dir: str, on_block: Callable
     reads = [q for p in project_roots for q in (p, os.path.realpath(p))]
     reads += [q for p in sys.path if p and os.path.isdir(p) for q in (os.path.abspath(p), os.path.realpath(p))]
     reads += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.dirname(os.__file__)]
-    reads += [os.path.dirname(os.path.realpath(sys.executable)), "/dev", "/proc/self", "/sys/devices/system/cpu", "/etc/localtime"]
+    reads += [
+        os.path.dirname(os.path.realpath(sys.executable)),
+        "/dev",
+        "/proc/self",
+        "/sys/devices/system/cpu",
+        "/etc/localtime",
+    ]
     writes = [os.path.realpath(sandbox_dir), sandbox_dir, "/dev/null", "/dev/shm"]
     box = _Sandbox(reads, writes, on_block)
     sys.addaudithook(box.hook)
@@ -281,14 +326,19 @@ def snapshot_state(root: str) -> dict[str, str]:
         if not f:
             continue
         rf = os.path.realpath(f)
-        if not rf.startswith(root) or "site-packages" in rf or f"{os.sep}." in rf[len(root) - 1:]:
+        if not rf.startswith(root) or "site-packages" in rf or f"{os.sep}." in rf[len(root) - 1 :]:
             continue
         try:
             items = list(vars(mod).items())
         except TypeError:
             continue
         for attr, value in items:
-            if attr.startswith("__") or isinstance(value, _SKIP_TYPES) or callable(value) and not isinstance(value, (dict, list, set)):
+            if (
+                attr.startswith("__")
+                or isinstance(value, _SKIP_TYPES)
+                or callable(value)
+                and not isinstance(value, (dict, list, set))
+            ):
                 continue
             if attr.startswith("@py"):  # assertion-rewrite helpers
                 continue

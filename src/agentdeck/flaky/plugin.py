@@ -40,10 +40,18 @@ from agentdeck.flaky import protocol as P
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("agentdeck-flaky", "agentdeck flaky-test runner")
-    group.addoption("--agentdeck-record", metavar="PATH", default=None, help="append one JSON line per test run to PATH")
-    group.addoption("--agentdeck-seed", metavar="N", type=int, default=None, help="seed random (and numpy) with N before every test")
-    group.addoption("--agentdeck-serve", action="store_true", default=False, help="(internal) fork server for `agentdeck flaky`")
-    group.addoption("--agentdeck-job", metavar="FILE", default=None, help="(internal) run one job for `agentdeck flaky`")
+    group.addoption(
+        "--agentdeck-record", metavar="PATH", default=None, help="append one JSON line per test run to PATH"
+    )
+    group.addoption(
+        "--agentdeck-seed", metavar="N", type=int, default=None, help="seed random (and numpy) with N before every test"
+    )
+    group.addoption(
+        "--agentdeck-serve", action="store_true", default=False, help="(internal) fork server for `agentdeck flaky`"
+    )
+    group.addoption(
+        "--agentdeck-job", metavar="FILE", default=None, help="(internal) run one job for `agentdeck flaky`"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,7 +97,9 @@ class FlakyRecorder:
             try:
                 cmd, ev = (int(x) for x in fds.split(","))
             except ValueError:
-                raise pytest.UsageError(f"--agentdeck-serve/--agentdeck-job need {P.ENV_FDS}=<cmd fd>,<event fd>") from None
+                raise pytest.UsageError(
+                    f"--agentdeck-serve/--agentdeck-job need {P.ENV_FDS}=<cmd fd>,<event fd>"
+                ) from None
             self.cmd_fd, self.ev_fd = cmd, ev
             for fd in (cmd, ev):
                 if fd >= 0:
@@ -133,8 +143,11 @@ class FlakyRecorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        seed = self.fixed_seed if self.fixed_seed is not None else (
-            P.derive_seed(self.job_seed, self.pos, self.copy) if self.job_seed is not None else None)
+        seed = (
+            self.fixed_seed
+            if self.fixed_seed is not None
+            else (P.derive_seed(self.job_seed, self.pos, self.copy) if self.job_seed is not None else None)
+        )
         if seed is None:
             return
         random.seed(seed)
@@ -218,10 +231,19 @@ class FlakyRecorder:
 
     def _readable(self, nodeid: str, rec: dict[str, Any]) -> dict[str, Any]:
         return {
-            "ts": time.time(), "pid": os.getpid(), "nodeid": nodeid, "position": self.pos,
-            "outcome": rec["o"], "phase": rec.get("ph"), "duration": rec["d"],
-            "exc_type": rec.get("e"), "errno": rec.get("en"), "message": rec.get("m"),
-            "location": rec.get("l"), "test_line": rec.get("tl"), "seed": rec.get("s"),
+            "ts": time.time(),
+            "pid": os.getpid(),
+            "nodeid": nodeid,
+            "position": self.pos,
+            "outcome": rec["o"],
+            "phase": rec.get("ph"),
+            "duration": rec["d"],
+            "exc_type": rec.get("e"),
+            "errno": rec.get("en"),
+            "message": rec.get("m"),
+            "location": rec.get("l"),
+            "test_line": rec.get("tl"),
+            "seed": rec.get("s"),
         }
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
@@ -245,10 +267,17 @@ class FlakyRecorder:
         return None
 
     def _serve(self, session: pytest.Session, items: list[pytest.Item]) -> None:
-        P.write_big(self.ev_fd, {
-            "t": "collected", "items": [it.nodeid for it in items], "errors": self.collect_errors,
-            "pid": os.getpid(), "threads": threading.active_count(), "root": str(self.rootpath),
-        })
+        P.write_big(
+            self.ev_fd,
+            {
+                "t": "collected",
+                "items": [it.nodeid for it in items],
+                "errors": self.collect_errors,
+                "pid": os.getpid(),
+                "threads": threading.active_count(),
+                "root": str(self.rootpath),
+            },
+        )
         gc.disable()
         children: dict[int, tuple[int, int]] = {}
         buf = b""
@@ -298,7 +327,13 @@ class FlakyRecorder:
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
             P.write_record(self.ev_fd, {"t": "exit", "j": job_copy[0], "c": job_copy[1], "code": code, "sig": sig})
 
-    def _launch(self, session: pytest.Session, items: list[pytest.Item], msg: dict[str, Any], children: dict[int, tuple[int, int]]) -> None:
+    def _launch(
+        self,
+        session: pytest.Session,
+        items: list[pytest.Item],
+        msg: dict[str, Any],
+        children: dict[int, tuple[int, int]],
+    ) -> None:
         copies = int(msg.get("n", 1))
         barrier = os.pipe() if copies > 1 else None
         gc.freeze()
@@ -312,7 +347,9 @@ class FlakyRecorder:
                 except BaseException as e:  # noqa: BLE001 - the child must always exit here
                     code = 3
                     try:
-                        P.write_record(self.ev_fd, {"t": "err", "j": msg["j"], "c": copy, "m": f"{type(e).__name__}: {e}"[:500]})
+                        P.write_record(
+                            self.ev_fd, {"t": "err", "j": msg["j"], "c": copy, "m": f"{type(e).__name__}: {e}"[:500]}
+                        )
                     except OSError:
                         pass
                 finally:
@@ -326,7 +363,14 @@ class FlakyRecorder:
             os.close(barrier[1])  # every child now holds the read end: closing the last writer releases them together
             os.close(barrier[0])
 
-    def _child(self, session: pytest.Session, items: list[pytest.Item], msg: dict[str, Any], copy: int, barrier: tuple[int, int] | None) -> None:
+    def _child(
+        self,
+        session: pytest.Session,
+        items: list[pytest.Item],
+        msg: dict[str, Any],
+        copy: int,
+        barrier: tuple[int, int] | None,
+    ) -> None:
         os.close(self.cmd_fd)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -345,8 +389,15 @@ class FlakyRecorder:
         with open(self.job_file or "", encoding="utf-8") as f:
             msg = json.load(f)
         if int(msg.get("items", len(items))) != len(items):
-            P.write_record(self.ev_fd, {"t": "err", "j": msg["j"], "c": msg.get("copy", 0),
-                                        "m": f"collected {len(items)} tests, expected {msg.get('items')}"})
+            P.write_record(
+                self.ev_fd,
+                {
+                    "t": "err",
+                    "j": msg["j"],
+                    "c": msg.get("copy", 0),
+                    "m": f"collected {len(items)} tests, expected {msg.get('items')}",
+                },
+            )
             return
         copy = int(msg.get("copy", 0))
         self._prepare(msg, copy)

@@ -66,7 +66,11 @@ def markdown(report: FlakyReport) -> str:
         f"# Flaky-test report: {Path(report.project).name}",
         "",
         f"{_when(report.started_at)} · `{_cmd(report)}` in `{report.project}` · {report.runs} same-order runs"
-        + (f", {shuffles} shuffled, every test alone, experiments on each candidate" if report.diagnosed else " (no diagnosis)")
+        + (
+            f", {shuffles} shuffled, every test alone, experiments on each candidate"
+            if report.diagnosed
+            else " (no diagnosis)"
+        )
         + f" · engine {report.engine}, {report.workers} workers, seed {report.seed} · {report.duration_s:.1f} s",
         "",
         f"**{len(report.tests)} tests: {len(stable)} stable, {len(flaky)} flaky, {len(broken)} broken.**",
@@ -77,10 +81,17 @@ def markdown(report: FlakyReport) -> str:
     if report.warnings:
         lines.append("")
     if flaky:
-        lines += ["## Flaky tests", "", "| test | failure rate (95% CI) | runs | root cause | culprit |", "|---|---|---|---|---|"]
+        lines += [
+            "## Flaky tests",
+            "",
+            "| test | failure rate (95% CI) | runs | root cause | culprit |",
+            "|---|---|---|---|---|",
+        ]
         for t in flaky:
-            lines.append(f"| `{t.nodeid}` | {pct(t.failure_rate)} ({pct(t.ci95[0])}-{pct(t.ci95[1])}) | {t.failures}/{t.runs} "
-                         f"| {t.root_cause} | {('`' + t.culprit + '`') if t.culprit else ''} |")
+            lines.append(
+                f"| `{t.nodeid}` | {pct(t.failure_rate)} ({pct(t.ci95[0])}-{pct(t.ci95[1])}) | {t.failures}/{t.runs} "
+                f"| {t.root_cause} | {('`' + t.culprit + '`') if t.culprit else ''} |"
+            )
         lines.append("")
         for t in flaky:
             lines += _detail(t)
@@ -94,16 +105,26 @@ def markdown(report: FlakyReport) -> str:
         lines += [f"{label}  {b:<30} {c}" for label, b, c in histogram_lines(rates)]
         lines += ["```", ""]
     if stable:
-        lines += ["## Stable tests", "", f"{len(stable)} tests never failed.", "", "<details><summary>list</summary>", ""]
+        lines += [
+            "## Stable tests",
+            "",
+            f"{len(stable)} tests never failed.",
+            "",
+            "<details><summary>list</summary>",
+            "",
+        ]
         lines += [f"- `{t.nodeid}` ({t.runs} runs)" for t in stable]
         lines += ["", "</details>", ""]
     return "\n".join(lines)
 
 
 def _detail(t: TestVerdict) -> list[str]:
-    out = [f"### `{t.nodeid}`", "",
-           f"- **Verdict**: {t.verdict}, failed {t.failures} of {t.runs} runs ({pct(t.failure_rate)}, "
-           f"95% CI {pct(t.ci95[0])}-{pct(t.ci95[1])}); same order {t.same_order[0]}/{t.same_order[1]}"]
+    out = [
+        f"### `{t.nodeid}`",
+        "",
+        f"- **Verdict**: {t.verdict}, failed {t.failures} of {t.runs} runs ({pct(t.failure_rate)}, "
+        f"95% CI {pct(t.ci95[0])}-{pct(t.ci95[1])}); same order {t.same_order[0]}/{t.same_order[1]}",
+    ]
     if t.root_cause:
         out.append(f"- **Root cause**: {t.root_cause}")
     out.append("- **Evidence**:")
@@ -119,9 +140,12 @@ def verdict_style(verdict: str) -> str:
 
 
 def summary_table(report: FlakyReport, show_stable: bool = False) -> Table:
-    table = Table(title=f"{len(report.tests)} tests · {report.count('stable')} stable · {report.count('flaky')} flaky · "
-                        f"{report.count('broken')} broken · {report.runs} runs · {report.duration_s:.1f} s",
-                  title_justify="left", expand=False)
+    table = Table(
+        title=f"{len(report.tests)} tests · {report.count('stable')} stable · {report.count('flaky')} flaky · "
+        f"{report.count('broken')} broken · {report.runs} runs · {report.duration_s:.1f} s",
+        title_justify="left",
+        expand=False,
+    )
     table.add_column("verdict", no_wrap=True)
     table.add_column("rate", justify="right", no_wrap=True)
     table.add_column("fails/runs", justify="right", no_wrap=True)
@@ -132,8 +156,14 @@ def summary_table(report: FlakyReport, show_stable: bool = False) -> Table:
     for t in sorted(report.tests, key=lambda t: (order[t.verdict], -t.failure_rate, t.nodeid)):
         if t.verdict == "stable" and not show_stable:
             continue
-        table.add_row(Text(t.verdict, style=verdict_style(t.verdict)), pct(t.failure_rate), f"{t.failures}/{t.runs}",
-                      f"{pct(t.ci95[0])}-{pct(t.ci95[1])}" if t.failures else "", t.root_cause or "", t.nodeid)
+        table.add_row(
+            Text(t.verdict, style=verdict_style(t.verdict)),
+            pct(t.failure_rate),
+            f"{t.failures}/{t.runs}",
+            f"{pct(t.ci95[0])}-{pct(t.ci95[1])}" if t.failures else "",
+            t.root_cause or "",
+            t.nodeid,
+        )
     return table
 
 
@@ -141,7 +171,9 @@ def details(report: FlakyReport) -> list[Text]:
     """For each flaky or broken test: why (the deciding evidence) and what to do."""
     out: list[Text] = []
     order = {"broken": 0, "flaky": 1}
-    for t in sorted((t for t in report.tests if t.verdict != "stable"), key=lambda t: (order[t.verdict], -t.failure_rate)):
+    for t in sorted(
+        (t for t in report.tests if t.verdict != "stable"), key=lambda t: (order[t.verdict], -t.failure_rate)
+    ):
         block = Text()
         block.append(f"{t.nodeid}", style="bold")
         block.append(f"  {t.verdict}" + (f", {t.root_cause}" if t.root_cause else ""), style=verdict_style(t.verdict))
@@ -155,15 +187,27 @@ def details(report: FlakyReport) -> list[Text]:
 
 def compare_table(rows: list[Comparison]) -> Table:
     table = Table(title="Before and after (a fix holds after n = ln(0.05)/ln(1-p) clean runs)", title_justify="left")
-    for col, just in (("status", "left"), ("test", "left"), ("before", "right"), ("cause", "left"), ("after", "right"),
-                      ("clean runs", "right")):
+    for col, just in (
+        ("status", "left"),
+        ("test", "left"),
+        ("before", "right"),
+        ("cause", "left"),
+        ("after", "right"),
+        ("clean runs", "right"),
+    ):
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     style = {"fixed": "green", "still failing": "bold red", "not yet": "yellow"}
     for c in rows:
         after = f"{c.after_failures}/{c.after_runs}" if c.after_runs else "-"
         clean = f"{c.after_runs if not c.after_failures else 0}/{c.needed}"
-        table.add_row(Text(c.status, style=style[c.status]), c.nodeid, f"{pct(c.before_rate)} {c.before_verdict}",
-                      c.before_cause or "", after, clean)
+        table.add_row(
+            Text(c.status, style=style[c.status]),
+            c.nodeid,
+            f"{pct(c.before_rate)} {c.before_verdict}",
+            c.before_cause or "",
+            after,
+            clean,
+        )
     return table
 
 
@@ -173,14 +217,31 @@ def trend_table(rows: list[SessionRow]) -> Table:
         table.add_column(col, justify="right" if col not in ("when", "") else "left")
     top = max((r.n_flaky for r in rows), default=0) or 1
     for r in rows:
-        table.add_row(str(r.id), _when(r.started_at), str(r.n_tests), str(r.n_flaky), str(r.n_broken), str(r.runs),
-                      Text(bar(r.n_flaky / top, 20), style="yellow"))
+        table.add_row(
+            str(r.id),
+            _when(r.started_at),
+            str(r.n_tests),
+            str(r.n_flaky),
+            str(r.n_broken),
+            str(r.runs),
+            Text(bar(r.n_flaky / top, 20), style="yellow"),
+        )
     return table
 
 
 def compare_json(rows: list[Comparison], trend: list[SessionRow]) -> dict[str, Any]:
     return {
         "tests": [c.to_json() for c in rows],
-        "sessions": [{"id": r.id, "started_at": r.started_at, "tests": r.n_tests, "stable": r.n_stable, "flaky": r.n_flaky,
-                      "broken": r.n_broken, "runs": r.runs} for r in trend],
+        "sessions": [
+            {
+                "id": r.id,
+                "started_at": r.started_at,
+                "tests": r.n_tests,
+                "stable": r.n_stable,
+                "flaky": r.n_flaky,
+                "broken": r.n_broken,
+                "runs": r.runs,
+            }
+            for r in trend
+        ],
     }

@@ -30,15 +30,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentdeck.flaky.analysis import Diagnosis, TestVerdict, alone_counts, build_verdicts, tally
+from agentdeck.flaky.analysis import (
+    Diagnosis,
+    TestVerdict,
+    alone_counts,
+    build_verdicts,
+    tally,
+)
 from agentdeck.flaky.engine import FlakyError, make_engine
-from agentdeck.flaky.experiments import UNPERTURBED, Bisection, EarlyStop, evaluate_treatments, failed, passed, perturbation_jobs, pick_context
+from agentdeck.flaky.experiments import (
+    UNPERTURBED,
+    Bisection,
+    EarlyStop,
+    evaluate_treatments,
+    failed,
+    passed,
+    perturbation_jobs,
+    pick_context,
+)
 from agentdeck.flaky.scheduler import Job, RunRecord, Scheduler
 
 PHASES = ("collect", "runs", "alone", "order", "perturb", "done")
 PHASE_LABELS = {
-    "collect": "collecting tests", "runs": "same-order, shuffled and isolated runs", "alone": "candidates alone (control)",
-    "order": "bisecting order dependence", "perturb": "perturbation experiments", "done": "done",
+    "collect": "collecting tests",
+    "runs": "same-order, shuffled and isolated runs",
+    "alone": "candidates alone (control)",
+    "order": "bisecting order dependence",
+    "perturb": "perturbation experiments",
+    "done": "done",
 }
 
 
@@ -99,11 +118,21 @@ class FlakyReport:
         return {
             "runs": self.runs,
             "tests": [t.to_json() for t in self.tests],
-            "summary": {"tests": len(self.tests), "stable": self.count("stable"), "flaky": self.count("flaky"),
-                        "broken": self.count("broken")},
-            "project": self.project, "pytest_args": self.pytest_args, "engine": self.engine, "workers": self.workers,
-            "seed": self.seed, "started_at": self.started_at, "duration_s": round(self.duration_s, 3),
-            "phases_s": {k: round(v, 3) for k, v in self.phases.items()}, "warnings": self.warnings,
+            "summary": {
+                "tests": len(self.tests),
+                "stable": self.count("stable"),
+                "flaky": self.count("flaky"),
+                "broken": self.count("broken"),
+            },
+            "project": self.project,
+            "pytest_args": self.pytest_args,
+            "engine": self.engine,
+            "workers": self.workers,
+            "seed": self.seed,
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 3),
+            "phases_s": {k: round(v, 3) for k, v in self.phases.items()},
+            "warnings": self.warnings,
         }
 
 
@@ -123,12 +152,13 @@ class _Tracker:
     def phase(self, phase: str) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
             self.emit(phase, done, total)
+
         return report
 
     def emit(self, phase: str, done: int, total: int, message: str = "") -> None:
         if self.sched is not None:
             recs = self.sched.records
-            for r in recs[self.seen:]:
+            for r in recs[self.seen :]:
                 if r.experiment in ("same-order", "shuffled", "isolated", "alone", "continued") and failed(r.outcome):
                     self.failing.add(r.idx)
             self.seen = len(recs)
@@ -147,7 +177,9 @@ def _round_robin(groups: list[list[Job]]) -> list[Job]:
     return out
 
 
-def run_flaky(opts: FlakyOptions, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> FlakyReport:
+def run_flaky(
+    opts: FlakyOptions, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+) -> FlakyReport:
     started = time.time()
     t0 = time.monotonic()
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(2**31)
@@ -164,13 +196,17 @@ def run_flaky(opts: FlakyOptions, progress: ProgressCallback | None = None, canc
     tracker.emit("collect", 0, 1)
     engine = None
     try:
-        engine = make_engine(opts.engine, opts.python, project, list(opts.pytest_args), tmp, startup_timeout=max(300.0, opts.timeout))
+        engine = make_engine(
+            opts.engine, opts.python, project, list(opts.pytest_args), tmp, startup_timeout=max(300.0, opts.timeout)
+        )
         warnings = list(engine.warnings)
         nodeids = engine.collected.items
         if engine.collected.errors and "--continue-on-collection-errors" not in opts.pytest_args:
             first = engine.collected.errors[0]
-            raise FlakyError(f"pytest could not collect {first['nodeid'] or 'the tests'}: {first['m'].strip()[:300]} "
-                             f"({len(engine.collected.errors)} collection error(s); fix them first)")
+            raise FlakyError(
+                f"pytest could not collect {first['nodeid'] or 'the tests'}: {first['m'].strip()[:300]} "
+                f"({len(engine.collected.errors)} collection error(s); fix them first)"
+            )
         if not nodeids:
             raise FlakyError(f"pytest collected no tests in {project}")
         phases["collect"] = time.monotonic() - t0
@@ -204,19 +240,39 @@ def run_flaky(opts: FlakyOptions, progress: ProgressCallback | None = None, canc
         if opts.diagnose:
             _, counts = tally(sched.records, n)
             candidates = [i for i in everyone if 0 < counts[i][0] < counts[i][1]]
-            run("alone", _round_robin([[Job("alone", [i], key=f"t{i}", run=r, target=i) for r in range(opts.alone_runs)]
-                                       for i in candidates]))
+            run(
+                "alone",
+                _round_robin(
+                    [
+                        [Job("alone", [i], key=f"t{i}", run=r, target=i) for r in range(opts.alone_runs)]
+                        for i in candidates
+                    ]
+                ),
+            )
             for i in candidates:
                 diagnoses[i] = Diagnosis(alone=alone_counts(sched.records, i))
             _order_phase(candidates, diagnoses, sched.records, jobs_by_id, run)
             _perturb_phase(candidates, diagnoses, sched, run, n)
         tracker.emit("done", 1, 1)
-        verdicts = build_verdicts(nodeids, sched.records, diagnoses, Path(engine.collected.root), opts.timeout, opts.diagnose)
+        verdicts = build_verdicts(
+            nodeids, sched.records, diagnoses, Path(engine.collected.root), opts.timeout, opts.diagnose
+        )
         warnings += sched.warnings
         return FlakyReport(
-            runs=opts.runs, tests=verdicts, project=str(project), pytest_args=list(opts.pytest_args), engine=engine.name,
-            workers=workers, seed=seed, started_at=started, duration_s=time.monotonic() - t0, phases=phases,
-            warnings=warnings, records=sched.records, nodeids=nodeids, diagnosed=opts.diagnose,
+            runs=opts.runs,
+            tests=verdicts,
+            project=str(project),
+            pytest_args=list(opts.pytest_args),
+            engine=engine.name,
+            workers=workers,
+            seed=seed,
+            started_at=started,
+            duration_s=time.monotonic() - t0,
+            phases=phases,
+            warnings=warnings,
+            records=sched.records,
+            nodeids=nodeids,
+            diagnosed=opts.diagnose,
         )
     finally:
         if engine is not None:
@@ -228,8 +284,13 @@ def run_flaky(opts: FlakyOptions, progress: ProgressCallback | None = None, canc
 RunPhase = Callable[..., list[Job]]
 
 
-def _order_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], records: list[RunRecord],
-                 jobs_by_id: dict[int, Job], run: RunPhase) -> None:
+def _order_phase(
+    candidates: list[int],
+    diagnoses: dict[int, Diagnosis],
+    records: list[RunRecord],
+    jobs_by_id: dict[int, Job],
+    run: RunPhase,
+) -> None:
     bisections: list[Bisection] = []
     for i in candidates:
         d = diagnoses[i]
@@ -257,7 +318,9 @@ def _order_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], records
         diagnoses[b.finding.test].order = b.finding
 
 
-def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched: Scheduler, run: RunPhase, n_tests: int) -> None:
+def _perturb_phase(
+    candidates: list[int], diagnoses: dict[int, Diagnosis], sched: Scheduler, run: RunPhase, n_tests: int
+) -> None:
     records = sched.records
     todo = [i for i in candidates if not (diagnoses[i].order is not None and diagnoses[i].order.confirmed)]
     _, overall = tally(records, n_tests)  # every unperturbed run of each test so far
@@ -268,8 +331,10 @@ def _perturb_phase(candidates: list[int], diagnoses: dict[int, Diagnosis], sched
         d.overall = overall[i]
         # `random` is reseeded before every test, so a failing run's seed replays its draws alone too;
         # prefer a run that was alone already (nothing else in the process).
-        seeded = sorted((r for r in records if r.idx == i and r.experiment in UNPERTURBED and r.seed is not None),
-                        key=lambda r: r.experiment not in ("alone", "isolated"))
+        seeded = sorted(
+            (r for r in records if r.idx == i and r.experiment in UNPERTURBED and r.seed is not None),
+            key=lambda r: r.experiment not in ("alone", "isolated"),
+        )
         d.fail_seed = next((r.seed for r in seeded if failed(r.outcome)), None)
         d.pass_seed = next((r.seed for r in seeded if passed(r.outcome)), None)
         groups.append(perturbation_jobs(i, d.fail_seed, d.pass_seed))

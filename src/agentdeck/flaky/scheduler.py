@@ -90,7 +90,9 @@ ProgressFn = Callable[[int, int], None]
 
 
 class Scheduler:
-    def __init__(self, engine: Engine, workers: int, timeout: float, cancel: threading.Event | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, engine: Engine, workers: int, timeout: float, cancel: threading.Event | None = None, seed: int = 0
+    ) -> None:
         self.engine = engine
         self.rng = random.Random(seed)
         self.all_jobs: list[Job] = []
@@ -103,8 +105,13 @@ class Scheduler:
         self.jobs_run = 0
         self.skipped_jobs = 0
 
-    def run(self, jobs: list[Job], progress: ProgressFn | None = None, skip: Callable[[Job], bool] | None = None,
-            on_done: Callable[[Job], None] | None = None) -> list[Job]:
+    def run(
+        self,
+        jobs: list[Job],
+        progress: ProgressFn | None = None,
+        skip: Callable[[Job], bool] | None = None,
+        on_done: Callable[[Job], None] | None = None,
+    ) -> list[Job]:
         """Run every job (and any continuation) to completion; records land on each job and in ``records``.
 
         ``skip(job)`` is asked just before a job would start (an experiment that has its answer
@@ -128,7 +135,12 @@ class Scheduler:
                 raise Cancelled()
             done += self._admit(pending, running, skip)
             now = time.monotonic()
-            wait = min((c.deadline for rj in running.values() for c in rj.copies.values() if not c.done), default=now + 0.2) - now
+            wait = (
+                min(
+                    (c.deadline for rj in running.values() for c in rj.copies.values() if not c.done), default=now + 0.2
+                )
+                - now
+            )
             for msg in self.engine.poll(min(max(wait, 0.0), 0.2)):
                 job = by_id.get(msg.get("j", -1))
                 rj = running.get(msg.get("j", -1))
@@ -194,7 +206,9 @@ class Scheduler:
                 continue
             start = time.monotonic()
             grace = self.engine.startup_grace + (5.0 if job.copies > 1 else 0.0)
-            running[job.id] = _Running(job, {c: _Copy(start + self.timeout + grace, job.offset - 1) for c in range(job.copies)}, weight)
+            running[job.id] = _Running(
+                job, {c: _Copy(start + self.timeout + grace, job.offset - 1) for c in range(job.copies)}, weight
+            )
             self.engine.launch(Launch(job.id, job.order, job.seed or 0, job.offset, job.perturb, job.copies))
             used += weight
             if job.key is not None:
@@ -203,14 +217,30 @@ class Scheduler:
 
     def _record(self, job: Job, msg: dict[str, Any]) -> RunRecord:
         return RunRecord(
-            idx=int(msg["i"]), experiment=job.experiment, job=job.id, copy=int(msg.get("c", 0)), run=job.run,
-            pos=int(msg["p"]), outcome=str(msg["o"]), duration=float(msg.get("d", 0.0)), phase=msg.get("ph"),
-            exc=msg.get("e"), errno=msg.get("en"), chain=list(msg.get("ch") or []), message=msg.get("m"),
-            location=msg.get("l"), test_line=msg.get("tl"), seed=msg.get("s"), blocked=list(msg.get("b") or []),
-            changes=list(msg.get("changes") or []), order_seed=job.order_seed,
+            idx=int(msg["i"]),
+            experiment=job.experiment,
+            job=job.id,
+            copy=int(msg.get("c", 0)),
+            run=job.run,
+            pos=int(msg["p"]),
+            outcome=str(msg["o"]),
+            duration=float(msg.get("d", 0.0)),
+            phase=msg.get("ph"),
+            exc=msg.get("e"),
+            errno=msg.get("en"),
+            chain=list(msg.get("ch") or []),
+            message=msg.get("m"),
+            location=msg.get("l"),
+            test_line=msg.get("tl"),
+            seed=msg.get("s"),
+            blocked=list(msg.get("b") or []),
+            changes=list(msg.get("changes") or []),
+            order_seed=job.order_seed,
         )
 
-    def _abnormal_exit(self, job: Job, copy: int, state: _Copy, msg: dict[str, Any], pending: list[Job], by_id: dict[int, Job]) -> int:
+    def _abnormal_exit(
+        self, job: Job, copy: int, state: _Copy, msg: dict[str, Any], pending: list[Job], by_id: dict[int, Job]
+    ) -> int:
         """A run died (killed for a timeout, or crashed): blame the test it was in; continue the rest."""
         k = state.last_pos - job.offset + 1
         if state.errored or k >= len(job.order):
@@ -220,20 +250,50 @@ class Scheduler:
             outcome, text = "timeout", f"killed after {self.timeout:g} s without finishing (hung)"
         else:
             sig, code = int(msg.get("sig", 0)), int(msg.get("code", 0))
-            outcome, text = "crashed", (f"the test process died from signal {sig}" if sig else f"the test process exited with code {code} mid-test")
-        rec = RunRecord(idx=idx, experiment=job.experiment, job=job.id, copy=copy, run=job.run, pos=job.offset + k,
-                        outcome=outcome, duration=self.timeout if state.killed else 0.0, phase="call", exc=outcome.capitalize(),
-                        message=text, order_seed=job.order_seed,
-                        seed=int(job.perturb["seed"]) if job.perturb.get("seed") is not None else derive_seed(job.seed or 0, job.offset + k, copy))
+            outcome, text = (
+                "crashed",
+                (
+                    f"the test process died from signal {sig}"
+                    if sig
+                    else f"the test process exited with code {code} mid-test"
+                ),
+            )
+        rec = RunRecord(
+            idx=idx,
+            experiment=job.experiment,
+            job=job.id,
+            copy=copy,
+            run=job.run,
+            pos=job.offset + k,
+            outcome=outcome,
+            duration=self.timeout if state.killed else 0.0,
+            phase="call",
+            exc=outcome.capitalize(),
+            message=text,
+            order_seed=job.order_seed,
+            seed=int(job.perturb["seed"])
+            if job.perturb.get("seed") is not None
+            else derive_seed(job.seed or 0, job.offset + k, copy),
+        )
         job.records.append(rec)
         self.records.append(rec)
-        rest = job.order[k + 1:]
+        rest = job.order[k + 1 :]
         if rest:
             experiment = "continued" if job.experiment in ("same-order", "shuffled") else job.experiment
-            cont = Job(experiment, rest, dict(job.perturb), 1, job.key, job.run, job.seed, job.offset + k + 1, job.order_seed, job.target)
+            cont = Job(
+                experiment,
+                rest,
+                dict(job.perturb),
+                1,
+                job.key,
+                job.run,
+                job.seed,
+                job.offset + k + 1,
+                job.order_seed,
+                job.target,
+            )
             cont.id = self._new_id()
             by_id[cont.id] = cont
             self.all_jobs.append(cont)
             pending.insert(0, cont)
         return 1
-

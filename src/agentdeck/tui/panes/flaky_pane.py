@@ -53,14 +53,32 @@ class FlakyPane(Widget, can_focus=False):
         Binding("x", "cancel", "Cancel run", show=False),
     ]
 
-    def __init__(self, db_path: Path, project_dir: Path, *, runs: int = 50, shuffles: int = 10, alone_runs: int = 20,
-                 workers: int | None = None, seed: int | None = None, pytest_args: list[str] | None = None,
-                 timeout: float = 60.0, id: str | None = "flaky-pane") -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        project_dir: Path,
+        *,
+        runs: int = 50,
+        shuffles: int = 10,
+        alone_runs: int = 20,
+        workers: int | None = None,
+        seed: int | None = None,
+        pytest_args: list[str] | None = None,
+        timeout: float = 60.0,
+        id: str | None = "flaky-pane",
+    ) -> None:
         super().__init__(id=id)
         self.db_path = Path(db_path)
         self.project_dir = Path(project_dir)
-        self.options: dict[str, Any] = {"runs": runs, "shuffles": shuffles, "alone_runs": alone_runs, "workers": workers,
-                                        "seed": seed, "pytest_args": list(pytest_args or []), "timeout": timeout}
+        self.options: dict[str, Any] = {
+            "runs": runs,
+            "shuffles": shuffles,
+            "alone_runs": alone_runs,
+            "workers": workers,
+            "seed": seed,
+            "pytest_args": list(pytest_args or []),
+            "timeout": timeout,
+        }
         self.report: dict[str, Any] | None = None
         self.running = False
         self.sessions_run = 0
@@ -82,7 +100,13 @@ class FlakyPane(Widget, can_focus=False):
 
     def on_mount(self) -> None:
         table = self.query_one("#flaky-table", DataTable)
-        for key, label in (("verdict", "verdict"), ("rate", "rate"), ("runs", "fails/runs"), ("cause", "cause"), ("test", "test")):
+        for key, label in (
+            ("verdict", "verdict"),
+            ("rate", "rate"),
+            ("runs", "fails/runs"),
+            ("cause", "cause"),
+            ("test", "test"),
+        ):
             table.add_column(label, key=key)
         self._draw_histogram([])
         self.run_worker(self._load_last, thread=True, group="flaky-load", exit_on_error=False)
@@ -201,19 +225,33 @@ class FlakyPane(Widget, can_focus=False):
 
     def _show(self, doc: dict[str, Any], source: str) -> None:
         self.report = doc
-        tests = sorted(doc.get("tests", []), key=lambda t: (VERDICT_ORDER.get(t["verdict"], 3), -t["failure_rate"], t["nodeid"]))
+        tests = sorted(
+            doc.get("tests", []), key=lambda t: (VERDICT_ORDER.get(t["verdict"], 3), -t["failure_rate"], t["nodeid"])
+        )
         self._tests = tests
         variables = self.app.get_css_variables()  # the theme's colours, so verdicts follow theme switches
-        colour = {"broken": variables.get("error"), "flaky": variables.get("warning"), "stable": variables.get("success")}
+        colour = {
+            "broken": variables.get("error"),
+            "flaky": variables.get("warning"),
+            "stable": variables.get("success"),
+        }
         table = self.query_one("#flaky-table", DataTable)
         table.clear()
         for t in tests:
             style = f"bold {colour.get(t['verdict']) or ''}".strip()
-            table.add_row(Text(t["verdict"], style=style), f"{100 * t['failure_rate']:.0f}%", f"{t['failures']}/{t['runs']}",
-                          t.get("root_cause") or "", t["nodeid"], key=t["nodeid"])
+            table.add_row(
+                Text(t["verdict"], style=style),
+                f"{100 * t['failure_rate']:.0f}%",
+                f"{t['failures']}/{t['runs']}",
+                t.get("root_cause") or "",
+                t["nodeid"],
+                key=t["nodeid"],
+            )
         summary = doc.get("summary") or {}
-        counts = (f"{summary.get('tests', len(tests))} tests: {summary.get('stable', 0)} stable, "
-                  f"{summary.get('flaky', 0)} flaky, {summary.get('broken', 0)} broken")
+        counts = (
+            f"{summary.get('tests', len(tests))} tests: {summary.get('stable', 0)} stable, "
+            f"{summary.get('flaky', 0)} flaky, {summary.get('broken', 0)} broken"
+        )
         took = f" in {doc['duration_s']:.0f} s" if "duration_s" in doc else ""
         self._status(f"{source}: {counts} ({doc.get('runs')} runs{took})")
         self._draw_histogram([t["failure_rate"] for t in tests if t["failures"]])
