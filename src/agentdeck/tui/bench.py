@@ -82,15 +82,15 @@ class CallLoad:
     """Real calls through the gateway at a fixed concurrency, from a child process (as agents would be:
     a load generator on a thread of this process would compete with the console for the GIL)."""
 
-    def __init__(self, url: str, concurrency: int) -> None:
-        self.url, self.concurrency = url, concurrency
+    def __init__(self, url: str, concurrency: int, rate: float = 0.0) -> None:
+        self.url, self.concurrency, self.rate = url, concurrency, rate
         self.proc: subprocess.Popen[str] | None = None
         self.result: dict[str, float] = {"calls_per_s": 0.0, "p50_ms": 0.0, "p95_ms": 0.0, "errors": 0}
 
     def start(self) -> "CallLoad":
         if self.concurrency > 0:
             self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--load-url", self.url,
-                                          "--concurrency", str(self.concurrency)],
+                                          "--concurrency", str(self.concurrency), "--calls-rate", str(self.rate)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         return self
 
@@ -101,8 +101,11 @@ class CallLoad:
         return self.result
 
 
-async def _load_main(url: str, concurrency: int) -> dict[str, float]:
-    """The child process: keep ``concurrency`` calls in flight until a line arrives on stdin."""
+async def _load_main(url: str, concurrency: int, rate: float = 0.0) -> dict[str, float]:
+    """The child process: keep ``concurrency`` calls in flight until a line arrives on stdin.
+
+    With ``rate`` > 0 the calls start on a fixed schedule (``rate`` per second, open loop), so the
+    gateway is not saturated and what changes with the console is the calls' latency."""
     import aiohttp
 
     body = {"model": "fast", "max_tokens": 16, "messages": [{"role": "user", "content": "list the files"}]}
@@ -114,9 +117,15 @@ async def _load_main(url: str, concurrency: int) -> dict[str, float]:
     loop.add_reader(sys.stdin.fileno(), stop.set)
     t0 = time.perf_counter()
     async with aiohttp.ClientSession() as http:
-        async def worker() -> None:
+        async def worker(i: int) -> None:
             nonlocal errors
+            n = 0
             while not stop.is_set():
+                if rate > 0:
+                    due = t0 + (n * concurrency + i) / rate
+                    n += 1
+                    if due > time.perf_counter():
+                        await asyncio.sleep(due - time.perf_counter())
                 t = time.perf_counter()
                 try:
                     async with http.post(url + "/v1/chat/completions", json=body, headers=headers) as r:
@@ -127,7 +136,7 @@ async def _load_main(url: str, concurrency: int) -> dict[str, float]:
                             errors += 1
                 except aiohttp.ClientError:
                     errors += 1
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
     wall = time.perf_counter() - t0
     return {"calls_per_s": round(len(latencies) / wall, 1), "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
             "p95_ms": round(_pct(latencies, 0.95) * 1000, 2), "errors": errors}
@@ -158,10 +167,10 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def _calls_phase(gt: Any, events_per_s: float, seconds: float, concurrency: int) -> dict[str, float]:
+def _calls_phase(gt: Any, events_per_s: float, seconds: float, concurrency: int, rate: float) -> dict[str, float]:
     """The same call load and event flood, with no console subscribed: the baseline."""
     feeder = Feeder(gt.bus, events_per_s).start()
-    load = CallLoad(gt.url, concurrency).start()
+    load = CallLoad(gt.url, concurrency, rate).start()
     time.sleep(seconds)
     result = load.stop()
     feeder.stop()
@@ -169,7 +178,7 @@ def _calls_phase(gt: Any, events_per_s: float, seconds: float, concurrency: int)
 
 
 async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concurrency: int,
-                         size: tuple[int, int], refresh_hz: float) -> dict[str, Any]:
+                         size: tuple[int, int], refresh_hz: float, rate: float) -> dict[str, Any]:
     from agentdeck.tui.app import ConsoleApp
     from agentdeck.tui.engine import InProcessEngine
 
@@ -215,7 +224,7 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
         await pilot.pause(0.5)
         tabs = app.query_one(TabbedContent)
         feeder = Feeder(gt.bus, events_per_s).start()
-        load = CallLoad(gt.url, concurrency).start()
+        load = CallLoad(gt.url, concurrency, rate).start()
         await asyncio.sleep(2.0)  # warm up: tables full, graphs drawn
         events0, sent0 = app.events_seen, feeder.sent
         cpu0, wall0 = time.thread_time(), time.perf_counter()
@@ -226,6 +235,8 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
             rss.append((time.perf_counter() - wall0, proc.memory_info().rss / 2**20))
             await asyncio.sleep(min(5.0, passive_s))
         cpu_mid, wall_mid = time.thread_time(), time.perf_counter()
+        calls_watching = load.stop()
+        load = CallLoad(gt.url, concurrency, rate).start()
         next_rss = wall_mid + 5.0
         keys = itertools.cycle(KEYS)
         while time.perf_counter() - wall0 < duration_s:
@@ -241,7 +252,7 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
         events = app.events_seen - events0
         sent = feeder.sent - sent0
         feeder.stop()
-        calls = load.stop()
+        calls_keys = load.stop()
         rss.append((wall1 - wall0, proc.memory_info().rss / 2**20))
         dropped = engine.dropped
     wall = wall1 - wall0
@@ -258,13 +269,14 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
         "console_cpu_cores_while_keys": round((cpu1 - cpu_mid) / (wall1 - wall_mid), 3),
         "rss_mb": {"start": round(first, 1), "end": round(rss[-1][1], 1), "max": round(max(r for _, r in rss), 1),
                    "samples": [(round(t), round(r, 1)) for t, r in rss]},
-        "calls_with_console": calls,
+        "calls_with_console": calls_watching,
+        "calls_with_console_keys": calls_keys,
     }
 
 
 def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, concurrency: int = 4,
                   size: tuple[int, int] = (140, 45), calls_s: float = 10.0,
-                  refresh_hz: float = TuiConfig().refresh_hz) -> dict[str, Any]:
+                  refresh_hz: float = TuiConfig().refresh_hz, calls_rate: float = 0.0) -> dict[str, Any]:
     """Measure the console at ``events_per_s`` for ``duration_s``; also the gateway with and without it."""
     from agentdeck.sim.mock_upstream import run_mock_process, wait_for_mock
 
@@ -274,8 +286,9 @@ def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, con
         with tempfile.TemporaryDirectory(prefix="agentdeck-console-bench-") as d:
             gt = _gateway(Path(d), upstream)
             try:
-                without = _calls_phase(gt, events_per_s, calls_s, concurrency)
-                result = asyncio.run(_console_phase(gt, events_per_s, duration_s, concurrency, size, refresh_hz))
+                without = _calls_phase(gt, events_per_s, calls_s, concurrency, calls_rate)
+                result = asyncio.run(_console_phase(gt, events_per_s, duration_s, concurrency, size, refresh_hz,
+                                                    calls_rate))
             finally:
                 gt.stop()
     finally:
@@ -283,14 +296,14 @@ def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, con
         mock.wait(10)
     result["calls_without_console"] = without
     result.update({"events_per_s": events_per_s, "duration_s": duration_s, "terminal": f"{size[0]}x{size[1]}",
-                   "refresh_hz": refresh_hz,
+                   "refresh_hz": refresh_hz, "calls_rate": calls_rate, "concurrency": concurrency,
                    "cpus": psutil.cpu_count()})
     return result
 
 
 def format_console_report(r: dict[str, Any]) -> str:
     k, m = r["key_latency_ms"], r["rss_mb"]
-    w, c = r["calls_without_console"], r["calls_with_console"]
+    w, c, ck = r["calls_without_console"], r["calls_with_console"], r["calls_with_console_keys"]
     growth = (m["end"] - m["start"]) / max(1.0, r["duration_s"] / 60)
     return "\n".join([
         f"console benchmark: {r['events_per_s']:.0f} events/s for {r['duration_s']:.0f} s, {r['terminal']}, "
@@ -303,8 +316,10 @@ def format_console_report(r: dict[str, Any]) -> str:
         f"  console CPU      {r['console_cpu_cores']:.2f} cores watching, {r['console_cpu_cores_while_keys']:.2f} cores "
         f"while switching panes twice a second (main thread; gateway and feeder run on others)",
         f"  memory (RSS)     {m['start']} MB -> {m['end']} MB (max {m['max']} MB, {growth:+.1f} MB/min)",
-        f"  gateway calls    without console {w['calls_per_s']}/s p50 {w['p50_ms']} ms; "
-        f"with console {c['calls_per_s']}/s p50 {c['p50_ms']} ms",
+        f"  gateway calls    ({'%g/s offered' % r['calls_rate'] if r['calls_rate'] else 'as fast as possible'}, "
+        f"{r['concurrency']} in flight) without console {w['calls_per_s']}/s p50 {w['p50_ms']} ms p95 {w['p95_ms']} ms; "
+        f"with the console watching {c['calls_per_s']}/s p50 {c['p50_ms']} ms p95 {c['p95_ms']} ms; "
+        f"while panes are switched {ck['calls_per_s']}/s p50 {ck['p50_ms']} ms p95 {ck['p95_ms']} ms",
     ])
 
 
@@ -316,13 +331,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="140x45", help="terminal size WxH (default 140x45)")
     p.add_argument("--refresh-hz", type=float, default=TuiConfig().refresh_hz, help="console redraws per second")
     p.add_argument("--json", action="store_true", help="print the raw result as JSON")
+    p.add_argument("--calls-rate", type=float, default=0.0,
+                   help="start real calls at this fixed rate per second (default 0: as fast as --concurrency allows)")
     p.add_argument("--load-url", help=argparse.SUPPRESS)  # internal: run as the call-load child process
     args = p.parse_args(argv)
     if args.load_url:
-        print(json.dumps(asyncio.run(_load_main(args.load_url, args.concurrency))), flush=True)
+        print(json.dumps(asyncio.run(_load_main(args.load_url, args.concurrency, args.calls_rate))), flush=True)
         return 0
     w, h = (int(x) for x in args.size.lower().split("x"))
-    r = bench_console(args.events, args.duration, concurrency=args.concurrency, size=(w, h), refresh_hz=args.refresh_hz)
+    r = bench_console(args.events, args.duration, concurrency=args.concurrency, size=(w, h), refresh_hz=args.refresh_hz,
+                      calls_rate=args.calls_rate)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
