@@ -132,7 +132,7 @@ class ProvidersPane(VerticalScroll, LivePane):
             self._mount_new_cards()  # while hidden, so the first visit does not pay for mounting
 
     def _mount_new_cards(self) -> None:
-        new = [n for n in self.model.series if n not in self._cards]
+        new = sorted(n for n in self.model.series if n not in self._cards)
         if not new:
             return
         for empty in self.query("#providers-empty"):

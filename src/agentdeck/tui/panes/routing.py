@@ -44,7 +44,9 @@ class RoutingSummary(Static):
             t.append("  ")
         t.append("saved ", s("summary--dim"))
         t.append(fmt_usd(savings), s("summary--good" if savings >= 0 else "summary--bad"))
-        t.append(" vs all-balanced  ", s("summary--dim"))
+        if self.size.width >= 110:
+            t.append(" vs all-balanced", s("summary--dim"))
+        t.append("  ")
         t.append(f"{log.total:,} calls", s("summary--dim"))
         if log.failed:
             t.append(f" ({log.failed:,} failed)", s("summary--bad"))

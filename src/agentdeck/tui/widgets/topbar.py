@@ -116,10 +116,15 @@ class TopBar(Static):
         if st.stopped:
             who = f" by {st.stop_actor}" if st.stop_actor else ""
             when = f" at {fmt_clock(st.stop_since)}" if st.stop_since else ""
+            head = f"Every new call gets 403{who}{when}: "
+            tail = "  ·  R or ctrl+p → Resume"
             reason = st.stop_reason or "emergency stop"
+            room = width - len(head) - len(tail)
+            if len(reason) > room:  # keep how to resume on screen; cut the reason instead
+                reason = reason[:max(0, room - 1)] + "…"
             second = Text()
-            second.append(f"Every new call gets 403{who}{when}: {reason}", self._s("over"))
-            second.append("  ·  R or ctrl+p → Resume", self._s("label"))
+            second.append(head + reason, self._s("over"))
+            second.append(tail, self._s("label"))
             second.truncate(width)
             line.append("\n")
             line.append_text(second)
