@@ -209,7 +209,7 @@ class Perturbation:
 
 PERTURBATIONS = (
     Perturbation("contention", "timing", "under CPU contention (sharing its core with a busy process)", 12),
-    Perturbation("slowclock", "timing", "with a slowed clock for background threads (their sleeps 3x + 10 ms)", 14),
+    Perturbation("slowclock", "timing", "with a slowed clock for background threads (their sleeps 3x + 50 ms)", 14),
     Perturbation(
         "sandbox", "dependency", "in a sandbox (no network, no files outside the project, bare environment)", 10
     ),

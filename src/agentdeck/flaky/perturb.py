@@ -5,7 +5,7 @@ that rises under it (against unperturbed runs of the same test alone) names the 
 
 - ``contention``: the test shares its core with a busy process (half the CPU, late
   wake-ups); code that asserts on elapsed time or races threads starts failing (timing).
-- ``slowclock``: sleeps in background threads take 3x as long plus 10 ms; a test that
+- ``slowclock``: sleeps in background threads take 3x as long plus 50 ms; a test that
   sleeps instead of waiting for its background work starts losing its race (timing).
 - ``sandbox``: network connects and DNS are refused, files outside the project, the
   interpreter and a fresh temp dir cannot be opened, HOME and TMPDIR are fresh, and the
@@ -85,8 +85,11 @@ def apply_contention() -> list[int]:
     return []
 
 
-def apply_slow_clock(stretch: float = 3.0, extra_s: float = 0.010) -> None:
-    """A slowed clock for background work: sleeps outside the main thread take 3x + 10 ms.
+def apply_slow_clock(stretch: float = 3.0, extra_s: float = 0.050) -> None:
+    """A slowed clock for background work: sleeps outside the main thread take 3x + 50 ms.
+
+    50 ms is more than a busy machine delays a thread's wake-up, so the effect stands out of
+    the noise even on a loaded CI runner.
 
     A correct test waits *for* its background work (join, an event) and cannot tell; a test
     that sleeps a fixed time and hopes the work is done by then starts losing its race.
