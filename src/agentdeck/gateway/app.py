@@ -30,7 +30,7 @@ from agentdeck.budget.caps import model_output_limit
 from agentdeck.bus import Alert, Bus, RequestCompleted, StatsTick
 from agentdeck.config import Config
 from agentdeck.gateway import admin, anthropic_wire, openai_wire, proxy
-from agentdeck.gateway.http import Receive, Scope, Send, send_bytes, send_json
+from agentdeck.gateway.http import Receive, Scope, Send, send_bytes
 from agentdeck.gateway.metrics import Metrics
 from agentdeck.gateway.upstream import make_session
 from agentdeck.limits import ProviderLimiter, RetryPolicy
@@ -94,7 +94,6 @@ class Gateway:
         self.http: aiohttp.ClientSession
         self._tick_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
-        self.ready = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def startup(self) -> None:
@@ -108,7 +107,6 @@ class Gateway:
         self.http = make_session(self.cfg)
         await self.alerts.start()
         self._tick_task = asyncio.create_task(self._tick(), name="stats-tick")
-        self.ready.set()
 
     async def shutdown(self) -> None:
         if self._tick_task is not None:
@@ -259,7 +257,3 @@ class Gateway:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-
-async def not_found(send: Send, path: str) -> None:
-    await send_json(send, 404, {"error": {"message": f"no route for {path}", "type": "invalid_request_error",
-                                          "param": None, "code": "not_found"}})
