@@ -219,3 +219,17 @@ def test_cut_stream_is_estimated_not_free(gateway: Any) -> None:
     [row] = wait_rows(gateway, 1)
     assert row["estimated"] is True and row["output_tokens"] > 0 and row["cost_usd"] > 0
     assert row["error"] and "ended early" in row["error"]
+
+
+
+def test_a_model_with_no_price_is_charged_the_default_and_warned(make_gateway: Any, mock: Any) -> None:
+    gw = make_gateway(providers={"openai": {"protocol": "openai", "base_url": mock.url, "api_key": "sk-x",
+                                            "models": ["gpt-4o-mini", "mystery-model-9"]}},
+                      gateway={"default_price_input": 20.0, "default_price_output": 80.0})
+    sub = gw.bus.subscribe("t", types={"alert"})
+    o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0)
+    o.chat.completions.create(model="mystery-model-9", messages=[{"role": "user", "content": "x"}])
+    [row] = wait_rows(gw, 1)
+    assert row["cost_usd"] == pytest.approx((row["input_tokens"] * 20.0 + row["output_tokens"] * 80.0) / 1e6)
+    alerts = [e for e in sub.drain() if e.kind == "unpriced-model"]
+    assert len(alerts) == 1 and "mystery-model-9" in alerts[0].message
