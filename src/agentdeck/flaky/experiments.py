@@ -208,12 +208,12 @@ class Perturbation:
 
 
 PERTURBATIONS = (
-    Perturbation("contention", "timing", "under CPU contention (sharing its core with a busy process)", 12),
-    Perturbation("slowclock", "timing", "with a slowed clock for background threads (their sleeps 3x + 50 ms)", 14),
+    Perturbation("contention", "timing", "under CPU contention (sharing its core with a busy process)", 16),
+    Perturbation("slowclock", "timing", "with a slowed clock for background threads (their sleeps 3x + 50 ms)", 16),
     Perturbation(
-        "sandbox", "dependency", "in a sandbox (no network, no files outside the project, bare environment)", 10
+        "sandbox", "dependency", "in a sandbox (no network, no files outside the project, bare environment)", 16
     ),
-    Perturbation("limits", "resource", "with the file-descriptor and memory limits lowered", 10),
+    Perturbation("limits", "resource", "with the file-descriptor and memory limits lowered", 16),
     Perturbation("parallel", "resource", "with 4 copies started at the same moment", 4, copies=4),
 )
 SEED_FAIL_REPLAYS = 8
@@ -368,7 +368,7 @@ def exception_summary(recs: list[RunRecord], limit: int = 2) -> list[str]:
 class EarlyStop:
     """Skip the rest of an experiment once its answer cannot change.
 
-    Decided: the perturbation already raised the failure rate beyond doubt (p < THRESHOLD/100).
+    Decided: the perturbation already raised the failure rate beyond doubt (p < THRESHOLD/10).
     Futile: even if every remaining run failed, it could not reach significance. For the
     seed replay: one passing replay of the failing seed settles it (the seed does not
     decide the outcome), and the passing-seed replays are then pointless too.
@@ -404,7 +404,7 @@ class EarlyStop:
         if n < 4:
             return False
         cf, cn = self.control[t]
-        if fisher_greater(f, n, cf, cn) < THRESHOLD / 100:
+        if fisher_greater(f, n, cf, cn) < THRESHOLD / 10:
             return True
         remaining = self.planned[(t, job.experiment)] - n
         return fisher_greater(f + remaining, n + remaining, cf, cn) >= THRESHOLD
