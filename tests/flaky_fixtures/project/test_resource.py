@@ -5,8 +5,9 @@ import time
 import zlib
 from pathlib import Path
 
-# Fixed per checkout (so copies of this project do not collide), the same for every run of it.
-PORT = 20000 + zlib.crc32(str(Path(__file__).resolve()).encode()) % 20000
+# Fixed per checkout (so copies of this project do not collide), the same for every run of it,
+# and below Linux's ephemeral range (32768+) so no unrelated connection ever holds it.
+PORT = 20000 + zlib.crc32(str(Path(__file__).resolve()).encode()) % 12000
 
 
 def test_metrics_exporter_binds_its_port() -> None:
