@@ -45,6 +45,10 @@ class Projection(Static):
                 return "proj--dim"
             return "proj--over" if v >= budget else "proj--warn" if v >= budget * AMBER_AT else "proj--ok"
 
+        if tick.stopped:
+            t.append("traffic is stopped: no new spend. ", s("proj--warn"))
+            t.append(f"Before the stop: {fmt_usd(rate)}/h over the last {m.window_s / 60:.0f} minutes.", s("proj--dim"))
+            return t
         t.append("at the current rate ", s("proj--dim"))
         t.append(f"{fmt_usd(rate)}/h", s(level(rate, tick.hourly_budget_usd)))
         t.append(" → next hour ", s("proj--dim"))
