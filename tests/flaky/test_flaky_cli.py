@@ -109,6 +109,9 @@ def test_run_json_report_history_and_compare_after_a_fix(tmp_path: Path, fixture
     assert [s["flaky"] for s in doc["sessions"]] == [1, 0] and [s["broken"] for s in doc["sessions"]] == [1, 0]
     text = cli(["flaky", "--compare"], proj, config_file)
     assert "Flaky tests over time" in text.stdout and "fixed" in text.stdout
+    one = cli(["flaky", "--compare", "--test", "test_mini.py::test_dice", "--json", "-"], proj, config_file)
+    sessions = json.loads(one.stdout)["sessions"]
+    assert [(s["verdict"], s["root_cause"]) for s in sessions] == [("flaky", "randomness"), ("stable", None)]
 
 
 def test_a_single_test_selected_with_pytest_args_and_no_diagnosis(

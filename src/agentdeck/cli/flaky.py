@@ -2,6 +2,7 @@
 
     agentdeck flaky [--runs N] [--json PATH] [--max-rate R] [-- PYTEST ARGS]   run and diagnose
     agentdeck flaky --compare [--json PATH]                                    before/after a fix, trend
+    agentdeck flaky --compare --test NODEID                                    one test in every session
 
 Runs on the project in the current directory (or --project DIR); results go to the shared
 SQLite database so `--compare` and the console's Flaky pane can show history.
@@ -81,6 +82,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="show before/after for tests that were flaky, and the trend; runs nothing",
     )
+    p.add_argument("--test", metavar="NODEID", help="with --compare: this test's result in every session")
     p.add_argument("pytest_args", nargs="*", metavar="PYTEST ARGS", help="arguments for pytest, after `--`")
     p.set_defaults(func=run)
 
@@ -230,8 +232,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, path: Path) -> int:
-    from agentdeck.flaky.history import compare, flaky_over_time
-    from agentdeck.flaky.report import compare_json, compare_table, trend_table
+    from agentdeck.flaky.history import compare, flaky_over_time, history_of_test
+    from agentdeck.flaky.report import compare_json, compare_table, history_table, trend_table
     from agentdeck.store import connect
 
     project = str(Path(args.project).resolve())
@@ -239,8 +241,20 @@ def _compare(args: argparse.Namespace, path: Path) -> int:
     try:
         rows = compare(conn, project)
         trend = flaky_over_time(conn, project)
+        one = history_of_test(conn, project, args.test) if args.test else None
     finally:
         conn.close()
+    if one is not None:
+        if args.json:
+            text = json.dumps({"nodeid": args.test, "sessions": one}, indent=2)
+            if args.json == "-":
+                print(text)
+                return 0
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+        if not one:
+            raise FlakyUsageError(f"no recorded runs of {args.test} in {project}")
+        _console().print(history_table(args.test, one))
+        return 0
     if args.json:
         doc = compare_json(rows, trend)
         if args.json == "-":

@@ -250,5 +250,17 @@ def compare(conn: sqlite3.Connection, project: str) -> list[Comparison]:
     return out
 
 
+def history_of_test(conn: sqlite3.Connection, project: str, nodeid: str) -> list[dict[str, Any]]:
+    """One test's result in every session that ran it, oldest first."""
+    rows = conn.execute(
+        "SELECT s.id, s.started_at, r.runs, r.failures, r.failure_rate, r.verdict, r.root_cause, r.culprit FROM flaky_results r"
+        " JOIN flaky_sessions s ON s.id = r.session_id JOIN flaky_tests t ON t.id = r.test_id"
+        " WHERE s.project = ? AND t.nodeid = ? ORDER BY s.started_at, s.id",
+        (project, nodeid),
+    ).fetchall()
+    keys = ("session", "started_at", "runs", "failures", "failure_rate", "verdict", "root_cause", "culprit")
+    return [dict(zip(keys, tuple(r), strict=True)) for r in rows]
+
+
 def flaky_over_time(conn: sqlite3.Connection, project: str) -> list[SessionRow]:
     return sessions(conn, project)

@@ -229,6 +229,23 @@ def trend_table(rows: list[SessionRow]) -> Table:
     return table
 
 
+def history_table(nodeid: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"{nodeid}: every session", title_justify="left")
+    for col in ("session", "when", "fails/runs", "rate", "verdict", "cause", "culprit"):
+        table.add_column(col, justify="right" if col in ("session", "fails/runs", "rate") else "left")
+    for r in rows:
+        table.add_row(
+            str(r["session"]),
+            _when(r["started_at"]),
+            f"{r['failures']}/{r['runs']}",
+            pct(r["failure_rate"]),
+            Text(r["verdict"], style=verdict_style(r["verdict"])),
+            r["root_cause"] or "",
+            r["culprit"] or "",
+        )
+    return table
+
+
 def compare_json(rows: list[Comparison], trend: list[SessionRow]) -> dict[str, Any]:
     return {
         "tests": [c.to_json() for c in rows],
