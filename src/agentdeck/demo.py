@@ -58,6 +58,24 @@ def demo_config(openai_url: str, anthropic_url: str, data_dir: Path, base: Confi
     return parse_config(data, "<demo>"), keys
 
 
+def stop_gateway_quietly(gateway: Any, drain_s: float = 3.0) -> None:
+    """Stop an embedded gateway on purpose: let calls in flight finish for a moment, then stop
+    without uvicorn printing a traceback for each call it had to cancel (the user asked to quit;
+    a cancelled call is expected, not an error to show on the terminal)."""
+    import logging
+
+    deadline = time.monotonic() + drain_s
+    while getattr(gateway.gateway, "in_flight", 0) > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = logging.getLogger("uvicorn.error")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        gateway.stop()
+    finally:
+        log.setLevel(level)
+
+
 @dataclass
 class DemoRig:
     """Everything the demo runs; :meth:`start` brings it up, :meth:`stop` takes it down in order."""
@@ -97,7 +115,7 @@ class DemoRig:
         if self.traffic is not None:
             self.traffic.stop()
         if self.gateway is not None:
-            self.gateway.stop()
+            stop_gateway_quietly(self.gateway)
         for m in (self.openai_mock, self.anthropic_mock):
             if m is not None:
                 m.stop()

@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
                          db_path=db_path(cfg.gateway.data_dir), project_dir=Path.cwd())
         app.run()
     finally:
-        gt.stop()
+        from agentdeck.demo import stop_gateway_quietly
+
+        stop_gateway_quietly(gt)
         clear_runtime(cfg)
     return 0
