@@ -348,6 +348,6 @@ def recommend(best: Treatment, v: TestVerdict, fails: list[RunRecord], hints: Hi
         return (
             f"Seed or widen the assertion: the outcome depends on the random draw{where}; seed {seed} fails every "
             "time. Use a local random.Random(seed) (or a seeded fixture), or assert on what holds for every draw. "
-            f"Reproduce: pytest -p agentdeck.flaky.plugin --agentdeck-seed {seed} '{v.nodeid}'"
+            f"Reproduce: pytest -p agentdeck.flaky.plugin --agentdeck-seed={seed} '{v.nodeid}'"
         )
     return "No experiment explained the failures."

@@ -46,7 +46,7 @@ def histogram_lines(rates: list[float], width: int = 30, buckets: int = 10) -> l
     counts = histogram(rates, buckets)
     top = max(counts, default=0) or 1
     step = 100 // buckets
-    return [(f"{i * step:>3}-{(i + 1) * step}%", bar(c / top, width), c) for i, c in enumerate(counts)]
+    return [(f"{f'{i * step}-{(i + 1) * step}%':>7}", bar(c / top, width), c) for i, c in enumerate(counts)]
 
 
 def _when(ts: float) -> str:
@@ -108,7 +108,7 @@ def markdown(report: FlakyReport) -> str:
         lines += [
             "## Stable tests",
             "",
-            f"{len(stable)} tests never failed.",
+            f"{len(stable)} test{'s' if len(stable) != 1 else ''} never failed.",
             "",
             "<details><summary>list</summary>",
             "",
