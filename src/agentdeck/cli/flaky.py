@@ -216,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
             console.print(block)
         for w in report.warnings:
             console.print(f"[yellow]warning:[/] {w}")
+        if report.tmp_dir:
+            console.print(f"[dim]kept the runner's temp dir: {report.tmp_dir}[/]")
         if session is not None:
             console.print(f"[dim]recorded as session {session}; `agentdeck flaky --compare` shows before/after[/]")
     if args.max_rate is not None:

@@ -107,6 +107,7 @@ class FlakyReport:
     records: list[RunRecord] = field(repr=False, default_factory=list)
     nodeids: list[str] = field(repr=False, default_factory=list)
     diagnosed: bool = True
+    tmp_dir: str | None = None  # set when --keep-tmp kept it
 
     def count(self, verdict: str) -> int:
         return sum(t.verdict == verdict for t in self.tests)
@@ -273,6 +274,7 @@ def run_flaky(
             records=sched.records,
             nodeids=nodeids,
             diagnosed=opts.diagnose,
+            tmp_dir=str(tmp) if opts.keep_tmp else None,
         )
     finally:
         if engine is not None:
