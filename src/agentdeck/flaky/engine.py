@@ -171,6 +171,7 @@ class _Server:
             )
         os.close(cmd_r)
         os.close(ev_w)
+        os.set_blocking(cmd_w, False)
         self.cmd_fd = cmd_w
         self.events = EventPipe(ev_r)
         self.pending: list[dict[str, Any]] = []
@@ -201,11 +202,18 @@ class _Server:
                 raise FlakyError(f"pytest did not finish collecting within {startup_timeout:.0f} s")
 
     def send(self, msg: dict[str, Any]) -> None:
+        """Write one command; while the pipe is full, keep reading events (the server may be waiting on us)."""
         data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        view = memoryview(data)
         try:
-            view = memoryview(data)
             while view:
-                n = os.write(self.cmd_fd, view)
+                try:
+                    n = os.write(self.cmd_fd, view)
+                except BlockingIOError:
+                    self.pending += self.events.read(0.05)
+                    if self.proc.poll() is not None:
+                        raise BrokenPipeError("the fork server exited") from None
+                    continue
                 view = view[n:]
         except (BrokenPipeError, OSError) as e:
             raise FlakyError(f"the pytest fork server died ({e}); see its output with --keep-tmp") from None
