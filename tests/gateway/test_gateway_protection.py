@@ -120,6 +120,10 @@ def test_stop_one_key_leaves_others_working(make_gateway: Any) -> None:
     with pytest.raises(openai.PermissionDeniedError) as e:
         ci.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
     assert "ci is looping" in e.value.message
+    time.sleep(0.4)
+    refused = httpx.get(gw.url + "/admin/requests?limit=5", headers=ADMIN).json()["requests"][0]
+    assert refused["key"] == "ci" and refused["status"] == 403 and refused["error"] == "agentdeck_stopped"
+    assert refused["cost_usd"] == 0 and refused["model"] == "gpt-4o-mini"
     assert dev.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]).choices
     st = status(gw)
     assert st["stopped"] is False and st["stopped_keys"] == {"ci": "ci is looping"}

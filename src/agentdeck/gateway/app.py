@@ -199,6 +199,11 @@ class Gateway:
         self.anomaly.observe(ev.session or ev.key, ev.cost_usd)
         self.bus.publish(ev)
 
+    def request_refused(self, ev: RequestCompleted) -> None:
+        """A call the gateway answered itself (stop, budget, bad input): listed and stored, never priced."""
+        self._recent.append(ev.ts)
+        self.bus.publish(ev)
+
     def redact_text(self, raw: bytes | str) -> str:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         for secret in self.secrets():

@@ -65,6 +65,17 @@ class Call:
                 "x-agentdeck-tier": self.route.tier or NO_TIER}
 
 
+@dataclass(slots=True)
+class Admission:
+    """What admission learned before it refused a call: the answer's headers and who was calling."""
+
+    headers: dict[str, str]
+    ident: "Identity | None" = None
+    model_requested: str | None = None
+    route_tier: str | None = None
+    stream: bool = False
+
+
 class Refusal(Exception):
     """The gateway answers the call itself (status, message, code, extra headers)."""
 
@@ -79,12 +90,18 @@ async def handle(gw: "Gateway", scope: Scope, receive: Receive, send: Send, wire
     rid = gw.new_request_id()
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     # Every answer carries the three x-agentdeck-* headers; _admit fills in model and tier as it learns them.
-    base_headers = {"x-agentdeck-request-id": rid, "x-agentdeck-model": "-", "x-agentdeck-tier": NO_TIER}
+    seen = Admission({"x-agentdeck-request-id": rid, "x-agentdeck-model": "-", "x-agentdeck-tier": NO_TIER})
     try:
-        call = await _admit(gw, receive, wire, endpoint, rid, t0, headers, base_headers)
+        call = await _admit(gw, receive, wire, endpoint, rid, t0, headers, seen)
     except Refusal as r:
         gw.metrics.refused.labels(r.code or str(r.status)).inc()
-        await send_bytes(send, r.status, wire.error_body(r.status, r.message, r.code, r.param), {**base_headers, **r.headers})
+        await send_bytes(send, r.status, wire.error_body(r.status, r.message, r.code, r.param), {**seen.headers, **r.headers})
+        if seen.ident is not None:  # a known caller refused (stop, budget, bad input): the console shows it
+            gw.request_refused(RequestCompleted(
+                id=rid, key=seen.ident.key, session=seen.ident.session, protocol=wire.NAME, endpoint=endpoint,
+                model_requested=seen.model_requested or "-", model=seen.headers["x-agentdeck-model"], provider="",
+                tier=seen.route_tier, rule=None, status=r.status, stream=seen.stream, error=r.code or r.message[:200],
+                attempts=0, latency_ms=(time.perf_counter() - t0) * 1000.0))
         return
     except ClientGone:
         return
@@ -126,11 +143,11 @@ async def _refuse_late(call: Call, send: Send, r: Refusal) -> None:
 
 
 async def _admit(gw: "Gateway", receive: Receive, wire: ModuleType, endpoint: str, rid: str, t0: float,
-                 headers: dict[str, str], tags: dict[str, str]) -> Call:
+                 headers: dict[str, str], seen: Admission) -> Call:
     """Auth, parse, stop check, route, caps, budget reservation. Raises Refusal with the answer."""
     auth = headers.get("authorization", "")
     secret = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key", "")
-    ident = gw.authenticate(secret)
+    ident = seen.ident = gw.authenticate(secret)
     if ident is None:
         raise Refusal(401, "agentdeck: missing or unknown gateway key (send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY')",
                       "invalid_api_key")
@@ -149,7 +166,7 @@ async def _admit(gw: "Gateway", receive: Receive, wire: ModuleType, endpoint: st
         parsed = wire.parse(endpoint, body)
     except BadRequest as b:
         raise Refusal(b.status, f"agentdeck: {b.message}", "invalid_request", param=b.field) from None
-    tags["x-agentdeck-model"], tags["x-agentdeck-tier"] = parsed.model, NO_TIER
+    seen.headers["x-agentdeck-model"], seen.model_requested, seen.stream = parsed.model, parsed.model, parsed.stream
     context_tokens = len(raw) // 4
     if parsed.model == "auto":
         text, context_tokens = extract_text(wire.NAME, endpoint, body)
@@ -160,7 +177,8 @@ async def _admit(gw: "Gateway", receive: Receive, wire: ModuleType, endpoint: st
     except UnknownModel:
         route = None
     if route is not None:
-        tags["x-agentdeck-model"], tags["x-agentdeck-tier"] = route.model, route.tier or NO_TIER
+        seen.headers["x-agentdeck-model"], seen.headers["x-agentdeck-tier"] = route.model, route.tier or NO_TIER
+        seen.route_tier = route.tier
     # The stop comes first: while it is engaged every call gets the same 403, whatever it asked for.
     stop = gw.killswitch.check(ident.key, ident.session)
     if stop is not None:
