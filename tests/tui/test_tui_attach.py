@@ -129,3 +129,21 @@ async def test_attached_console_shows_live_calls_stops_and_reconnects(tmp_path: 
             await wait_for(lambda: any(row.ev.id == r2.headers["x-agentdeck-request-id"] for row in table.rows))
     finally:
         stop_serve(proc)
+
+
+def test_console_can_run_its_gateway_as_a_child_process(tmp_path: Path) -> None:
+    """`agentdeck console --gateway-process`: the gateway in its own process, reached like --attach."""
+    from agentdeck.cli.console import spawn_gateway
+    from agentdeck.config import parse_config
+
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(f'[gateway]\nport = 0\ndata_dir = "{tmp_path / "data"}"\n')
+    cfg = parse_config({"gateway": {"port": 0, "data_dir": str(tmp_path / "data")}}, str(cfg_path))
+    proc, url, token = spawn_gateway(cfg)
+    try:
+        st = httpx.get(url + "/admin/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert st.status_code == 200 and st.json()["stopped"] is False
+        assert proc.pid != os.getpid()
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
