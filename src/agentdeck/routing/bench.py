@@ -24,7 +24,7 @@ TYPICAL = (
     "Find and fix the auth bypass in the admin routes",
     "Checkout is returning 500s in production, find out why",
     "Change the event schema in the orders, billing and shipping services",
-    "Could you please grep for 'FIXME' across the repo?",
+    "Could you please grep for 'XXX' markers across the repo?",
     "Users get a KeyError when the config has no [tui] section; here is the traceback, please fix",
     "Read config.py and then add a `timeout` option to it",
 )
