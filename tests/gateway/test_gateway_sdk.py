@@ -233,3 +233,35 @@ def test_a_model_with_no_price_is_charged_the_default_and_warned(make_gateway: A
     assert row["cost_usd"] == pytest.approx((row["input_tokens"] * 20.0 + row["output_tokens"] * 80.0) / 1e6)
     alerts = [e for e in sub.drain() if e.kind == "unpriced-model"]
     assert len(alerts) == 1 and "mystery-model-9" in alerts[0].message
+
+
+def test_a_provider_that_breaks_off_mid_answer_gets_a_502_not_a_traceback(make_gateway: Any, capfd: Any) -> None:
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"id\": ")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}"
+    gw = make_gateway(providers={"openai": {"protocol": "openai", "base_url": url, "api_key": "sk-x",
+                                            "models": ["gpt-4o-mini"], "retry": {"max_retries": 0}}})
+    o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as e:
+        o.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    srv.close()
+    assert e.value.status_code == 502 and "broke off" in e.value.message
+    st = httpx.get(gw.url + "/admin/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    assert st["providers"]["openai"]["in_flight"] == 0 and st["spend"]["open_reservations"] == 0
+    assert "Traceback" not in capfd.readouterr().err

@@ -7,6 +7,7 @@ published on the bus and the store writes it in a batch later.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -123,9 +124,19 @@ async def handle(gw: "Gateway", scope: Scope, receive: Receive, send: Send, wire
     except UpstreamUnavailable as u:
         call.status, call.error, call.attempts = 502, str(u), u.attempts
         await _refuse_late(call, send, Refusal(502, f"agentdeck: {u}", "upstream_unavailable"))
+    except (aiohttp.ClientError, asyncio.TimeoutError) as e:  # the provider broke off mid-answer
+        call.status, call.error = 502, f"upstream error: {type(e).__name__}"
+        await _refuse_late(call, send, Refusal(502, f"agentdeck: the provider's answer broke off ({type(e).__name__})",
+                                                "upstream_error"))
     except asyncio.CancelledError:
         call.status, call.error = 499, "client disconnected"
         raise
+    except Exception as e:  # a bug of ours: one line on stderr and a 500 in the caller's format, never a traceback
+        call.status, call.error = 500, f"internal error: {type(e).__name__}"
+        print(f"agentdeck: internal error on {call.rid}: {type(e).__name__}: {gw.redact_text(str(e))[:300]}",
+              file=sys.stderr)
+        await _refuse_late(call, send, Refusal(500, f"agentdeck: internal error ({type(e).__name__}); see the gateway's stderr",
+                                                "internal_error"))
     finally:
         _finish(call)
 
