@@ -134,3 +134,26 @@ def test_env_expansion_and_status_finds_the_local_gateway(tmp_path: Path, mock: 
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_a_call_outlasting_the_shutdown_grace_gets_503_and_no_traceback(tmp_path: Path, mock: MockServer) -> None:
+    mock.update(latency_ms=15_000.0)
+    cfg = write_serve_config(tmp_path / "c.toml", tmp_path / "data", mock.url)
+    cfg.write_text(cfg.read_text().replace("shutdown_grace_s = 5", "shutdown_grace_s = 1"))
+    proc, url = serve_process(cfg)
+    got: list[httpx.Response] = []
+    t = threading.Thread(target=lambda: got.append(httpx.post(
+        url + "/v1/chat/completions", headers={"Authorization": f"Bearer {GATEWAY_KEY}"}, timeout=30,
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]})))
+    t.start()
+    deadline = time.monotonic() + 5
+    while httpx.get(url + "/admin/status", headers=ADMIN).json()["in_flight"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    t.join(20)
+    assert proc.wait(20) == 0
+    err = proc.stderr.read() if proc.stderr else ""
+    assert "Traceback" not in err
+    assert got and got[0].status_code == 503 and got[0].json()["error"]["code"] == "gateway_shutdown"
+    row = sqlite3.connect(tmp_path / "data" / "agentdeck.db").execute("SELECT status FROM requests").fetchone()
+    assert row == (503,)

@@ -129,8 +129,11 @@ async def handle(gw: "Gateway", scope: Scope, receive: Receive, send: Send, wire
         await _refuse_late(call, send, Refusal(502, f"agentdeck: the provider's answer broke off ({type(e).__name__})",
                                                 "upstream_error"))
     except asyncio.CancelledError:
-        call.status, call.error = 499, "client disconnected"
-        raise
+        # uvicorn cancels calls still running when the shutdown grace period ends: answer 503 if nothing
+        # was sent yet, and end quietly (re-raising would print a traceback for an orderly shutdown).
+        call.status, call.error = 503, "gateway shut down before the call finished"
+        await _refuse_late(call, send, Refusal(503, "agentdeck: the gateway shut down before this call finished; retry",
+                                                "gateway_shutdown", {"retry-after": "1"}))
     except Exception as e:  # a bug of ours: one line on stderr and a 500 in the caller's format, never a traceback
         call.status, call.error = 500, f"internal error: {type(e).__name__}"
         print(f"agentdeck: internal error on {call.rid}: {type(e).__name__}: {gw.redact_text(str(e))[:300]}",
