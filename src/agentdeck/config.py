@@ -179,7 +179,7 @@ class Price(_Strict):
 
 class TuiConfig(_Strict):
     theme: str = "dark"
-    refresh_hz: float = Field(8.0, ge=1, le=30)
+    refresh_hz: float = Field(4.0, ge=1, le=30, description="redraws per second; 4 keeps the console under a tenth of a core")
     max_rows: int = Field(300, ge=10, le=2000)
 
 
