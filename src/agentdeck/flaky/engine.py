@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 
 import agentdeck
 from agentdeck.errors import AgentdeckError
-from agentdeck.flaky.protocol import BLOCKED_PLUGINS, ENV_FDS, ENV_TMP
+from agentdeck.flaky.protocol import BLOCKED_PLUGINS, ENV_FDS, ENV_TMP, kill_group
 
 PLUGIN = "agentdeck.flaky.plugin"
 
@@ -234,7 +233,7 @@ class _Server:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                _killpg(proc.pid)
+                kill_group(proc.pid)
                 proc.wait()
         if hasattr(self, "events"):
             self.events.close()
@@ -251,16 +250,6 @@ def _tail(path: Path, lines: int = 6) -> str:
         return ""
     interesting = [ln for ln in text if ln.strip() and not ln.startswith(("=", "_"))]
     return " | ".join(interesting[-lines:])[:800]
-
-
-def _killpg(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 class ForkEngine:
@@ -360,7 +349,7 @@ class SubprocessEngine:
     def kill(self, job_id: int, copy: int | None = None) -> None:
         for (j, c), proc in self.procs.items():
             if j == job_id and copy in (None, c):
-                _killpg(proc.pid)
+                kill_group(proc.pid)
 
     def poll(self, timeout: float) -> list[dict[str, Any]]:
         out = self.events.read(timeout)
@@ -376,7 +365,7 @@ class SubprocessEngine:
 
     def close(self) -> None:
         for proc in self.procs.values():
-            _killpg(proc.pid)
+            kill_group(proc.pid)
             proc.wait()
         self.procs.clear()
         try:

@@ -300,12 +300,12 @@ class FlakyRecorder:
                     elif op == "kill":
                         for pid, (job, copy) in list(children.items()):
                             if job == msg["j"] and msg.get("c") in (None, copy):
-                                _killpg(pid)
+                                P.kill_group(pid)
                     elif op == "quit":
                         return
         finally:
             for pid in list(children):
-                _killpg(pid)
+                P.kill_group(pid)
             deadline = time.monotonic() + 5
             while children and time.monotonic() < deadline:
                 self._reap(children)
@@ -477,11 +477,3 @@ def _killpg_or_pid(pid: int) -> None:
         pass
 
 
-def _killpg(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass

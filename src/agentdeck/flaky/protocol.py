@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any
 
 ENV_FDS = "AGENTDECK_FLAKY_FDS"  # "<command fd>,<event fd>" (command fd is -1 for a one-job process)
@@ -68,3 +69,14 @@ def write_record(fd: int, obj: dict[str, Any]) -> None:
 def write_big(fd: int, obj: dict[str, Any]) -> None:
     """A message only one process writes (the collected list): no size limit, not atomic."""
     write_all(fd, (json.dumps(obj, separators=(",", ":"), default=str) + "\n").encode())
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a child's process group (a hung test may have spawned helpers), else the child alone."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
