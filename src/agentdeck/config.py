@@ -181,6 +181,9 @@ class TuiConfig(_Strict):
     theme: str = "dark"
     refresh_hz: float = Field(4.0, ge=1, le=30, description="redraws per second; 4 keeps the console under a tenth of a core")
     max_rows: int = Field(300, ge=10, le=2000)
+    gateway: Literal["thread", "process"] = Field(
+        "thread", description="where `agentdeck console` runs its gateway: a thread of the console's process, or a "
+                              "child process the console attaches to (no shared interpreter lock)")
 
 
 def _default_providers() -> dict[str, ProviderConfig]:

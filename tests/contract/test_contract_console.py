@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
+import pytest
 from contract_support import isolated_env, write_config
 
 
@@ -57,10 +59,14 @@ class Terminal:
         os.close(self.master)
 
 
-def test_console_keys_stop_cancel_help_quit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gateway", ["thread", "process"])
+def test_console_keys_stop_cancel_help_quit(tmp_path: Path, gateway: str) -> None:
+    """The same keys whether the gateway runs in the console's process (the default) or, with
+    ``[tui] gateway = "process"``, in a child process the console attaches to."""
     data = tmp_path / "data"
     cfg = write_config(tmp_path / "console.toml", {"gateway": {"port": 0, "admin_token": "console-admin",
-                                                               "data_dir": str(data), "shutdown_grace_s": 1}})
+                                                               "data_dir": str(data), "shutdown_grace_s": 1},
+                                                   "tui": {"gateway": gateway}})
     env = isolated_env(tmp_path / "home", TERM="xterm-256color", COLUMNS="140", LINES="40", NO_COLOR=None)
     term = Terminal([sys.executable, "-m", "agentdeck", "--config", str(cfg)], env, tmp_path)
     try:
@@ -70,6 +76,11 @@ def test_console_keys_stop_cancel_help_quit(tmp_path: Path) -> None:
             term.pump(0.1)
         assert runtime.exists(), term.screen.decode("utf-8", "replace")[-2000:]
         info = json.loads(runtime.read_text())
+        if gateway == "thread":
+            assert info["pid"] == term.proc.pid, "the default console runs the gateway in its own process"
+        else:
+            assert info["pid"] != term.proc.pid
+            assert psutil.Process(info["pid"]).ppid() == term.proc.pid, "the gateway must be the console's child"
         headers = {"Authorization": f"Bearer {info['admin_token']}"}
 
         def stopped() -> Any:
@@ -97,5 +108,7 @@ def test_console_keys_stop_cancel_help_quit(tmp_path: Path) -> None:
         while term.proc.poll() is None and time.monotonic() < deadline:
             term.pump(0.2)
         assert term.proc.poll() == 0, "q (then enter) must quit the console with exit 0"
+        assert not psutil.pid_exists(info["pid"]) or psutil.Process(info["pid"]).status() == psutil.STATUS_ZOMBIE, \
+            "quitting the console must not leave its gateway running"
     finally:
         term.close()

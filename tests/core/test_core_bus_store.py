@@ -70,6 +70,16 @@ def test_events_round_trip_through_json() -> None:
     assert event_from_dict({"type": "from-the-future"}) is None
 
 
+def test_to_json_is_to_dict_and_round_trips_for_every_event() -> None:
+    """The SSE stream uses ``to_json`` (no dict per event); it must say exactly what ``to_dict`` says."""
+    samples = [_req(7), LimitChanged(provider="openai", rps_limit=12.5, slots_limit=4, reason="recovery")]
+    for e in samples:
+        assert json.loads(e.to_json()) == json.loads(json.dumps(e.to_dict()))
+        assert event_from_dict(json.loads(e.to_json())) == e
+    newer = {**json.loads(samples[1].to_json()), "field_from_a_newer_gateway": 1}
+    assert event_from_dict(newer) == samples[1]
+
+
 def test_store_batches_and_flushes_on_close(tmp_path: Path) -> None:
     bus = Bus()
     path = tmp_path / "agentdeck.db"

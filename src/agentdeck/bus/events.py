@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import orjson
+
 
 @dataclass(slots=True)
 class Event:
@@ -21,6 +23,11 @@ class Event:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["type"] = self.type
         return d
+
+    def to_json(self) -> bytes:
+        """``to_dict`` as JSON, without building the dict (orjson reads slotted dataclasses itself):
+        the SSE stream serialises every event on the gateway's own interpreter."""
+        return b'{"type":"' + self.type.encode() + b'",' + orjson.dumps(self)[1:]
 
 
 @dataclass(slots=True)
@@ -138,10 +145,19 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+_FIELDS: dict[type[Event], frozenset[str]] = {cls: frozenset(f.name for f in dataclasses.fields(cls))
+                                              for cls in EVENT_TYPES.values()}
+
+
 def event_from_dict(d: dict[str, Any]) -> Event | None:
-    """Rebuild an event received as JSON; unknown types (from a newer gateway) give None."""
+    """Rebuild an event received as JSON; unknown types (from a newer gateway) give None.
+
+    Keys this version does not know are dropped, so an older console reads a newer gateway."""
     cls = EVENT_TYPES.get(d.get("type", ""))
     if cls is None:
         return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})
+    names = _FIELDS[cls]
+    d = {k: v for k, v in d.items() if k != "type"}
+    if not names.issuperset(d):
+        d = {k: v for k, v in d.items() if k in names}
+    return cls(**d)

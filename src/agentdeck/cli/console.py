@@ -15,7 +15,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="attach to a running `agentdeck serve` at URL instead of running the gateway in this process")
     p.add_argument("--gateway-process", action="store_true",
                    help="run the embedded gateway as a child process instead of a thread (no shared interpreter "
-                        "lock with the console's rendering: use it under heavy traffic)")
+                        "lock with the console's rendering: use it under heavy traffic; `[tui] gateway = \"process\"` "
+                        "makes it the default)")
     p.add_argument("--theme", metavar="NAME",
                    help="dark (default), light, high-contrast, a theme in ~/.config/agentdeck/themes, or a .toml path")
     p.set_defaults(func=run)
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         app.run()
         return 0
 
-    if args.gateway_process:
+    if args.gateway_process or cfg.tui.gateway == "process":
         proc, url, token = spawn_gateway(cfg)
         try:
             app = ConsoleApp(RemoteEngine(url, token), tui=cfg.tui, theme=theme, db_path=db_path(cfg.gateway.data_dir),

@@ -198,7 +198,7 @@ async def _events(gw: "Gateway", receive: Receive, send: Send) -> None:
                 if idle % 15 == 0:
                     await send({"type": "http.response.body", "body": b": keep-alive\n\n", "more_body": True})
                 continue
-            out = b"".join(b"data: " + orjson.dumps(e.to_dict()) + b"\n\n" for e in batch)
+            out = b"".join(b"data: " + e.to_json() + b"\n\n" for e in batch)
             await send({"type": "http.response.body", "body": out, "more_body": True})
     finally:
         gone.cancel()

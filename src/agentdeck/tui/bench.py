@@ -82,13 +82,17 @@ class CallLoad:
     """Real calls through the gateway at a fixed concurrency, from a child process (as agents would be:
     a load generator on a thread of this process would compete with the console for the GIL)."""
 
-    def __init__(self, url: str, concurrency: int, rate: float = 0.0) -> None:
-        self.url, self.concurrency, self.rate = url, concurrency, rate
+    def __init__(self, url: str, concurrency: int, rate: float = 0.0, direct_url: str = "") -> None:
+        self.url, self.concurrency, self.rate, self.direct_url = url, concurrency, rate, direct_url
         self.proc: subprocess.Popen[str] | None = None
         self.result: dict[str, float] = {"calls_per_s": 0.0, "p50_ms": 0.0, "p95_ms": 0.0, "errors": 0}
 
     def start(self) -> "CallLoad":
-        if self.concurrency > 0:
+        if self.direct_url:
+            self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--load-url", self.url,
+                                          "--direct-url", self.direct_url],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        elif self.concurrency > 0:
             self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--load-url", self.url,
                                           "--concurrency", str(self.concurrency), "--calls-rate", str(self.rate)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -142,11 +146,112 @@ async def _load_main(url: str, concurrency: int, rate: float = 0.0) -> dict[str,
             "p95_ms": round(_pct(latencies, 0.95) * 1000, 2), "errors": errors}
 
 
+async def _one_caller_main(url: str, direct_url: str) -> dict[str, float]:
+    """The child process in one-caller mode: the gateway issue's "added latency".
+
+    One connection to the mock provider and one to the gateway; calls alternate between them so
+    both see the same machine at the same moment, and the added latency is the difference of
+    the two distributions at p50 and p99 (as ``agentdeck bench`` reports it)."""
+    import aiohttp
+
+    body = {"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "list the files"}]}
+    via_h = {"authorization": f"Bearer {CALLER_KEY}"}
+    direct_h = {"authorization": "Bearer sk-bench-provider-0000"}
+    via: list[float] = []
+    direct: list[float] = []
+    errors = 0
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stop.set)
+    t0 = time.perf_counter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as a, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as b:
+        while not stop.is_set():
+            for http, target, headers, into in ((a, direct_url, direct_h, direct), (b, url, via_h, via)):
+                t = time.perf_counter()
+                async with http.post(target + "/v1/chat/completions", json=body, headers=headers) as r:
+                    await r.read()
+                    if r.status == 200:
+                        into.append(time.perf_counter() - t)
+                    else:
+                        errors += 1
+            await asyncio.sleep(0)
+    wall = time.perf_counter() - t0
+    ms = lambda xs, q: round(_pct(xs, q) * 1000, 3)  # noqa: E731
+    return {"calls_per_s": round(len(via) / wall, 1), "p50_ms": ms(via, 0.5), "p95_ms": ms(via, 0.95),
+            "p99_ms": ms(via, 0.99), "direct_p50_ms": ms(direct, 0.5), "direct_p99_ms": ms(direct, 0.99),
+            "added_p50_ms": round(ms(via, 0.5) - ms(direct, 0.5), 3),
+            "added_p99_ms": round(ms(via, 0.99) - ms(direct, 0.99), 3), "errors": errors}
+
+
+ADMIN_TOKEN = "console-bench-admin-0123456789"
+
+
+class _Embedded:
+    """The gateway on a thread of this process, as `agentdeck console` runs it by default."""
+
+    def __init__(self, data_dir: Path, upstream: str) -> None:
+        self.thread = _gateway(data_dir, upstream)
+        self.url, self.data_dir = self.thread.url, data_dir
+
+    def feeder(self, per_s: float) -> Feeder:
+        return Feeder(self.thread.bus, per_s).start()
+
+    def stop(self) -> None:
+        self.thread.stop()
+
+
+class _ChildFeed:
+    """The event count of the feeder inside the gateway child process (it feeds all the time)."""
+
+    def __init__(self, child: "_Child") -> None:
+        self.child = child
+
+    @property
+    def sent(self) -> int:
+        return int((time.perf_counter() - self.child.t0) * self.child.per_s)
+
+    def stop(self) -> None:
+        pass
+
+
+class _Child:
+    """The gateway as a child process (`agentdeck console --gateway-process`), with the feeder in it:
+    1,000 events/s on the child's bus reach the console through ``/admin/events``."""
+
+    def __init__(self, data_dir: Path, upstream: str, per_s: float) -> None:
+        self.per_s, self.data_dir = per_s, data_dir
+        self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--serve-child", upstream,
+                                      "--data-dir", str(data_dir), "--events", str(per_s)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        self.t0 = time.perf_counter()
+        if not self.url.startswith("http"):
+            raise RuntimeError("the gateway child process did not start")
+
+    def feeder(self, per_s: float) -> _ChildFeed:
+        return _ChildFeed(self)
+
+    def stop(self) -> None:
+        self.proc.communicate("stop\n", timeout=30)
+
+
+def _serve_child(upstream: str, data_dir: Path, per_s: float) -> int:
+    """The child process of ``--gateway-process``: a gateway and a feeder until stdin says stop."""
+    gt = _gateway(data_dir, upstream)
+    feeder = Feeder(gt.bus, per_s).start()
+    print(gt.url, flush=True)
+    sys.stdin.readline()
+    feeder.stop()
+    gt.stop()
+    return 0
+
+
 def _gateway(data_dir: Path, upstream: str) -> Any:
     from agentdeck.gateway.server import GatewayThread
 
     cfg = parse_config({
-        "gateway": {"host": "127.0.0.1", "port": 0, "admin_token": "console-bench-admin-0123456789",
+        "gateway": {"host": "127.0.0.1", "port": 0, "admin_token": ADMIN_TOKEN,
                     "data_dir": str(data_dir)},
         "keys": [{"name": "bench", "key": CALLER_KEY}],
         "budget": {"hourly_usd": 1e6, "daily_usd": 1e7},
@@ -167,27 +272,31 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def _calls_phase(gt: Any, events_per_s: float, seconds: float, concurrency: int, rate: float) -> dict[str, float]:
+def _calls_phase(gt: Any, events_per_s: float, seconds: float, concurrency: int, rate: float,
+                 direct_url: str = "") -> dict[str, float]:
     """The same call load and event flood, with no console subscribed: the baseline."""
-    feeder = Feeder(gt.bus, events_per_s).start()
-    load = CallLoad(gt.url, concurrency, rate).start()
+    feeder = Feeder(gt.bus, events_per_s).start() if isinstance(gt, _Embedded) else None
+    load = CallLoad(gt.url, concurrency, rate, direct_url).start()
     time.sleep(seconds)
     result = load.stop()
-    feeder.stop()
+    if feeder is not None:
+        feeder.stop()
     return result
 
 
 async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concurrency: int,
-                         size: tuple[int, int], refresh_hz: float, rate: float) -> dict[str, Any]:
+                         size: tuple[int, int], refresh_hz: float, rate: float,
+                         direct_url: str = "") -> dict[str, Any]:
     from agentdeck.tui.app import ConsoleApp
-    from agentdeck.tui.engine import InProcessEngine
+    from agentdeck.tui.engine import InProcessEngine, RemoteEngine
 
     from textual import events
     from textual.widgets import TabbedContent
 
     proc = psutil.Process()
-    engine = InProcessEngine(gt, owns_gateway=False)
-    app = ConsoleApp(engine, tui=TuiConfig(refresh_hz=refresh_hz), db_path=gt.cfg.gateway.data_path / "agentdeck.db")
+    engine: Any = (InProcessEngine(gt.thread, owns_gateway=False) if isinstance(gt, _Embedded)
+                   else RemoteEngine(gt.url, ADMIN_TOKEN))
+    app = ConsoleApp(engine, tui=TuiConfig(refresh_hz=refresh_hz), db_path=gt.data_dir / "agentdeck.db")
     key_ms: list[float] = []
     by_key: dict[str, list[float]] = {}
     effect_ms: list[float] = []
@@ -223,8 +332,8 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
     async with app.run_test(size=size, headless=True) as pilot:
         await pilot.pause(0.5)
         tabs = app.query_one(TabbedContent)
-        feeder = Feeder(gt.bus, events_per_s).start()
-        load = CallLoad(gt.url, concurrency, rate).start()
+        feeder = gt.feeder(events_per_s)
+        load = CallLoad(gt.url, concurrency, rate, direct_url).start()
         await asyncio.sleep(2.0)  # warm up: tables full, graphs drawn
         events0, sent0 = app.events_seen, feeder.sent
         cpu0, wall0 = time.thread_time(), time.perf_counter()
@@ -236,7 +345,7 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
             await asyncio.sleep(min(5.0, passive_s))
         cpu_mid, wall_mid = time.thread_time(), time.perf_counter()
         calls_watching = load.stop()
-        load = CallLoad(gt.url, concurrency, rate).start()
+        load = CallLoad(gt.url, concurrency, rate, direct_url).start()
         next_rss = wall_mid + 5.0
         keys = itertools.cycle(KEYS)
         while time.perf_counter() - wall0 < duration_s:
@@ -276,7 +385,8 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
 
 def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, concurrency: int = 4,
                   size: tuple[int, int] = (140, 45), calls_s: float = 10.0,
-                  refresh_hz: float = TuiConfig().refresh_hz, calls_rate: float = 0.0) -> dict[str, Any]:
+                  refresh_hz: float = TuiConfig().refresh_hz, calls_rate: float = 0.0,
+                  one_caller: bool = False, gateway_process: bool = False) -> dict[str, Any]:
     """Measure the console at ``events_per_s`` for ``duration_s``; also the gateway with and without it."""
     from agentdeck.sim.mock_upstream import run_mock_process, wait_for_mock
 
@@ -284,11 +394,12 @@ def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, con
     try:
         upstream = wait_for_mock(mock)
         with tempfile.TemporaryDirectory(prefix="agentdeck-console-bench-") as d:
-            gt = _gateway(Path(d), upstream)
+            gt: Any = _Child(Path(d), upstream, events_per_s) if gateway_process else _Embedded(Path(d), upstream)
             try:
-                without = _calls_phase(gt, events_per_s, calls_s, concurrency, calls_rate)
+                direct = upstream if one_caller else ""
+                without = _calls_phase(gt, events_per_s, calls_s, concurrency, calls_rate, direct)
                 result = asyncio.run(_console_phase(gt, events_per_s, duration_s, concurrency, size, refresh_hz,
-                                                    calls_rate))
+                                                    calls_rate, direct))
             finally:
                 gt.stop()
     finally:
@@ -296,7 +407,8 @@ def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, con
         mock.wait(10)
     result["calls_without_console"] = without
     result.update({"events_per_s": events_per_s, "duration_s": duration_s, "terminal": f"{size[0]}x{size[1]}",
-                   "refresh_hz": refresh_hz, "calls_rate": calls_rate, "concurrency": concurrency,
+                   "refresh_hz": refresh_hz, "calls_rate": calls_rate, "concurrency": 1 if one_caller else concurrency,
+                   "one_caller": one_caller, "gateway": "child process" if gateway_process else "thread",
                    "cpus": psutil.cpu_count()})
     return result
 
@@ -307,7 +419,7 @@ def format_console_report(r: dict[str, Any]) -> str:
     growth = (m["end"] - m["start"]) / max(1.0, r["duration_s"] / 60)
     return "\n".join([
         f"console benchmark: {r['events_per_s']:.0f} events/s for {r['duration_s']:.0f} s, {r['terminal']}, "
-        f"{r['refresh_hz']:g} redraws/s, "
+        f"{r['refresh_hz']:g} redraws/s, gateway on a {r['gateway']}, "
         f"{r['cpus']} CPUs",
         f"  events           sent {r['events_per_s_sent']:.0f}/s, drained by the console {r['events_per_s_seen']:.0f}/s, "
         f"dropped {r['events_dropped']}",
@@ -320,6 +432,9 @@ def format_console_report(r: dict[str, Any]) -> str:
         f"{r['concurrency']} in flight) without console {w['calls_per_s']}/s p50 {w['p50_ms']} ms p95 {w['p95_ms']} ms; "
         f"with the console watching {c['calls_per_s']}/s p50 {c['p50_ms']} ms p95 {c['p95_ms']} ms; "
         f"while panes are switched {ck['calls_per_s']}/s p50 {ck['p50_ms']} ms p95 {ck['p95_ms']} ms",
+        *([f"  added latency    one caller, gateway minus direct: without console p50 {w['added_p50_ms']} ms "
+           f"p99 {w['added_p99_ms']} ms; console watching p50 {c['added_p50_ms']} ms p99 {c['added_p99_ms']} ms; "
+           f"panes switched p50 {ck['added_p50_ms']} ms p99 {ck['added_p99_ms']} ms"] if r.get("one_caller") else []),
     ])
 
 
@@ -333,14 +448,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the raw result as JSON")
     p.add_argument("--calls-rate", type=float, default=0.0,
                    help="start real calls at this fixed rate per second (default 0: as fast as --concurrency allows)")
+    p.add_argument("--one-caller", action="store_true",
+                   help="instead of a call load, one caller alternating between the mock provider and the gateway: "
+                        "the gateway's added latency p50/p99 without and with the console")
+    p.add_argument("--gateway-process", action="store_true",
+                   help="run the gateway (and the event feeder) in a child process the console attaches to, "
+                        "as `agentdeck console --gateway-process` does")
+    p.add_argument("--serve-child", metavar="UPSTREAM", help=argparse.SUPPRESS)  # internal: the gateway child
+    p.add_argument("--data-dir", help=argparse.SUPPRESS)
     p.add_argument("--load-url", help=argparse.SUPPRESS)  # internal: run as the call-load child process
+    p.add_argument("--direct-url", help=argparse.SUPPRESS)  # internal: the one-caller child's direct target
     args = p.parse_args(argv)
+    if args.serve_child:
+        return _serve_child(args.serve_child, Path(args.data_dir), args.events)
+    if args.load_url and args.direct_url:
+        print(json.dumps(asyncio.run(_one_caller_main(args.load_url, args.direct_url))), flush=True)
+        return 0
     if args.load_url:
         print(json.dumps(asyncio.run(_load_main(args.load_url, args.concurrency, args.calls_rate))), flush=True)
         return 0
     w, h = (int(x) for x in args.size.lower().split("x"))
     r = bench_console(args.events, args.duration, concurrency=args.concurrency, size=(w, h), refresh_hz=args.refresh_hz,
-                      calls_rate=args.calls_rate)
+                      calls_rate=args.calls_rate, one_caller=args.one_caller,
+                      gateway_process=args.gateway_process)
     if args.json:
         print(json.dumps(r, indent=2))
     else:

@@ -111,18 +111,22 @@ class CallTable(ScrollView, can_focus=True):
         self._width = 0
         self.empty_text = "no calls yet"
         self._styles: dict[str, Style] = {}
+        # A row's line, keyed by (call id, is-cursor): new calls push every row down one line each
+        # frame, so without this each visible row would be formatted again four times a second.
+        self._lines: dict[tuple[str, bool], Strip] = {}
 
     def notify_style_update(self) -> None:
         # Theme or CSS changed: drop the cached styles (computing them walks the DOM, too slow per line).
         self._styles = {}
+        self._lines = {}
         super().notify_style_update()
 
     def on_focus(self) -> None:
-        self._styles = {}
+        self._styles, self._lines = {}, {}
         self.refresh()
 
     def on_blur(self) -> None:
-        self._styles = {}
+        self._styles, self._lines = {}, {}
         self.refresh()
 
     def _style(self, name: str) -> Style:
@@ -171,6 +175,7 @@ class CallTable(ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         self._width = event.size.width
         self._cols = layout_columns(max(20, event.size.width - 1))
+        self._lines = {}
         self.virtual_size = Size(event.size.width, len(self._rows) + 1)
 
     def render_line(self, y: int) -> Strip:
@@ -190,6 +195,12 @@ class CallTable(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         row = self._rows[idx]
         cursor = idx == self.cursor
+        key = (row.ev.id, cursor)
+        line = self._lines.get(key)
+        if line is not None and line.cell_length == width:
+            return line
+        if len(self._lines) > 4 * max(10, self.size.height):
+            self._lines = {}  # bounded: only lines seen in the last few frames are worth keeping
         row_style = self._style("cursor-row") if cursor else base
         segs = []
         last = len(self._cols) - 1
@@ -197,7 +208,8 @@ class CallTable(ScrollView, can_focus=True):
             text = set_cell_size(row.cells[ci], w) + (" " if n < last else "")
             style = row_style + self._cell_style(ci, row)
             segs.append(Segment(text, style))
-        return Strip(segs).adjust_cell_length(width, row_style)
+        line = self._lines[key] = Strip(segs).adjust_cell_length(width, row_style)
+        return line
 
     def _cell_style(self, ci: int, row: CallRow) -> Style:
         key = COLUMNS[ci][0]

@@ -5,16 +5,23 @@ block sparklines, which is what makes an AIMD saw-tooth (limit cut by 30 %, then
 back) readable in ten rows. plotext draws outside Textual's CSS, so the colours it gets are
 taken from the theme by name (``primary``, ``accent``, ``error``...), never hard-coded.
 A chart is rebuilt only when its data, its size or the theme changed, and only while its
-pane is on screen.
+pane is on screen. plotext's coloured output is turned into Strips by ``ansi_to_strips``
+(plotext only ever emits a handful of SGR codes), which is several times cheaper than
+parsing it with ``Text.from_ansi`` and laying it out again, and keeps plotext's own
+background colours out of the picture: the background is always the theme's.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import plotext as plt  # imported with the console, not on the first visit to a graph pane (0.5 s)
+from rich.color import Color
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 from textual.widget import Widget
@@ -42,6 +49,58 @@ def downsample(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[list[f
         ox.append(xs[j])
         oy.append(ys[j])
     return ox, oy
+
+
+_SGR = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+def ansi_to_strips(ansi: str, base: Style, width: int) -> list[Strip]:
+    """One Strip per line of plotext output, ``width`` cells wide, on the ``base`` style.
+
+    Honours what plotext emits for a chart: reset, bold, and truecolor or 256-colour
+    foregrounds. Backgrounds are ignored on purpose (the theme's background shows through)."""
+    styles: dict[tuple[str | None, bool], Style] = {}
+
+    def style_of(fg: str | None, bold: bool) -> Style:
+        st = styles.get((fg, bold))
+        if st is None:
+            st = base + Style(color=Color.parse(fg) if fg else None, bold=bold or None)
+            styles[(fg, bold)] = st
+        return st
+
+    strips: list[Strip] = []
+    for line in ansi.split("\n"):
+        segs: list[Segment] = []
+        fg: str | None = None
+        bold = False
+        pos = 0
+        for m in _SGR.finditer(line):
+            if m.start() > pos:
+                segs.append(Segment(line[pos:m.start()], style_of(fg, bold)))
+            pos = m.end()
+            codes = m.group(1).split(";") if m.group(1) else ["0"]
+            i = 0
+            while i < len(codes):
+                c = codes[i]
+                if c in ("0", ""):
+                    fg, bold = None, False
+                elif c == "1":
+                    bold = True
+                elif c == "22":
+                    bold = False
+                elif c == "39":
+                    fg = None
+                elif c in ("38", "48") and i + 1 < len(codes):
+                    n = 5 if codes[i + 1] == "2" else 3  # 38;2;r;g;b or 38;5;n
+                    if c == "38":
+                        parts = codes[i + 2:i + n]
+                        fg = f"rgb({','.join(parts)})" if codes[i + 1] == "2" else f"color({parts[0]})"
+                    i += n - 1
+                i += 1
+        if pos < len(line):
+            segs.append(Segment(line[pos:], style_of(fg, bold)))
+        strips.append(Strip(segs).adjust_cell_length(width, base))
+    return strips
 
 
 def nice_ceiling(v: float) -> float:
@@ -109,18 +168,19 @@ class LineGraph(Widget):
         if key == self._key or self.size.width < 12 or self.size.height < 4:
             return
         self._key = key
-        text = self._render_chart()
+        width, base = self.size.width, self.rich_style
         console = self.app.console
-        opts = console.options.update_width(self.size.width)
-        base = self.rich_style
-        self._strips = [Strip(list(Segment.apply_style(line, base)), sum(seg.cell_length for seg in line))
-                        for line in console.render_lines(text, opts, pad=False)]
+        legend = [Strip(list(Segment.apply_style(line, base))).adjust_cell_length(width, base)
+                  for line in console.render_lines(self._legend(), console.options.update_width(width), pad=False)]
+        self._strips = legend + ansi_to_strips(self._render_chart(), base, width)
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
+        width = self.size.width
         if y < len(self._strips):
-            return self._strips[y].adjust_cell_length(self.size.width, self.rich_style)
-        return Strip.blank(self.size.width, self.rich_style)
+            strip = self._strips[y]
+            return strip if strip.cell_length == width else strip.adjust_cell_length(width, self.rich_style)
+        return Strip.blank(width, self.rich_style)
 
     def on_resize(self) -> None:
         self._key = None
@@ -139,9 +199,8 @@ class LineGraph(Widget):
             t.append(self._mark_label)
         return t
 
-    def _render_chart(self) -> Text:
-        import plotext as plt
-
+    def _render_chart(self) -> str:
+        """The chart (without the legend line) as plotext's ANSI text."""
         theme = self.app.current_theme
         w, h = self.size.width - 1, self.size.height - 1
         fig = plt.figure
@@ -175,9 +234,5 @@ class LineGraph(Widget):
         yt = [ytop * i / steps for i in range(steps + 1)]
         fig.ruler("y").ticks(yt, [_num(v) for v in yt])
         fig.ruler("y").lim(0, ytop)
-        chart = Text.from_ansi(fig.build().string())
         self.renders += 1
-        out = self._legend()
-        out.append("\n")
-        out.append_text(chart)
-        return out
+        return fig.build().string()
