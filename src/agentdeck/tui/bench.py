@@ -275,7 +275,7 @@ def _pct(xs: list[float], q: float) -> float:
 def _calls_phase(gt: Any, events_per_s: float, seconds: float, concurrency: int, rate: float,
                  direct_url: str = "") -> dict[str, float]:
     """The same call load and event flood, with no console subscribed: the baseline."""
-    feeder = Feeder(gt.bus, events_per_s).start() if isinstance(gt, _Embedded) else None
+    feeder = Feeder(gt.thread.bus, events_per_s).start() if isinstance(gt, _Embedded) else None
     load = CallLoad(gt.url, concurrency, rate, direct_url).start()
     time.sleep(seconds)
     result = load.stop()
