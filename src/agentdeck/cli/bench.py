@@ -12,7 +12,8 @@ SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky")
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", parents=parents, help="measure gateway overhead (and other scenarios) side by side")
     p.add_argument("--scenario", choices=SCENARIOS, default="gateway", help="what to measure (default: gateway)")
-    p.add_argument("--duration", type=float, default=5.0, metavar="S", help="seconds per measured round (default 5)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="seconds per measured round (default 5; console: seconds with the console open, default 30)")
     p.add_argument("--concurrency", type=int, default=32, metavar="C", help="keep-alive connections (default 32)")
     p.add_argument("--rounds", type=int, default=2, help="alternating direct/gateway rounds (default 2)")
     p.add_argument("--limits-off", action="store_true", help="gateway scenario: disable the AIMD limiter (for the on/off comparison)")
@@ -23,6 +24,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from agentdeck.errors import AgentdeckError
 
+    if args.duration is None:
+        args.duration = 30.0 if args.scenario == "console" else 5.0
     if args.duration <= 0 or args.concurrency < 1 or args.rounds < 1:
         raise AgentdeckError("--duration, --concurrency and --rounds must be positive")
     if args.scenario == "gateway":
@@ -45,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
               else format_aimd_report(result))
         return 0
     if args.scenario == "console":
-        from agentdeck.tui.bench import bench_console, format_console_report
+        from agentdeck.tui.bench import compare_console, format_comparison
 
-        result = bench_console(duration_s=args.duration)
-        print(json.dumps(result, indent=2) if args.json else format_console_report(result))
+        result = compare_console(duration_s=args.duration)
+        print(json.dumps(result, indent=2) if args.json else format_comparison(result))
         return 0
     from agentdeck.flaky.bench import bench_flaky, format_flaky_report
 

@@ -438,6 +438,27 @@ def format_console_report(r: dict[str, Any]) -> str:
     ])
 
 
+def compare_console(events_per_s: float = 1000.0, duration_s: float = 30.0) -> dict[str, Any]:
+    """The gateway issue's added latency with the console open, gateway on a thread and in a child process.
+
+    Both in one run, one after the other, so the two modes see the same machine."""
+    return {"thread": bench_console(events_per_s, duration_s, one_caller=True),
+            "process": bench_console(events_per_s, duration_s, one_caller=True, gateway_process=True)}
+
+
+def format_comparison(r: dict[str, Any]) -> str:
+    lines = []
+    for mode in ("thread", "process"):
+        lines += [format_console_report(r[mode]), ""]
+    lines.append("added latency, one caller (gateway minus direct; gateway targets: p50 <= 1 ms, p99 <= 3 ms):")
+    for mode, label in (("thread", "gateway on a thread (default)"), ("process", "gateway in a child process")):
+        w, c, k = (r[mode][x] for x in ("calls_without_console", "calls_with_console", "calls_with_console_keys"))
+        lines.append(f"  {label:<31} p50 {w['added_p50_ms']:.2f} -> {c['added_p50_ms']:.2f} ms watching, "
+                     f"{k['added_p50_ms']:.2f} ms switching panes; p99 {w['added_p99_ms']:.2f} -> "
+                     f"{c['added_p99_ms']:.2f} ms watching, {k['added_p99_ms']:.2f} ms switching panes")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m agentdeck.tui.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=float, default=1000.0, help="events per second fed to the console (default 1000)")
