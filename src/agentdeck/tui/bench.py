@@ -105,6 +105,19 @@ class CallLoad:
         return self.result
 
 
+async def _timed_call(http: Any, url: str, body: dict[str, Any], headers: dict[str, str]) -> float | None:
+    """One chat call; its latency in seconds, or None if it failed."""
+    import aiohttp
+
+    t = time.perf_counter()
+    try:
+        async with http.post(url + "/v1/chat/completions", json=body, headers=headers) as r:
+            await r.read()
+            return time.perf_counter() - t if r.status == 200 else None
+    except aiohttp.ClientError:
+        return None
+
+
 async def _load_main(url: str, concurrency: int, rate: float = 0.0) -> dict[str, float]:
     """The child process: keep ``concurrency`` calls in flight until a line arrives on stdin.
 
@@ -130,16 +143,11 @@ async def _load_main(url: str, concurrency: int, rate: float = 0.0) -> dict[str,
                     n += 1
                     if due > time.perf_counter():
                         await asyncio.sleep(due - time.perf_counter())
-                t = time.perf_counter()
-                try:
-                    async with http.post(url + "/v1/chat/completions", json=body, headers=headers) as r:
-                        await r.read()
-                        if r.status == 200:
-                            latencies.append(time.perf_counter() - t)
-                        else:
-                            errors += 1
-                except aiohttp.ClientError:
+                took = await _timed_call(http, url, body, headers)
+                if took is None:
                     errors += 1
+                else:
+                    latencies.append(took)
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
     wall = time.perf_counter() - t0
     return {"calls_per_s": round(len(latencies) / wall, 1), "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
@@ -167,13 +175,11 @@ async def _one_caller_main(url: str, direct_url: str) -> dict[str, float]:
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as b:
         while not stop.is_set():
             for http, target, headers, into in ((a, direct_url, direct_h, direct), (b, url, via_h, via)):
-                t = time.perf_counter()
-                async with http.post(target + "/v1/chat/completions", json=body, headers=headers) as r:
-                    await r.read()
-                    if r.status == 200:
-                        into.append(time.perf_counter() - t)
-                    else:
-                        errors += 1
+                took = await _timed_call(http, target, body, headers)
+                if took is None:
+                    errors += 1
+                else:
+                    into.append(took)
             await asyncio.sleep(0)
     wall = time.perf_counter() - t0
     ms = lambda xs, q: round(_pct(xs, q) * 1000, 3)  # noqa: E731
@@ -413,6 +419,14 @@ def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, con
     return result
 
 
+def _per_minute(samples: list[tuple[float, float]]) -> str:
+    """The first RSS sample of each minute, to see whether memory levels off."""
+    seen: dict[int, float] = {}
+    for t, mb in samples:
+        seen.setdefault(int(t // 60), mb)
+    return ", ".join(f"{minute}m {mb} MB" for minute, mb in sorted(seen.items()))
+
+
 def format_console_report(r: dict[str, Any]) -> str:
     k, m = r["key_latency_ms"], r["rss_mb"]
     w, c, ck = r["calls_without_console"], r["calls_with_console"], r["calls_with_console_keys"]
@@ -428,6 +442,7 @@ def format_console_report(r: dict[str, Any]) -> str:
         f"  console CPU      {r['console_cpu_cores']:.2f} cores watching, {r['console_cpu_cores_while_keys']:.2f} cores "
         f"while switching panes twice a second (main thread; gateway and feeder run on others)",
         f"  memory (RSS)     {m['start']} MB -> {m['end']} MB (max {m['max']} MB, {growth:+.1f} MB/min)",
+        *([f"  memory by minute {_per_minute(m['samples'])}"] if r["duration_s"] >= 120 else []),
         f"  gateway calls    ({'%g/s offered' % r['calls_rate'] if r['calls_rate'] else 'as fast as possible'}, "
         f"{r['concurrency']} in flight) without console {w['calls_per_s']}/s p50 {w['p50_ms']} ms p95 {w['p95_ms']} ms; "
         f"with the console watching {c['calls_per_s']}/s p50 {c['p50_ms']} ms p95 {c['p95_ms']} ms; "
