@@ -123,7 +123,10 @@ class RoutingPane(Vertical, LivePane):
             if self.filter_text:
                 rows = [r for r in rows if matches(r, self.filter_text)]
             self.table.set_rows(rows)
-        key = (self.calls.version, round(self.savings_usd, 4), len(self.table.rows), self.filter_text, self.coalesced)
+        # The width is part of the key: the line says more when wide, and its first build can
+        # come before layout (width 0), with nothing new arriving afterwards to rebuild it.
+        key = (self.calls.version, round(self.savings_usd, 4), len(self.table.rows), self.filter_text, self.coalesced,
+               summary.size.width >= 110)
         if key != self._summary_key:
             self._summary_key = key
             summary.update(summary.build(self.calls, self.savings_usd, len(self.table.rows), self.filter_text, self.coalesced),
