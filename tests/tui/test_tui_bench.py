@@ -23,6 +23,7 @@ def test_console_bench_runs_end_to_end(gateway_process: bool) -> None:
     before = sys.getswitchinterval()
     r = bench_console(300.0, 3.0, one_caller=True, gateway_process=gateway_process, calls_s=1.5)
     assert r["gateway"] == ("child process" if gateway_process else "thread")
+    assert r["events_per_s_sent"] > 100, "the feeder did not run"
     assert r["events_per_s_seen"] > 100, "the feeder's events did not reach the console"
     assert r["events_dropped"] == 0
     assert r["key_latency_ms"]["n"] >= 2

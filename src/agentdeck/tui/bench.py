@@ -214,7 +214,7 @@ class _ChildFeed:
 
     @property
     def sent(self) -> int:
-        return int((time.perf_counter() - self.child.t0) * self.child.per_s)
+        return self.child.count()
 
     def stop(self) -> None:
         pass
@@ -225,15 +225,21 @@ class _Child:
     1,000 events/s on the child's bus reach the console through ``/admin/events``."""
 
     def __init__(self, data_dir: Path, upstream: str, per_s: float) -> None:
-        self.per_s, self.data_dir = per_s, data_dir
+        self.data_dir = data_dir
         self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--serve-child", upstream,
                                       "--data-dir", str(data_dir), "--events", str(per_s)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
-        self.t0 = time.perf_counter()
         if not self.url.startswith("http"):
             raise RuntimeError("the gateway child process did not start")
+
+    def count(self) -> int:
+        """How many events the child's feeder has published so far (asked over its stdin)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("count\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
 
     def feeder(self, per_s: float) -> _ChildFeed:
         return _ChildFeed(self)
@@ -247,7 +253,10 @@ def _serve_child(upstream: str, data_dir: Path, per_s: float) -> int:
     gt = _gateway(data_dir, upstream)
     feeder = Feeder(gt.bus, per_s).start()
     print(gt.url, flush=True)
-    sys.stdin.readline()
+    for line in sys.stdin:
+        if line.strip() != "count":
+            break
+        print(feeder.sent, flush=True)
     feeder.stop()
     gt.stop()
     return 0
