@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from agentdeck.config import TIERS, RoutingConfig
 from agentdeck.routing import rules as R
@@ -66,30 +66,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 _QUANT = frozenset("?*{")
 
 
-def _split_alternatives(frag: str) -> list[str]:
-    out, depth, start, i = [], 0, 0, 0
-    while i < len(frag):
-        c = frag[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "[":
-            i = frag.index("]", i + 2) + 1
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            out.append(frag[start:i])
-            start = i + 1
-        i += 1
-    out.append(frag[start:])
-    return out
-
-
-def _group_end(frag: str, i: int) -> int:
-    """Index just past the group that opens at frag[i]."""
+def _structure(frag: str, i: int = 0) -> Iterator[tuple[int, str, int]]:
+    """The grouping characters of a regex fragment from ``i`` on: (index, "(" / ")" / "|", depth
+    after it), skipping escapes and character classes, where those characters are literal."""
     depth = 0
     while i < len(frag):
         c = frag[i]
@@ -99,13 +78,27 @@ def _group_end(frag: str, i: int) -> int:
         if c == "[":
             i = frag.index("]", i + 2) + 1
             continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+        if c in "()|":
+            depth += {"(": 1, ")": -1, "|": 0}[c]
+            yield i, c, depth
         i += 1
+
+
+def _split_alternatives(frag: str) -> list[str]:
+    out, start = [], 0
+    for i, c, depth in _structure(frag):
+        if c == "|" and depth == 0:
+            out.append(frag[start:i])
+            start = i + 1
+    out.append(frag[start:])
+    return out
+
+
+def _group_end(frag: str, i: int) -> int:
+    """Index just past the group that opens at frag[i]."""
+    for j, c, depth in _structure(frag, i):
+        if c == ")" and depth == 0:
+            return j + 1
     raise ValueError(f"unbalanced group in {frag!r}")
 
 
