@@ -14,6 +14,20 @@ GATEWAY_KEY = "gw-dev-SECRET-cccccccccccc"
 ADMIN_TOKEN = "admin-SECRET-dddddddddddd"
 
 
+class FakeClock:
+    """A clock the test moves by hand, for code that takes its clock as an argument
+    (time is an input of the ledger, the limiter and the anomaly detector, not what is tested)."""
+
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
 
 def gateway_config_dict(data_dir: Path, upstream_url: str, **sections: Any) -> dict[str, Any]:
     """A config with both protocols served by the mock, one caller key and an admin token."""

@@ -17,19 +17,7 @@ from agentdeck.bus import Alert, Bus, Subscription
 from agentdeck.cli import main
 from agentdeck.config import Config, parse_config
 from agentdeck.store import Store, db_path
-
-
-class FakeClock:
-    """A clock the test moves by hand (time is an input of the ledger, not the thing under test)."""
-
-    def __init__(self, t: float = 1_700_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, s: float) -> None:
-        self.t += s
+from deck_support import FakeClock
 
 
 def make_config(tmp_path: Path, **sections: Any) -> Config:

@@ -14,15 +14,7 @@ import httpx
 import pytest
 
 from agentdeck.budget.anomaly import AnomalyDetector
-from deck_support import GATEWAY_KEY
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
+from deck_support import GATEWAY_KEY, FakeClock
 
 
 @pytest.fixture
@@ -48,7 +40,7 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 def test_10x_burst_raises_p0_and_the_webhook_gets_it(make_gateway: Any, webhook: tuple[str, list[dict[str, Any]]]) -> None:
     url, received = webhook
     gw = make_gateway(alerts={"webhook_url": url, "dedupe_window_s": 300})
-    clock = Clock()
+    clock = FakeClock(1_000_000.0)
     gw.gateway.anomaly = AnomalyDetector(gw.cfg.anomaly, gw.bus, clock=clock)
     sub = gw.bus.subscribe("test", types={"alert"})
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}
