@@ -131,19 +131,30 @@ async def test_attached_console_shows_live_calls_stops_and_reconnects(tmp_path: 
         stop_serve(proc)
 
 
-def test_console_can_run_its_gateway_as_a_child_process(tmp_path: Path) -> None:
-    """`agentdeck console --gateway-process`: the gateway in its own process, reached like --attach."""
+async def test_console_can_run_its_gateway_as_a_child_process(tmp_path: Path, mock: Any) -> None:
+    """`agentdeck console --gateway-process`: the gateway in its own process, reached like --attach,
+    but owned by the console: the top bar says so and quitting while it serves asks first."""
     from agentdeck.cli.console import spawn_gateway
-    from agentdeck.config import parse_config
+    from agentdeck.config import load_config
 
-    cfg_path = tmp_path / "c.toml"
-    cfg_path.write_text(f'[gateway]\nport = 0\ndata_dir = "{tmp_path / "data"}"\n')
-    cfg = parse_config({"gateway": {"port": 0, "data_dir": str(tmp_path / "data")}}, str(cfg_path))
-    proc, url, token = spawn_gateway(cfg)
+    cfg = load_config(write_config(tmp_path, mock.url))
+    proc, url, token = await asyncio.to_thread(spawn_gateway, cfg)
     try:
-        st = httpx.get(url + "/admin/status", headers={"Authorization": f"Bearer {token}"}, timeout=5)
-        assert st.status_code == 200 and st.json()["stopped"] is False
         assert proc.pid != os.getpid()
+        engine = RemoteEngine(url, token, child=True)
+        app = ConsoleApp(engine, db_path=tmp_path / "data" / "agentdeck.db")
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: engine.connected)
+            r = await asyncio.to_thread(call, url)
+            assert r.status_code == 200
+            table = app.query_one(CallTable)
+            await wait_for(lambda: any(row.ev.id == r.headers["x-agentdeck-request-id"] for row in table.rows))
+            assert f"child process {url}" in str(app.topbar.render())
+            await wait_for(lambda: app.top.rps > 0)
+            await pilot.press("q")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, ConfirmScreen), "quitting stops the child gateway: it must ask first"
+            await pilot.press("escape")
     finally:
         proc.terminate()
         assert proc.wait(15) == 0

@@ -19,6 +19,7 @@ class ReplayEngine:
     """An engine fed by the test: ``push(events)``; commands are recorded and answered like a gateway."""
 
     mode = "embedded"
+    owns_gateway_process = True
     url = "http://127.0.0.1:8787"
 
     def __init__(self, events: Iterable[Event] = ()) -> None:

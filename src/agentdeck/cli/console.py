@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.gateway_process or cfg.tui.gateway == "process":
         proc, url, token = spawn_gateway(cfg)
         try:
-            app = ConsoleApp(RemoteEngine(url, token), tui=cfg.tui, theme=theme, db_path=db_path(cfg.gateway.data_dir),
+            app = ConsoleApp(RemoteEngine(url, token, child=True), tui=cfg.tui, theme=theme, db_path=db_path(cfg.gateway.data_dir),
                              project_dir=Path.cwd())
             app.run()
         finally:

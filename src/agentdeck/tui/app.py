@@ -167,7 +167,7 @@ class ConsoleApp(App[None]):
         if eng.mode == "embedded":
             link, ok = f"embedded {eng.url}", True
         elif eng.connected:
-            link, ok = f"attached {eng.url}", True
+            link, ok = f"{eng.mode} {eng.url}", True
         else:
             link, ok = f"reconnecting to {eng.url}: {eng.last_error or 'connecting'}", False
         recent = self.top.drops_seen if now - self.top.drops_at < DROPS_SHOWN_FOR_S else 0
@@ -324,11 +324,12 @@ class ConsoleApp(App[None]):
         self.notify("Traffic resumed.", severity="information", timeout=4)
 
     def action_request_quit(self) -> None:
-        serving = self.engine.mode == "embedded" and (self.top.rps > 0 or self.top.in_flight > 0)
+        serving = self.engine.owns_gateway_process and (self.top.rps > 0 or self.top.in_flight > 0)
         if not serving:
             self.exit()
             return
-        body = (f"The gateway runs inside this console and is serving traffic "
+        inside = "inside this console" if self.engine.mode == "embedded" else "as this console's child process"
+        body = (f"The gateway runs {inside} and is serving traffic "
                 f"({self.top.rps:.1f} req/s, {self.top.in_flight} in flight).\n"
                 f"Quitting stops it: agents will get connection errors.")
         self.push_screen(ConfirmScreen("Quit and stop the gateway?", body, "Quit", danger=True),

@@ -43,8 +43,9 @@ class EngineError(Exception):
 class Engine(Protocol):
     """What the console needs from a gateway."""
 
-    mode: str  # "embedded" or "attached"
+    mode: str  # "embedded", "attached", or "child process" (attached to a gateway this console started)
     url: str
+    owns_gateway_process: bool  # quitting the console stops the gateway (embedded, child process)
 
     @property
     def connected(self) -> bool: ...
@@ -82,6 +83,7 @@ class InProcessEngine:
     """The gateway in this process, on its own thread and event loop (``GatewayThread``)."""
 
     mode = "embedded"
+    owns_gateway_process = True
 
     def __init__(self, gateway_thread: "GatewayThread", *, owns_gateway: bool = True, maxlen: int = QUEUE_MAX) -> None:
         self._gt = gateway_thread
@@ -188,10 +190,12 @@ class InProcessEngine:
 class RemoteEngine:
     """A gateway in another process, through ``/admin/events`` and the admin API."""
 
-    mode = "attached"
-
     def __init__(self, url: str, admin_token: str, *, maxlen: int = QUEUE_MAX,
-                 backoff_s: tuple[float, float] = (0.25, 5.0)) -> None:
+                 backoff_s: tuple[float, float] = (0.25, 5.0), child: bool = False) -> None:
+        """``child``: the gateway is a child process of this console (``--gateway-process``), so it
+        goes away when the console quits; otherwise it is someone else's and keeps running."""
+        self.mode = "child process" if child else "attached"
+        self.owns_gateway_process = child
         self.url = url.rstrip("/")
         self._token = admin_token
         self._q: deque[Event] = deque()
