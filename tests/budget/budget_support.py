@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
+from deck_support import FakeClock
 
 from agentdeck.bus import Alert, Bus, Subscription
 from agentdeck.cli import main
 from agentdeck.config import Config, parse_config
 from agentdeck.store import Store, db_path
-from deck_support import FakeClock
 
 
 def make_config(tmp_path: Path, **sections: Any) -> Config:

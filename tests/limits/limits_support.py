@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import pytest
+from deck_support import FakeClock
 
 from agentdeck.bus import Bus, Subscription
 from agentdeck.config import LimitsConfig
 from agentdeck.limits import ProviderLimiter
-from deck_support import FakeClock
 
 
 @pytest.fixture
