@@ -17,6 +17,7 @@ from agentdeck.tui.theme import resolve_theme
 
 BIG, SMALL = (140, 45), (80, 24)
 DB_DIR = Path(tempfile.mkdtemp(prefix="agentdeck-tui-snapshots-"))
+PROJECT_DIR = Path("/srv/example-project")  # shown on the Flaky pane; never read (nothing is run)
 
 
 def scripted_app(theme: str | None = None) -> ConsoleApp:
@@ -27,7 +28,8 @@ def scripted_app(theme: str | None = None) -> ConsoleApp:
                  "batch-pipeline": {"day_usd": 2.95, "budget_usd": 150.0}, "aider": {"day_usd": 0.64, "budget_usd": None}},
         "spend": {"hour_usd": 47.6, "day_usd": 50.6}, "budget": {"hourly_usd": 50.0, "daily_usd": 1000.0},
     }
-    app = ConsoleApp(eng, theme=resolve_theme(theme) if theme else None, db_path=DB_DIR / "agentdeck.db")
+    app = ConsoleApp(eng, theme=resolve_theme(theme) if theme else None, db_path=DB_DIR / "agentdeck.db",
+                     project_dir=PROJECT_DIR)
     app.clock = lambda: T0 + 121
     return app
 
@@ -69,6 +71,14 @@ def test_budget_pane(snap_compare: Any) -> None:
 
 def test_budget_pane_light_small(snap_compare: Any) -> None:
     assert snap_compare(scripted_app("light"), terminal_size=SMALL, run_before=keys("3", wait=1.0))
+
+
+def test_diagnose_pane(snap_compare: Any) -> None:
+    assert snap_compare(scripted_app(), terminal_size=BIG, run_before=keys("4"))
+
+
+def test_flaky_pane(snap_compare: Any) -> None:
+    assert snap_compare(scripted_app(), terminal_size=BIG, run_before=keys("5"))
 
 
 def test_stop_modal(snap_compare: Any) -> None:
