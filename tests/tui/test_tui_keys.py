@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from tui_scripted import T0, ReplayEngine, make_request, scripted_events
+from tui_scripted import T0, ReplayEngine, make_request, make_tick, scripted_events
 from textual.widgets import Input, TabbedContent
 
 from agentdeck.tui.app import ConsoleApp
@@ -211,3 +211,28 @@ async def test_palette_exports_the_table_and_stops_traffic(tmp_path: Path) -> No
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert eng.commands[0][0] == "stop" and app.top.stopped
+
+
+async def test_sustained_heavy_traffic_embedded_suggests_a_gateway_process() -> None:
+    """Embedded, 10 s above 100 req/s brings one tip about --gateway-process; a dip resets the count."""
+    dip = [make_tick(i, rps=150.0) for i in range(6)] + [make_tick(6, rps=20.0)]
+    app, eng = app_with(dip)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause(0.5)
+        assert not app.suggested_gateway_process, "6 heavy seconds, then a dip: no tip yet"
+        eng.push([make_tick(i, rps=150.0) for i in range(7, 19)])
+        await pilot.pause(0.5)
+        assert app.suggested_gateway_process
+        tips = [n for n in app._notifications if n.title == "heavy traffic"]
+        assert len(tips) == 1 and "--gateway-process" in tips[0].message
+        eng.push([make_tick(i, rps=150.0) for i in range(19, 40)])
+        await pilot.pause(0.5)
+        assert len([n for n in app._notifications if n.title == "heavy traffic"]) == 1, "the tip comes once"
+
+
+async def test_no_heavy_traffic_tip_when_the_gateway_has_its_own_process() -> None:
+    app, eng = app_with([make_tick(i, rps=500.0) for i in range(30)])
+    eng.mode = "attached"
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.pause(0.5)
+        assert not app.suggested_gateway_process

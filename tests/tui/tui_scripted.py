@@ -97,9 +97,9 @@ def make_request(i: int, *, status: int = 200, ts: float | None = None, error: s
 
 
 def make_tick(i: int, *, rps_limit: float = 20.0, rate_limited: int = 0, stopped: bool = False,
-              hour: float | None = None) -> StatsTick:
+              hour: float | None = None, rps: float = 6.0) -> StatsTick:
     return StatsTick(
-        rps=6.0, in_flight=4, hour_usd=0.4 * i if hour is None else hour, day_usd=3.0 + 0.004 * i,
+        rps=rps, in_flight=4, hour_usd=0.4 * i if hour is None else hour, day_usd=3.0 + 0.004 * i,
         hourly_budget_usd=50.0, daily_budget_usd=1000.0, stopped=stopped, savings_usd=0.02 * i,
         providers={
             "anthropic": {"rps_limit": rps_limit, "slots_limit": int(rps_limit) + 4, "in_flight": 3 + i % 5,

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
 
+from agentdeck.bus import StatsTick
 from agentdeck.config import TuiConfig
 from agentdeck.tui import commands
 from agentdeck.tui.engine import Engine, EngineError
@@ -35,6 +36,10 @@ from agentdeck.tui.widgets.topbar import TopBar
 
 PANES = ("routing", "providers", "budget", "diagnose", "flaky")
 DROPS_SHOWN_FOR_S = 30.0
+# Embedded, the console and the gateway share one interpreter lock: fine for a dev session,
+# but under sustained heavy traffic the slowest calls pay for the console's frames. Past this
+# rate for this long, the console says once how to give the gateway a process of its own.
+HEAVY_RPS, HEAVY_FOR_S = 100.0, 10.0
 
 
 class ConsoleApp(App[None]):
@@ -80,6 +85,8 @@ class ConsoleApp(App[None]):
         self._generation_seen = 0
         self.pumps = 0
         self.events_seen = 0
+        self._heavy_since: float | None = None
+        self.suggested_gateway_process = False
         self.clock = time.time  # tests pin it, so "active in the last minutes" is deterministic
 
     # -- layout -----------------------------------------------------------------------------------
@@ -134,6 +141,7 @@ class ConsoleApp(App[None]):
                 t = ev.type
                 if t == "tick":
                     top.on_tick(ev)  # type: ignore[arg-type]
+                    self._watch_load(ev)  # type: ignore[arg-type]
                 elif t == "stop":
                     top.on_stop(ev)  # type: ignore[arg-type]
                 elif t == "alert":
@@ -161,6 +169,21 @@ class ConsoleApp(App[None]):
             assert isinstance(budget, BudgetPane)
             if budget.wants_status(now):
                 self._poll_status()
+
+    def _watch_load(self, tick: StatsTick) -> None:
+        if self.engine.mode != "embedded" or self.suggested_gateway_process:
+            return
+        if tick.rps < HEAVY_RPS:
+            self._heavy_since = None
+            return
+        if self._heavy_since is None:
+            self._heavy_since = tick.ts
+        elif tick.ts - self._heavy_since >= HEAVY_FOR_S:
+            self.suggested_gateway_process = True
+            self.notify(f"{tick.rps:,.0f} req/s through a gateway that shares this process with the console: "
+                        "its frames add 1-3 ms to the slowest 1% of calls. For heavy traffic start the console "
+                        "with --gateway-process (or [tui] gateway = \"process\" in the config) so the gateway "
+                        "gets a process of its own.", title="heavy traffic", severity="warning", timeout=20)
 
     def _draw_topbar(self, now: float) -> None:
         eng = self.engine
