@@ -118,8 +118,9 @@ class InProcessEngine:
         5 ms switch interval, a call that arrives while a frame is being composed waits up to
         5 ms at each of its wake-ups (request read, provider answer), which is what pushed the
         gateway's added p99 from ~3.5 ms to ~10 ms (``python -m agentdeck.tui.bench
-        --one-caller``). At 1 ms it stays near the no-console figure; shorter intervals cost
-        more in lock hand-offs than they save (0.2 ms tripled the median)."""
+        --one-caller``). At 1 ms the rise is 1-3 ms; shorter intervals cost more in lock
+        hand-offs than they save (0.5 ms doubled the median, 0.2 ms tripled it). Only a gateway
+        in its own process (``--gateway-process``) is untouched by the console."""
         before = sys.getswitchinterval()
         sys.setswitchinterval(min(before, GIL_SWITCH_S))
         try:
