@@ -225,6 +225,7 @@ async def test_sustained_heavy_traffic_embedded_suggests_a_gateway_process() -> 
         assert app.suggested_gateway_process
         tips = [n for n in app._notifications if n.title == "heavy traffic"]
         assert len(tips) == 1 and "--gateway-process" in tips[0].message
+        assert not tips[0].markup, "the tip names [tui] literally; as markup it would vanish"
         eng.push([make_tick(i, rps=150.0) for i in range(19, 40)])
         await pilot.pause(0.5)
         assert len([n for n in app._notifications if n.title == "heavy traffic"]) == 1, "the tip comes once"

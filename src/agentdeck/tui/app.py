@@ -116,7 +116,7 @@ class ConsoleApp(App[None]):
         self.run_worker(self.engine.run(), name="engine", exclusive=True, group="engine")
         self._pump()
         if self.banner:
-            self.notify(self.banner, title="agentdeck", timeout=8)
+            self.notify(self.banner, title="agentdeck", timeout=8, markup=False)
 
     async def on_unmount(self) -> None:
         self._pump_timer.stop()
@@ -183,7 +183,8 @@ class ConsoleApp(App[None]):
             self.notify(f"{tick.rps:,.0f} req/s through a gateway that shares this process with the console: "
                         "its frames add 1-3 ms to the slowest 1% of calls. For heavy traffic start the console "
                         "with --gateway-process (or [tui] gateway = \"process\" in the config) so the gateway "
-                        "gets a process of its own.", title="heavy traffic", severity="warning", timeout=20)
+                        "gets a process of its own.", title="heavy traffic", severity="warning", timeout=20,
+                        markup=False)  # "[tui]" is text here, not a markup tag
 
     def _draw_topbar(self, now: float) -> None:
         eng = self.engine
@@ -315,7 +316,7 @@ class ConsoleApp(App[None]):
         try:
             await self.engine.stop(reason)
         except EngineError as e:
-            self.notify(f"STOP FAILED: {e}", severity="error", timeout=15)
+            self.notify(f"STOP FAILED: {e}", severity="error", timeout=15, markup=False)
             return
         self.top.stopped, self.top.stop_reason, self.top.stop_actor = True, reason, "console"
         self.top.stop_since = time.time()
@@ -338,7 +339,7 @@ class ConsoleApp(App[None]):
         try:
             await self.engine.resume()
         except EngineError as e:
-            self.notify(f"Resume failed: {e}", severity="error", timeout=15)
+            self.notify(f"Resume failed: {e}", severity="error", timeout=15, markup=False)
             return
         self.top.stopped = False
         self.top.stop_reason = self.top.stop_actor = None

@@ -54,4 +54,4 @@ def export_calls(app: "ConsoleApp") -> None:
         w.writerow(EXPORT_FIELDS)
         for r in rows:
             w.writerow([getattr(r.ev, k) for k in EXPORT_FIELDS])
-    app.notify(f"Exported {len(rows)} calls to {path}", timeout=8)
+    app.notify(f"Exported {len(rows)} calls to {path}", timeout=8, markup=False)
