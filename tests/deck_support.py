@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -12,6 +13,16 @@ PROVIDER_KEY_ANTHROPIC = "sk-ant-provider-SECRET-aaaaaaaaaaaa"
 PROVIDER_KEY_OPENAI = "sk-provider-SECRET-bbbbbbbbbbbbbbbb"
 GATEWAY_KEY = "gw-dev-SECRET-cccccccccccc"
 ADMIN_TOKEN = "admin-SECRET-dddddddddddd"
+
+
+async def wait_for(cond: Any, timeout: float = 8.0) -> None:
+    """Poll ``cond`` on the running loop until it holds; fail the test after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
 
 
 class FakeClock:

@@ -8,12 +8,12 @@ from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp import web
-
-from agentdeck.bus import Alert, Bus
-from agentdeck.budget.alerts import AlertSink, secrets_of
-from agentdeck.config import AlertsConfig
-
 from budget_support import make_config
+from deck_support import wait_for
+
+from agentdeck.budget.alerts import AlertSink, secrets_of
+from agentdeck.bus import Alert, Bus
+from agentdeck.config import AlertsConfig
 
 
 class Hook:
@@ -47,14 +47,6 @@ async def hook() -> AsyncIterator[Hook]:
     h.url = f"http://127.0.0.1:{port}/hook"
     yield h
     await runner.cleanup()
-
-
-async def wait_for(cond: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def test_posts_retries_after_500_and_dedupes(hook: Hook) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from deck_support import wait_for
 
 from agentdeck.tui.app import ConsoleApp
 from agentdeck.tui.engine import RemoteEngine
@@ -76,14 +77,6 @@ def call(url: str) -> httpx.Response:
     return httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {KEY}"}, timeout=10,
                       json={"model": "auto", "max_tokens": 20, "messages": [{"role": "user", "content": "fix the typo"}]})
 
-
-async def wait_for(cond: Any, timeout: float = 8.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_attached_console_shows_live_calls_stops_and_reconnects(tmp_path: Path, mock: Any) -> None:

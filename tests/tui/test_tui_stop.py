@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from deck_support import wait_for
 
 from agentdeck.tui.app import ConsoleApp
 from agentdeck.tui.engine import InProcessEngine
@@ -24,14 +25,6 @@ def chat(gw: Any) -> Any:
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key_of(gw), max_retries=0, timeout=10)
     return client.chat.completions.create(model="fast", max_tokens=20, messages=[{"role": "user", "content": "list files"}])
 
-
-async def wait_for(cond: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_stop_modal_confirm_refuses_calls_and_resume_lets_them_through(make_gateway: Any) -> None:
