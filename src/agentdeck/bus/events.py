@@ -157,7 +157,4 @@ def event_from_dict(d: dict[str, Any]) -> Event | None:
     if cls is None:
         return None
     names = _FIELDS[cls]
-    d = {k: v for k, v in d.items() if k != "type"}
-    if not names.issuperset(d):
-        d = {k: v for k, v in d.items() if k in names}
-    return cls(**d)
+    return cls(**{k: v for k, v in d.items() if k in names})
