@@ -30,9 +30,16 @@ class PaneApp(App[None]):
 
 
 async def click(pilot: Pilot[None], selector: str) -> None:
-    """Scroll the widget into view first: a real user scrolls too."""
-    pilot.app.query_one(selector).scroll_visible(animate=False)
+    """Scroll the widget into view first: a real user scrolls too.
+
+    A Textual button ignores clicks for 0.2 s after a press (its "-active" effect), so clicking
+    the same button again (Yes, Yes, Yes) waits for that to end, as a person would; otherwise
+    the second click is dropped whenever the machine happens to be fast."""
+    widget = pilot.app.query_one(selector)
+    widget.scroll_visible(animate=False)
     await pilot.pause()
+    while widget.has_class("-active"):
+        await pilot.pause(0.05)
     await pilot.click(selector)
     await pilot.pause()
 
