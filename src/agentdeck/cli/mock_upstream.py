@@ -22,7 +22,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         parents=parents,
         help="run the simulated LLM provider (OpenAI + Anthropic protocols, streaming and not)",
         description="Serve a mock provider that the official openai/anthropic SDKs cannot tell from the real one. "
-        "Magic words in the last user message script single requests (see docs/sections/mock-upstream.md).",
+        "Magic words in the last user message script single requests (see docs/mock-upstream.md).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to bind, 0 = any free port (default {DEFAULT_PORT})")

@@ -3,7 +3,7 @@
 Both speak the same protocol (see ``protocol.py``): the runner launches a *job* (an order of
 test indices, a seed, perturbations, a number of simultaneous copies) and reads JSON
 records back from one pipe. Which engine is faster is measured by ``bench.py``; the
-numbers are in docs/sections/flaky.md.
+numbers are in docs/flaky.md.
 """
 
 from __future__ import annotations

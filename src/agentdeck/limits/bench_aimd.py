@@ -25,7 +25,7 @@ from agentdeck.limits.limiter import ProviderLimiter, Throttled
 from agentdeck.limits.retry import RetryPolicy
 from agentdeck.limits.virtual_loop import VirtualTimeLoop
 
-#: AIMD settings the scenario uses unless told otherwise; see docs/sections/limits.md for why.
+#: AIMD settings the scenario uses unless told otherwise; see docs/performance.md, "The AIMD control loop", for why.
 RECOMMENDED_DECREASE = 0.85
 RECOMMENDED_INCREASE_SHARE = 0.05
 RECOMMENDED_INCREASE_EVERY_S = 10.0
@@ -432,7 +432,7 @@ def format_aimd_report(result: dict[str, Any]) -> str:
             f"    {'x%g, +%g / %gs' % (cfg['decrease'], cfg['increase'], cfg['increase_every_s']):24}{a[0]:>14}{a[1]:>14}{a[2]:>14}",
             f"    {'x%g, +%g / %gs' % (oc['decrease'], oc['increase'], oc['increase_every_s']):24}{b[0]:>14}{b[1]:>14}{b[2]:>14}",
             "    (a x0.7 cut with linear recovery averages about 0.85 N: the contract defaults sit on",
-            "     the goodput target; see docs/sections/limits.md)",
+            "     the goodput target; see docs/performance.md)",
         ]
     if "overhead" in result:
         lines += ["", format_overhead_report(result["overhead"])]

@@ -1,7 +1,7 @@
 """How long `classify` takes: `python -m agentdeck.routing.bench`.
 
 Why a script and not a test: timings on a shared CI machine are noise, so the figure in
-docs/sections/routing.md is reproduced by hand with this: process CPU time, best of 7 per prompt.
+docs/routing.md is reproduced by hand with this: process CPU time, best of 7 per prompt.
 """
 
 from __future__ import annotations

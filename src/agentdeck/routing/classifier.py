@@ -13,7 +13,7 @@ The seed's template is one list of regexes per tier with "smart wins". That send
 Only the head and tail of a long message are scanned (the instruction is usually at the
 start, a question after a pasted log at the end), and pasted code blocks are ignored: the
 words inside someone's stack trace are material, not the task. Everything is compiled once
-at import; a typical prompt classifies in tens of microseconds (see docs/sections/routing.md).
+at import; a typical prompt classifies in tens of microseconds (see docs/routing.md).
 """
 
 from __future__ import annotations
