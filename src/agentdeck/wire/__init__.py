@@ -1,0 +1,1 @@
+"""The wire layer: one module per protocol, and the SSE codec they share."""
