@@ -13,11 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agentdeck.errors import ConfigError
+from agentdeck.providers.presets import (DEFAULT_PROVIDER_SECTIONS, PRESETS, fill_preset, preset_names,
+                                         price_provider_for)
+from agentdeck.providers.urls import check_base_url, endpoint_prefix, join_endpoint
 
-Protocol = Literal["openai", "anthropic"]
+ProtocolName = Literal["openai", "anthropic"]
 TIERS: tuple[str, ...] = ("fast", "balanced", "smart")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -120,21 +124,89 @@ class BreakerConfig(_Strict):
 
 
 class ProviderConfig(_Strict):
-    protocol: Protocol
+    """One upstream: how to reach it (protocol, base_url, key) and which models it serves.
+
+    `preset` fills protocol, base_url and api_key_env for a known OpenAI-compatible host; keys
+    written in the section win over it. The upstream URL prefix is computed here, once, so the
+    request path only appends the endpoint (see agentdeck.providers.urls).
+    """
+
+    preset: str | None = Field(None, description="a known OpenAI-compatible host: " + ", ".join(PRESETS))
+    protocol: ProtocolName
     base_url: str
     api_key: str = ""
-    models: list[str] = Field(default_factory=list)
+    api_key_env: str = Field("", description="the environment variable the key is read from when api_key is not set")
+    models: list[str] = Field(default_factory=list, description="model names and fnmatch globs (claude-*, o[0-9]*)")
     fallback: str | None = Field(None, description="another provider of the same protocol")
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
+    _prefix: str = PrivateAttr("")
+    _urls: dict[str, str] = PrivateAttr(default_factory=dict)
+    _price_provider: str = PrivateAttr("")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        name = data["preset"]
+        if not isinstance(name, str) or name not in PRESETS:
+            err = PydanticCustomError("unknown_preset", "unknown preset {preset}; presets are {known}",
+                                      {"preset": repr(name), "known": preset_names()})
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(type=err, loc=("preset",), input=name)])
+        out = fill_preset(data)
+        # Built in code rather than parsed from a file: read the preset's variable here
+        # (parse_config puts a "${NAME}" reference in place instead, expanded with its environ).
+        if "api_key" not in out and out.get("api_key_env"):
+            out["api_key"] = os.environ.get(out["api_key_env"], "")
+        return out
+
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v.rstrip("/")
+        return check_base_url(v)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if v and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be an environment variable name (letters, digits, _)")
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _model_entries(cls, v: list[str]) -> list[str]:
+        for i, entry in enumerate(v):
+            if not entry.strip():
+                raise ValueError(f"entry {i} is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _precompute(self) -> "ProviderConfig":
+        self._prefix = endpoint_prefix(self.protocol, self.base_url)
+        self._urls = {}
+        self._price_provider = price_provider_for(self.preset, self.protocol, self.base_url)
+        return self
+
+    def url_for(self, path: str) -> str:
+        """The upstream URL for a client endpoint path ("/v1/chat/completions", "/v1/messages", ...)."""
+        try:
+            return self._urls[path]
+        except KeyError:
+            url = self._urls[path] = join_endpoint(self.protocol, self._prefix, path)
+            return url
+
+    @property
+    def is_local(self) -> bool:
+        """A model server on the user's machine (ollama, vllm presets): priced $0 unless configured."""
+        return self.preset is not None and PRESETS[self.preset].local
+
+    @property
+    def price_provider_id(self) -> str:
+        """The genai-prices provider id this provider's models are priced under."""
+        return self._price_provider
 
 
 class TierModels(_Strict):
@@ -187,20 +259,37 @@ class TuiConfig(_Strict):
 
 
 def _default_providers() -> dict[str, ProviderConfig]:
-    return {
-        "anthropic": ProviderConfig(
-            protocol="anthropic",
-            base_url="https://api.anthropic.com",
-            api_key="${ANTHROPIC_API_KEY}",
-            models=["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"],
-        ),
-        "openai": ProviderConfig(
-            protocol="openai",
-            base_url="https://api.openai.com",
-            api_key="${OPENAI_API_KEY}",
-            models=["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-5", "gpt-5-mini"],
-        ),
-    }
+    """Anthropic and OpenAI with globs, so Claude Code's and Codex's default models work unconfigured.
+
+    Keys come from ANTHROPIC_API_KEY / OPENAI_API_KEY (parse_config expands them with its environ).
+    """
+    return {name: ProviderConfig.model_validate(section) for name, section in DEFAULT_PROVIDER_SECTIONS.items()}
+
+
+def _prepare_provider_sections(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill presets and turn api_key_env into a "${NAME}" reference, before environment expansion.
+
+    Why before: then a preset's key is read from the same environment as every other
+    "${NAME}", and `api_key_env` records which variable a key comes from (for the start-up
+    warning), also when the section wrote `api_key = "${NAME}"` itself.
+    """
+    providers = data.get("providers", DEFAULT_PROVIDER_SECTIONS)
+    if not isinstance(providers, dict):
+        return data
+    out: dict[str, Any] = {}
+    for name, section in providers.items():
+        if not isinstance(section, dict):
+            out[name] = section
+            continue
+        s = fill_preset(section)
+        env_name = s.get("api_key_env")
+        key = s.get("api_key")
+        if "api_key" not in s and isinstance(env_name, str) and env_name:
+            s["api_key"] = "${" + env_name + "}"
+        elif isinstance(key, str) and not env_name and (refs := _ENV_REF.findall(key)):
+            s["api_key_env"] = refs[0]
+        out[name] = s
+    return {**data, "providers": out}
 
 
 class Config(_Strict):
@@ -224,6 +313,8 @@ class Config(_Strict):
             raise ValueError(f"keys: duplicate key name {sorted(dupes)[0]!r}")
         for name, p in self.providers.items():
             if p.fallback is not None:
+                if p.fallback == name:
+                    raise ValueError(f"providers.{name}.fallback: a provider cannot be its own fallback")
                 fb = self.providers.get(p.fallback)
                 if fb is None:
                     raise ValueError(f"providers.{name}.fallback: no provider named {p.fallback!r}")
@@ -233,10 +324,10 @@ class Config(_Strict):
 
     # -- lookups used on the request path (cheap dict reads, built once) -----------------
     def provider_for_model(self, model: str) -> str | None:
-        for name, p in self.providers.items():
-            if model in p.models:
-                return name
-        return None
+        """The first provider (any protocol) whose `models` patterns match; the gateway uses a ModelMatcher."""
+        from agentdeck.providers.matching import ModelMatcher
+
+        return ModelMatcher(self.providers).any_provider_for(model)
 
     def key_by_secret(self) -> dict[str, KeyConfig]:
         return {k.key: k for k in self.keys}
@@ -291,7 +382,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>", environ: dict[s
     """Validate an already-parsed TOML document."""
     env = os.environ if environ is None else environ
     raw = data
-    data = expand_env(data, environ)
+    data = expand_env(_prepare_provider_sections(data), environ)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:

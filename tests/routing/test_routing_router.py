@@ -44,9 +44,9 @@ def test_tier_aliases_and_explicit_models(router: Router) -> None:
 
 def test_unknown_model_raises_a_user_error(router: Router) -> None:
     with pytest.raises(UnknownModel) as e:
-        router.resolve("gpt-17-ultra", "openai", GREP, 10, 0.0)
-    assert e.value.model == "gpt-17-ultra" and isinstance(e.value, AgentdeckError)
-    assert "gpt-17-ultra" in str(e.value)
+        router.resolve("mistral-17-ultra", "openai", GREP, 10, 0.0)
+    assert e.value.model == "mistral-17-ultra" and isinstance(e.value, AgentdeckError)
+    assert "mistral-17-ultra" in str(e.value)
 
 
 def test_a_tier_with_no_model_for_the_protocol_is_an_unknown_model(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """From the model a client asked for to the model the gateway calls.
 
-`auto` is classified, the tier aliases pick a tier, a configured model name passes through.
+`auto` is classified, the tier aliases pick a tier, a model a provider's `models` patterns
+match (agentdeck.providers.matching: exact names, globs, dated snapshots) passes through.
 Past `routing.downgrade_at` of a budget, `auto` drops a tier (smart -> balanced -> fast)
 so an agent keeps working on the cheaper models instead of hitting the hard stop. Explicit
 requests (an alias or a model name) are never downgraded: the caller chose.
@@ -11,17 +12,16 @@ the gateway can announce a downgrade once when it starts and once when it ends.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
 from agentdeck.bus.events import BudgetDowngrade
 from agentdeck.config import TIERS, Config
 from agentdeck.errors import AgentdeckError
+from agentdeck.providers.matching import ModelMatcher, snapshot_base
 from agentdeck.routing.classifier import Rules, classify
 
 ALIASES: tuple[str, ...] = ("auto", *TIERS)
-_DATED = re.compile(r"^(.*?)-(?:\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 
 
 class RoutingError(AgentdeckError):
@@ -66,7 +66,7 @@ class Router:
                 if model:
                     self._table[(tier, protocol)] = model
                     self._tier_of.setdefault(model, tier)
-        self._configured = {m for p in cfg.providers.values() for m in p.models} | set(self._tier_of)
+        self.matcher = ModelMatcher(cfg.providers)
 
     # -- tiers -----------------------------------------------------------------------------
     @staticmethod
@@ -94,20 +94,33 @@ class Router:
         """The tier whose model this is (dated names like claude-sonnet-4-5-20250929 included)."""
         tier = self._tier_of.get(model)
         if tier is None:
-            m = _DATED.match(model)
-            if m:
-                tier = self._tier_of.get(m.group(1))
+            base = snapshot_base(model)
+            if base is not None:
+                tier = self._tier_of.get(base)
         return tier
 
     def is_known(self, model: str) -> bool:
-        if model in ALIASES or model in self._configured:
-            return True
-        m = _DATED.match(model)
-        return bool(m and m.group(1) in self._configured)
+        """An alias, a tier model, or a model some provider (of any protocol) matches."""
+        return model in ALIASES or self.tier_of(model) is not None or self.matcher.serves(model)
+
+    def model_rows(self) -> list[tuple[str, str]]:
+        """(model, owner) for GET /v1/models: the aliases, every exact `models` entry, then tier models.
+
+        Glob entries are not listed (a pattern is not a model id); the owner of a tier model is the
+        provider that would serve it, or "agentdeck" when none matches it.
+        """
+        rows = [(a, "agentdeck") for a in ALIASES]
+        listed = self.matcher.listed_models()
+        rows.extend(listed)
+        seen = {m for m, _ in listed}
+        for model in self._tier_of:
+            if model not in seen:
+                rows.append((model, self.matcher.any_provider_for(model) or "agentdeck"))
+        return rows
 
     def models(self) -> list[str]:
-        """Configured models plus the aliases, for GET /v1/models."""
-        return [*ALIASES, *sorted(self._configured)]
+        """The aliases first, then listed and tier models (sorted), for GET /v1/models."""
+        return [*ALIASES, *sorted({m for m, _ in self.model_rows()[len(ALIASES):]})]
 
     # -- resolution --------------------------------------------------------------------------
     def resolve(self, model_requested: str, protocol: str, text: str, context_tokens: int, budget_share: float) -> Route:
@@ -126,7 +139,7 @@ class Router:
                          f"the client asked for the {model_requested} tier")
         if self.is_known(model_requested):
             return Route(self.tier_of(model_requested), model_requested, "explicit", "the client named this model")
-        raise UnknownModel(model_requested)
+        raise UnknownModel(model_requested, self.matcher.explain_missing(model_requested, protocol))
 
     # -- escalation --------------------------------------------------------------------------
     def escalation(self, route: Route, escalations: Sequence[str], protocol: str, problem: str) -> Route | None:
