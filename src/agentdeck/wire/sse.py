@@ -20,8 +20,8 @@ forwarded; and `flush()` returns a last block that lacks its blank line, which a
 browser would drop, so the caller decides what to do with a truncated stream.
 
 Every streamed byte goes through `SSEDecoder.feed`, so the common case (LF-only
-framing, one `data:` line per block) is a `bytes.find` and a slice; CR framing
-takes a precompiled regex search per block. Neither path loops per byte in Python.
+framing, one `data:` line per block) is a `bytes.find` and a slice, and so is
+CRLF-only framing; CR or mixed framing takes a precompiled regex search per block. Neither path loops per byte in Python.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ class SSEDecoder:
             pos = 0
         if b"\r" not in buf:
             pos = self._scan_lf(buf, pos, events)
+        elif buf.count(b"\r\n") == buf.count(b"\r") == buf.count(b"\n"):
+            pos = self._scan_crlf(buf, pos, events)
         else:
             pos = self._scan_any(buf, pos, events)
         self._buf = buf[pos:] if pos else buf
@@ -148,6 +150,24 @@ class SSEDecoder:
                 append(self._parse(block, body - pos, end - pos))
             pos = end + 2
 
+    def _scan_crlf(self, buf: bytes, pos: int, events: list[SSEEvent]) -> int:
+        """CRLF-only framing (every CR and LF pairs up): cut blocks at b"\\r\\n\\r\\n"."""
+        find = buf.find
+        append = events.append
+        while True:
+            body = pos
+            if buf.startswith(b"\r\n", pos):
+                body = _LEADING_BLANKS.match(buf, pos).end()
+            end = find(b"\r\n\r\n", body)
+            if end < 0:
+                return pos
+            block = buf[pos : end + 4]
+            if body == pos and block.startswith(b"data: ") and block.find(b"\r", 6) == len(block) - 4:
+                append(SSEEvent(block, None, block[6:-4]))
+            else:
+                append(self._parse(block, body - pos, end - pos))
+            pos = end + 4
+
     def _scan_any(self, buf: bytes, pos: int, events: list[SSEEvent]) -> int:
         """Any framing (CR, CRLF, mixed): cut blocks at a regex-found blank line."""
         search = _BLANK_LINE.search
@@ -166,10 +186,12 @@ class SSEDecoder:
     def _parse(self, block: bytes, start: int, stop: int) -> SSEEvent:
         """Read the fields of `block[start:stop]` (its lines, terminators excluded)."""
         text = block[start:stop]
-        if b"\r" in text:
-            lines = _ANY_LINE_END.split(text)
-        else:
+        if b"\r" not in text:
             lines = text.split(b"\n")
+        elif text.count(b"\r") == text.count(b"\n") == text.count(b"\r\n"):
+            lines = text.split(b"\r\n")
+        else:
+            lines = _ANY_LINE_END.split(text)
         event: str | None = None
         data: list[bytes] | None = None
         event_id: str | None = None
