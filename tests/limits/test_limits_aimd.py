@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable
 from agentdeck.bus import Bus, LimitChanged, ProviderThrottled, Subscription
 from agentdeck.config import LimitsConfig
 from agentdeck.limits import ProviderLimiter
-from agentdeck.limits.virtual_loop import run_virtual
+from agentdeck.bench.virtual_loop import run_virtual
 
 if TYPE_CHECKING:
     from limits_support import FakeClock

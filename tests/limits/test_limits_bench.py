@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from agentdeck.limits.bench_aimd import (
+from agentdeck.bench.aimd import (
     bench_limiter_overhead,
     contract_limits,
     format_aimd_report,
     format_overhead_report,
     run_aimd_scenario,
 )
-from agentdeck.limits.virtual_loop import SimulationStalled, run_virtual
+from agentdeck.bench.virtual_loop import SimulationStalled, run_virtual
 
 
 def test_virtual_loop_skips_time_without_sleeping() -> None:

@@ -11,7 +11,7 @@ import pytest
 from agentdeck.bus import Bus
 from agentdeck.config import LimitsConfig
 from agentdeck.limits import ProviderLimiter, parse_go_duration, parse_rate_limit_headers, parse_reset
-from agentdeck.limits.virtual_loop import run_virtual
+from agentdeck.bench.virtual_loop import run_virtual
 
 EPOCH = 1_800_000_000.0
 

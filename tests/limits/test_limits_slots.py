@@ -10,7 +10,7 @@ import pytest
 from agentdeck.bus import Bus
 from agentdeck.config import LimitsConfig
 from agentdeck.limits import ProviderLimiter, Throttled
-from agentdeck.limits.virtual_loop import run_virtual
+from agentdeck.bench.virtual_loop import run_virtual
 
 MakeLimiter = Callable[..., ProviderLimiter]
 

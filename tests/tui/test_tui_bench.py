@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agentdeck.tui.app import ConsoleApp
-from agentdeck.tui.bench import bench_console, format_comparison
+from agentdeck.bench.console import bench_console, format_comparison
 from agentdeck.tui.engine import GIL_SWITCH_S, InProcessEngine
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from typing import Any
 
 SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky")
+# psutil is the `bench` extra: only these scenarios read process CPU and memory with it.
+NEEDS_PSUTIL = ("gateway", "clients", "console")
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -28,32 +31,35 @@ def run(args: argparse.Namespace) -> int:
         args.duration = 30.0 if args.scenario == "console" else 5.0
     if args.duration <= 0 or args.concurrency < 1 or args.rounds < 1:
         raise AgentdeckError("--duration, --concurrency and --rounds must be positive")
+    if args.scenario in NEEDS_PSUTIL and importlib.util.find_spec("psutil") is None:
+        raise AgentdeckError(f"agentdeck bench --scenario {args.scenario} measures processes with psutil, which is not "
+                             "installed: pip install 'agentdeck[bench]'")
     if args.scenario == "gateway":
-        from agentdeck.gateway.bench import format_gateway_report, run_gateway_bench
+        from agentdeck.bench.gateway import format_gateway_report, run_gateway_bench
 
         result = run_gateway_bench(args.duration, args.concurrency, args.rounds, limits=not args.limits_off)
         print(json.dumps(result, indent=2) if args.json else format_gateway_report(result))
         return 0
     if args.scenario == "clients":
-        from agentdeck.gateway.bench import format_client_report, run_client_bench
+        from agentdeck.bench.gateway import format_client_report, run_client_bench
 
         result = run_client_bench(args.duration, args.concurrency, args.rounds)
         print(json.dumps(result, indent=2) if args.json else format_client_report(result))
         return 0
     if args.scenario == "aimd":
-        from agentdeck.limits.bench_aimd import format_aimd_report, run_aimd_scenario
+        from agentdeck.bench.aimd import format_aimd_report, run_aimd_scenario
 
         result = run_aimd_scenario()
         print(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2, default=str) if args.json
               else format_aimd_report(result))
         return 0
     if args.scenario == "console":
-        from agentdeck.tui.bench import compare_console, format_comparison
+        from agentdeck.bench.console import compare_console, format_comparison
 
         result = compare_console(duration_s=args.duration)
         print(json.dumps(result, indent=2) if args.json else format_comparison(result))
         return 0
-    from agentdeck.flaky.bench import bench_flaky, format_flaky_report
+    from agentdeck.bench.flaky import bench_flaky, format_flaky_report
 
     result = bench_flaky()
     print(json.dumps(result, indent=2) if args.json else format_flaky_report(result))

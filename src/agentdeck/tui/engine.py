@@ -117,7 +117,7 @@ class InProcessEngine:
         The embedded gateway and the console share one interpreter lock. With CPython's default
         5 ms switch interval, a call that arrives while a frame is being composed waits up to
         5 ms at each of its wake-ups (request read, provider answer), which is what pushed the
-        gateway's added p99 from ~3.5 ms to ~10 ms (``python -m agentdeck.tui.bench
+        gateway's added p99 from ~3.5 ms to ~10 ms (``python -m agentdeck.bench.console
         --one-caller``). At 1 ms the rise is 1-3 ms; shorter intervals cost more in lock
         hand-offs than they save (0.5 ms doubled the median, 0.2 ms tripled it). Only a gateway
         in its own process (``--gateway-process``) is untouched by the console."""

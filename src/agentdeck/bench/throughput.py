@@ -1,4 +1,4 @@
-"""Throughput sanity check for the mock provider: ``python -m agentdeck.sim.throughput``.
+"""Throughput sanity check for the mock provider: ``python -m agentdeck.bench.throughput``.
 
 Why: the gateway benchmark needs the mock to serve well over 3,000 non-streamed requests/s on
 one core, or the mock (not the gateway) would be what the benchmark measures. This starts the
@@ -64,7 +64,7 @@ async def _drive(host: str, port: int, req: bytes, seconds: float, concurrency: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agentdeck.sim.throughput", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m agentdeck.bench.throughput", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="duration per endpoint (default 3)")
     ap.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (default 32)")
     ap.add_argument("--latency-ms", type=float, default=0.0, help="mock latency per request (default 0)")

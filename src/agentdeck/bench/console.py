@@ -9,7 +9,7 @@ thread and the event feeder on a third, so the main thread's CPU time is the con
 CPU. The gateway's throughput is measured under the same call load with and without the
 console open.
 
-Run: ``python -m agentdeck.tui.bench --events 1000 --duration 60`` (the lead wires it as
+Run: ``python -m agentdeck.bench.console --events 1000 --duration 60`` (the lead wires it as
 ``agentdeck bench --scenario console``). A benchmark, not a test: numbers depend on the machine.
 """
 
@@ -30,6 +30,7 @@ from typing import Any
 
 import psutil
 
+from agentdeck.bench.stats import percentile
 from agentdeck.bus import Bus, RequestCompleted
 from agentdeck.config import TuiConfig, parse_config
 
@@ -89,11 +90,11 @@ class CallLoad:
 
     def start(self) -> "CallLoad":
         if self.direct_url:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--load-url", self.url,
+            self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.bench.console", "--load-url", self.url,
                                           "--direct-url", self.direct_url],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         elif self.concurrency > 0:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--load-url", self.url,
+            self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.bench.console", "--load-url", self.url,
                                           "--concurrency", str(self.concurrency), "--calls-rate", str(self.rate)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         return self
@@ -226,7 +227,7 @@ class _Child:
 
     def __init__(self, data_dir: Path, upstream: str, per_s: float) -> None:
         self.data_dir = data_dir
-        self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.tui.bench", "--serve-child", upstream,
+        self.proc = subprocess.Popen([sys.executable, "-m", "agentdeck.bench.console", "--serve-child", upstream,
                                       "--data-dir", str(data_dir), "--events", str(per_s)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
@@ -281,10 +282,7 @@ def _gateway(data_dir: Path, upstream: str) -> Any:
 
 
 def _pct(xs: list[float], q: float) -> float:
-    if not xs:
-        return 0.0
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
+    return percentile(xs, q, empty=0.0)
 
 
 def _calls_phase(gt: Any, events_per_s: float, seconds: float, concurrency: int, rate: float,
@@ -303,10 +301,8 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
                          size: tuple[int, int], refresh_hz: float, rate: float,
                          direct_url: str = "") -> dict[str, Any]:
     from agentdeck.tui.app import ConsoleApp
+    from agentdeck.tui.drive import pane_tabs, send_key
     from agentdeck.tui.engine import InProcessEngine, RemoteEngine
-
-    from textual import events
-    from textual.widgets import TabbedContent
 
     proc = psutil.Process()
     engine: Any = (InProcessEngine(gt.thread, owns_gateway=False) if isinstance(gt, _Embedded)
@@ -334,8 +330,7 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
             done = lambda: app.paused == want  # noqa: E731
         else:
             done = lambda: tabs.active == PANE_OF_KEY[key]  # noqa: E731
-        assert app._driver is not None
-        app._driver.send_message(events.Key(key, key))
+        send_key(app, key)
         while not done():
             await asyncio.sleep(0.001)
         effect_ms.append((time.perf_counter() - t0) * 1000)
@@ -346,7 +341,7 @@ async def _console_phase(gt: Any, events_per_s: float, duration_s: float, concur
     rss: list[tuple[float, float]] = []
     async with app.run_test(size=size, headless=True) as pilot:
         await pilot.pause(0.5)
-        tabs = app.query_one(TabbedContent)
+        tabs = pane_tabs(app)
         feeder = gt.feeder(events_per_s)
         load = CallLoad(gt.url, concurrency, rate, direct_url).start()
         await asyncio.sleep(2.0)  # warm up: tables full, graphs drawn
@@ -484,7 +479,7 @@ def format_comparison(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m agentdeck.tui.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m agentdeck.bench.console", description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=float, default=1000.0, help="events per second fed to the console (default 1000)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds under load (default 60; 600 for the memory check)")
     p.add_argument("--concurrency", type=int, default=4, help="concurrent real calls through the gateway (default 4)")

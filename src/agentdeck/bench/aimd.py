@@ -23,7 +23,7 @@ from agentdeck.bus import Bus
 from agentdeck.config import LimitsConfig, RetryConfig
 from agentdeck.limits.limiter import ProviderLimiter, Throttled
 from agentdeck.limits.retry import RetryPolicy
-from agentdeck.limits.virtual_loop import VirtualTimeLoop
+from agentdeck.bench.virtual_loop import VirtualTimeLoop
 
 #: AIMD settings the scenario uses unless told otherwise; see docs/performance.md, "The AIMD control loop", for why.
 RECOMMENDED_DECREASE = 0.85

@@ -1,4 +1,4 @@
-"""How long `classify` takes: `python -m agentdeck.routing.bench`.
+"""How long `classify` takes: `python -m agentdeck.bench.routing`.
 
 Why a script and not a test: timings on a shared CI machine are noise, so the figure in
 docs/routing.md is reproduced by hand with this: process CPU time, best of 7 per prompt.

@@ -23,6 +23,8 @@ import aiohttp
 import orjson
 import psutil
 
+from agentdeck.bench.stats import percentile
+
 BENCH_KEY = "bench-key-0123456789"
 BENCH_ADMIN = "bench-admin-0123456789"
 _BODY = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 16})
@@ -41,10 +43,7 @@ class Round:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def pct(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        xs = sorted(self.latencies_ms)
-        return xs[min(len(xs) - 1, int(q * len(xs)))]
+        return percentile(self.latencies_ms, q)
 
 
 def _spawn(args: list[str], env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
