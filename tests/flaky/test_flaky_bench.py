@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agentdeck.flaky.bench import bench_flaky, format_flaky_report, make_suite
+from agentdeck.bench.flaky import bench_flaky, format_flaky_report, make_suite
 
 
 def test_bench_suite_has_the_known_problems(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Both speak the same protocol (see ``protocol.py``): the runner launches a *job* (an order of
 test indices, a seed, perturbations, a number of simultaneous copies) and reads JSON
-records back from one pipe. Which engine is faster is measured by ``bench.py``; the
+records back from one pipe. Which engine is faster is measured by ``agentdeck.bench.flaky``; the
 numbers are in docs/flaky.md.
 """
 
@@ -49,7 +49,9 @@ class Launch:
     copies: int = 1
 
 
-class Engine(Protocol):
+class RunEngine(Protocol):
+    """What the scheduler drives: a way to execute runs of the suite (fork server or a process per run)."""
+
     name: str
     collected: Collected
     warnings: list[str]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentdeck.flaky.engine import Engine, Launch
+from agentdeck.flaky.engine import Launch, RunEngine
 from agentdeck.flaky.protocol import derive_seed
 
 
@@ -91,7 +91,7 @@ ProgressFn = Callable[[int, int], None]
 
 class Scheduler:
     def __init__(
-        self, engine: Engine, workers: int, timeout: float, cancel: threading.Event | None = None, seed: int = 0
+        self, engine: RunEngine, workers: int, timeout: float, cancel: threading.Event | None = None, seed: int = 0
     ) -> None:
         self.engine = engine
         self.rng = random.Random(seed)
