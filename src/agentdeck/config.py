@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -149,18 +149,19 @@ class ProviderConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("preset") is None:
+        if not isinstance(data, dict):
             return data
-        name = data["preset"]
-        if not isinstance(name, str) or name not in PRESETS:
+        name = data.get("preset")
+        if name is not None and (not isinstance(name, str) or name not in PRESETS):
             err = PydanticCustomError("unknown_preset", "unknown preset {preset}; presets are {known}",
                                       {"preset": repr(name), "known": preset_names()})
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(type=err, loc=("preset",), input=name)])
         out = fill_preset(data)
-        # Built in code rather than parsed from a file: read the preset's variable here
+        # Built in code rather than parsed from a file: read the key's variable here
         # (parse_config puts a "${NAME}" reference in place instead, expanded with its environ).
-        if "api_key" not in out and out.get("api_key_env"):
-            out["api_key"] = os.environ.get(out["api_key_env"], "")
+        env_name = out.get("api_key_env")
+        if "api_key" not in out and isinstance(env_name, str) and env_name:
+            out["api_key"] = os.environ.get(env_name, "")
         return out
 
     @field_validator("base_url")
@@ -192,10 +193,13 @@ class ProviderConfig(_Strict):
 
     def url_for(self, path: str) -> str:
         """The upstream URL for a client endpoint path ("/v1/chat/completions", "/v1/messages", ...)."""
+        # Read the private dict directly: pydantic's private-attribute __getattr__ costs about 1 µs a call.
+        private = cast(dict[str, Any], self.__pydantic_private__)
+        urls: dict[str, str] = private["_urls"]
         try:
-            return self._urls[path]
+            return urls[path]
         except KeyError:
-            url = self._urls[path] = join_endpoint(self.protocol, self._prefix, path)
+            url = urls[path] = join_endpoint(self.protocol, private["_prefix"], path)
             return url
 
     @property
@@ -206,7 +210,7 @@ class ProviderConfig(_Strict):
     @property
     def price_provider_id(self) -> str:
         """The genai-prices provider id this provider's models are priced under."""
-        return self._price_provider
+        return cast(str, cast(dict[str, Any], self.__pydantic_private__)["_price_provider"])
 
 
 class TierModels(_Strict):
@@ -282,12 +286,14 @@ def _prepare_provider_sections(data: dict[str, Any]) -> dict[str, Any]:
             out[name] = section
             continue
         s = fill_preset(section)
+        key = section.get("api_key")
+        if isinstance(key, str) and "api_key_env" not in section:
+            # The key written in the section wins over the preset's variable; remember which one it names.
+            refs = _ENV_REF.findall(key)
+            s["api_key_env"] = refs[0] if refs else ""
         env_name = s.get("api_key_env")
-        key = s.get("api_key")
         if "api_key" not in s and isinstance(env_name, str) and env_name:
             s["api_key"] = "${" + env_name + "}"
-        elif isinstance(key, str) and not env_name and (refs := _ENV_REF.findall(key)):
-            s["api_key_env"] = refs[0]
         out[name] = s
     return {**data, "providers": out}
 
