@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from agentdeck.sim import MockServer
-from agentdeck.sim.mock_upstream import estimate_tokens
+from agentdeck.sim.mock import estimate_tokens
 
 MSGS = [{"role": "user", "content": "Write a haiku about queues."}]
 SYSTEM = "You are a poet."

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from agentdeck.sim import MockServer
-from agentdeck.sim.mock_upstream import format_go_duration, parse_magic
+from agentdeck.sim.mock import format_go_duration, parse_magic
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 

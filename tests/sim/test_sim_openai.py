@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from agentdeck.sim import MockServer
-from agentdeck.sim.mock_upstream import estimate_tokens
+from agentdeck.sim.mock import estimate_tokens
 
 
 def client(mock: MockServer, **kw: object) -> openai.OpenAI:

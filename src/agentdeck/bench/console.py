@@ -398,7 +398,7 @@ def bench_console(events_per_s: float = 1000.0, duration_s: float = 60.0, *, con
                   refresh_hz: float = TuiConfig().refresh_hz, calls_rate: float = 0.0,
                   one_caller: bool = False, gateway_process: bool = False) -> dict[str, Any]:
     """Measure the console at ``events_per_s`` for ``duration_s``; also the gateway with and without it."""
-    from agentdeck.sim.mock_upstream import run_mock_process, wait_for_mock
+    from agentdeck.sim.mock import run_mock_process, wait_for_mock
 
     mock = run_mock_process()
     try:

@@ -17,7 +17,7 @@ import time
 
 import orjson
 
-from agentdeck.sim.mock_upstream import run_mock_process, wait_for_mock
+from agentdeck.sim.mock import run_mock_process, wait_for_mock
 
 _BODIES = {
     "openai-chat": ("/v1/chat/completions", {"authorization": "Bearer sk-bench"},

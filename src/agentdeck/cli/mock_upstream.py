@@ -38,7 +38,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def _settings_from(args: argparse.Namespace) -> Any:
-    from agentdeck.sim.mock_upstream import MockSettings
+    from agentdeck.sim.mock import MockSettings
 
     for name in ("latency_ms", "token_ms"):
         v = getattr(args, name)
@@ -67,7 +67,7 @@ def _settings_from(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
-    from agentdeck.sim.mock_upstream import serve_forever
+    from agentdeck.sim.mock import serve_forever
 
     def listening(url: str) -> None:
         print(f"mock provider listening on {url}", flush=True)

@@ -1,6 +1,6 @@
 """Simulated upstreams: the mock LLM provider used by tests, the demo and the benchmark."""
 
-from agentdeck.sim.mock_upstream import (
+from agentdeck.sim.mock import (
     MAGIC_WORDS,
     MockServer,
     MockSettings,

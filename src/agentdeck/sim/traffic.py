@@ -16,7 +16,7 @@ The script (``Scenario``), in seconds from the start and repeating every ``cycle
   after the two-minute warm-up).
 
 Magic words (``[mock:tokens=N]``, ``[mock:slow=MS]``, ``[mock:error=400]``) tell the mock
-provider how long and how slow each answer is; see ``agentdeck.sim.mock_upstream.MAGIC_WORDS``.
+provider how long and how slow each answer is; see ``agentdeck.sim.mock.MAGIC_WORDS``.
 """
 
 from __future__ import annotations

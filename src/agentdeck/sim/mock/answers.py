@@ -1,0 +1,292 @@
+"""What the mock answers: the deterministic text, token counts, usage and the JSON bodies.
+
+Why apart from the streams and the server: a non-streamed answer and a stream carry the same
+facts (text, usage, stop reason, error shape); they are computed here once, as plain data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from agentdeck.sim.mock.settings import Magic
+
+OPENAI = "openai"
+ANTHROPIC = "anthropic"
+
+_TEXT_KEYS = frozenset({"content", "text", "system", "input", "instructions", "arguments", "output", "thinking"})
+
+
+def _chars(obj: Any) -> int:
+    """Characters of message text in a request fragment (strings under text-bearing keys)."""
+    if isinstance(obj, str):
+        return len(obj)
+    if isinstance(obj, list):
+        return sum(_chars(x) for x in obj)
+    if isinstance(obj, dict):
+        n = 0
+        for k, v in obj.items():
+            if k in _TEXT_KEYS:
+                n += _chars(v)
+        return n
+    return 0
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """Deterministic input-token estimate: ~4 characters per token over all message text
+    (system/instructions included, tool definitions as JSON), at least 1."""
+    n = _chars(body.get("messages")) + _chars(body.get("system")) + _chars(body.get("input")) + _chars(body.get("instructions"))
+    tools = body.get("tools")
+    if tools:
+        try:
+            n += len(orjson.dumps(tools))
+        except TypeError:
+            pass
+    return max(1, (n + 3) // 4)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for p in content:
+            if isinstance(p, str):
+                parts.append(p)
+            elif isinstance(p, dict) and isinstance(p.get("text"), str):
+                parts.append(p["text"])
+        return " ".join(parts)
+    return ""
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """Text of the last user message (chat/messages ``messages`` or Responses ``input``)."""
+    msgs = body.get("messages")
+    if msgs is None:
+        msgs = body.get("input")
+        if isinstance(msgs, str):
+            return msgs
+    if isinstance(msgs, list):
+        for msg in reversed(msgs):
+            if isinstance(msg, dict) and msg.get("role", "user") == "user" and "content" in msg:
+                return _text_of(msg["content"])
+    return ""
+
+
+_LOREM = (
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
+    "et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris nisi aliquip "
+    "ex ea commodo consequat duis aute irure in reprehenderit voluptate velit esse cillum fugiat nulla "
+    "pariatur excepteur sint occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim "
+    "id est laborum"
+).split()
+SEQ_LEN = 2048
+
+
+def word_sequence(seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [rng.choice(_LOREM) for _ in range(SEQ_LEN)]
+
+
+@dataclass
+class Answer:
+    """What the model 'writes' for one request: the text split into streamed pieces + counts."""
+
+    pieces: list[str]
+    text: str
+    output_tokens: int       # visible + reasoning
+    reasoning_tokens: int
+    truncated: bool
+
+
+def split_even(text: str, n: int) -> list[str]:
+    if n <= 1 or len(text) <= 1:
+        return [text] if text else []
+    n = min(n, len(text))
+    step = len(text) / n
+    return [text[round(i * step): round((i + 1) * step)] for i in range(n)]
+
+
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def hexid(n: int = 24) -> str:
+    """A unique hex id of n digits: random per process + a counter (no syscall per id)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):0{n - 12}x}"
+
+
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+_OPENAI_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("permission_denied", None),
+    404: ("invalid_request_error", "not_found"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def anthropic_error_body(status: int, message: str, request_id: str) -> bytes:
+    etype = _ANTHROPIC_ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
+    return orjson.dumps({"type": "error", "error": {"type": etype, "message": message}, "request_id": request_id})
+
+
+def openai_error_body(status: int, message: str, param: str | None = None) -> bytes:
+    etype, code = _OPENAI_ERROR_TYPES.get(status) or (("server_error", None) if status >= 500 else ("invalid_request_error", None))
+    return orjson.dumps({"error": {"message": message, "type": etype, "param": param, "code": code}})
+
+
+def default_message(status: int, protocol: str) -> str:
+    return {
+        400: "Invalid request.",
+        401: "Invalid API key.",
+        403: "You do not have permission to do this.",
+        404: "Not found.",
+        413: "Request too large.",
+        429: "Rate limit reached for requests (mock provider). Please try again later.",
+        500: "Internal server error (mock provider).",
+        503: "The server is overloaded (mock provider). Please try again later.",
+        529: "Overloaded" if protocol == ANTHROPIC else "The engine is currently overloaded (mock provider).",
+    }.get(status, f"Mock provider answered {status}.")
+
+
+def chat_usage(prompt: int, completion: int, cached: int, reasoning: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def responses_usage(inp: int, out: int, cached: int, reasoning: int) -> dict[str, Any]:
+    return {
+        "input_tokens": inp,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": out,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": inp + out,
+    }
+
+
+MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini",
+             "claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5")
+
+
+def models_body(anthropic: bool) -> bytes:
+    """`GET /v1/models` in the protocol's own list shape."""
+    if anthropic:
+        data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"} for i in MODEL_IDS if i.startswith("claude")]
+        body: dict[str, Any] = {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+    else:
+        body = {"object": "list", "data": [{"id": i, "object": "model", "created": 1735689600, "owned_by": "mock"} for i in MODEL_IDS]}
+    return orjson.dumps(body)
+
+
+def chat_body(model: str, input_tokens: int, ans: Answer, magic: Magic) -> bytes:
+    cached = min(magic.cached, input_tokens)
+    return orjson.dumps({
+        "id": "chatcmpl-" + hexid(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": ans.text, "refusal": None, "annotations": []},
+            "logprobs": None,
+            "finish_reason": "length" if ans.truncated else "stop",
+        }],
+        "usage": chat_usage(input_tokens, ans.output_tokens, cached, ans.reasoning_tokens),
+        "service_tier": "default",
+        "system_fingerprint": "fp_mock",
+    })
+
+
+def responses_obj(model: str, input_tokens: int, ans: Answer, magic: Magic, body: dict[str, Any],
+                  resp_id: str, msg_id: str, created: int, done: bool = True) -> dict[str, Any]:
+    output: list[dict[str, Any]] = []
+    if done:
+        output.append({
+            "id": msg_id, "type": "message", "status": "incomplete" if ans.truncated else "completed", "role": "assistant",
+            "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": ans.text}],
+        })
+    status = ("incomplete" if ans.truncated else "completed") if done else "in_progress"
+    return {
+        "id": resp_id,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "background": False,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if (done and ans.truncated) else None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled",
+        "usage": responses_usage(input_tokens, ans.output_tokens, min(magic.cached, input_tokens), ans.reasoning_tokens) if done else None,
+        "user": None,
+        "metadata": body.get("metadata") or {},
+    }
+
+
+def anthropic_usage(input_tokens: int, magic: Magic) -> tuple[int, int, int]:
+    """(input_tokens, cache_creation, cache_read): input_tokens excludes the cached parts."""
+    read = min(magic.cached, input_tokens)
+    write = min(magic.cache_write, input_tokens - read)
+    return input_tokens - read - write, write, read
+
+
+def messages_body(model: str, input_tokens: int, ans: Answer, magic: Magic) -> bytes:
+    inp, write, read = anthropic_usage(input_tokens, magic)
+    return orjson.dumps({
+        "id": "msg_" + hexid(),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": ans.text}],
+        "stop_reason": "max_tokens" if ans.truncated else "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": inp,
+            "cache_creation_input_tokens": write,
+            "cache_read_input_tokens": read,
+            "output_tokens": ans.output_tokens,
+            "service_tier": "standard",
+        },
+    })
