@@ -41,7 +41,7 @@ def test_10x_burst_raises_p0_and_the_webhook_gets_it(make_gateway: Any, webhook:
     url, received = webhook
     gw = make_gateway(alerts={"webhook_url": url, "dedupe_window_s": 300})
     clock = FakeClock(1_000_000.0)
-    gw.gateway.anomaly = AnomalyDetector(gw.cfg.anomaly, gw.bus, clock=clock)
+    gw.gateway.anomaly.clock = clock  # the stages hold the detector; drive its clock
     sub = gw.bus.subscribe("test", types={"alert"})
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "max_tokens": 5}
     with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {GATEWAY_KEY}"}, timeout=10) as c:

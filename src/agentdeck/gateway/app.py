@@ -1,9 +1,9 @@
-"""The gateway: the ASGI application and the objects one gateway owns.
+"""The gateway: the composition root and the ASGI dispatch.
 
-``Gateway`` composes the stages (keys, kill switch, router, limiters, ledger, store, bus,
-metrics) and dispatches HTTP requests to the client endpoints (``proxy``) or the
-operations endpoints (``admin``). It is served by uvicorn (``server``), either headless or
-on its own thread beside the console.
+``Gateway`` builds each stage once with what it needs (keys, kill switch, router,
+limiters, ledger, store, bus, metrics) and hands client calls to the ``Pipeline``, and
+everything else to the operations endpoints (``admin``). It is served by uvicorn
+(``server``), either headless or on its own thread beside the console.
 """
 
 from __future__ import annotations
@@ -15,60 +15,49 @@ import re
 import secrets
 import sys
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
+import orjson
 
 from agentdeck.budget.alerts import AlertSink
 from agentdeck.budget.anomaly import AnomalyDetector
 from agentdeck.budget.killswitch import KillSwitch
 from agentdeck.budget.ledger import Ledger
 from agentdeck.budget.sessions import SessionRegistry
-from agentdeck.budget.caps import model_output_limit
-from agentdeck.bus import Alert, Bus, RequestCompleted, StatsTick
+from agentdeck.bus import Bus, StatsTick
 from agentdeck.config import Config
-from agentdeck.gateway import admin, anthropic_wire, openai_wire, proxy
+from agentdeck.gateway import admin
+from agentdeck.gateway.accounting import AccountingStage
+from agentdeck.gateway.admission import AdmissionStage, TokenCaps
+from agentdeck.gateway.call import NO_TIER, Identity
 from agentdeck.gateway.http import Receive, Scope, Send, send_bytes
 from agentdeck.gateway.metrics import Metrics
-from agentdeck.gateway.upstream import make_session
+from agentdeck.gateway.pipeline import Pipeline
+from agentdeck.gateway.reservation import ReservationStage
+from agentdeck.gateway.routing import RoutingStage
+from agentdeck.gateway.upstream import UpstreamStage, make_session
 from agentdeck.limits import ProviderLimiter, RetryPolicy
-from agentdeck.pricing import PriceTable, Usage
+from agentdeck.pricing import PriceTable
+from agentdeck.providers import provider_warnings
 from agentdeck.routing import DowngradeWatch, Router
 from agentdeck.routing.savings import SavingsTracker
 from agentdeck.store import Store, db_path
+from agentdeck.wire import BY_PATH, PROVIDER_WIRES
 
-_CLIENT_ROUTES = {
-    "/v1/chat/completions": openai_wire,
-    "/v1/responses": openai_wire,
-    "/v1/messages": anthropic_wire,
-    "/v1/messages/count_tokens": anthropic_wire,
-}
 _SECRET_RE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,})")
 
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is calling: the configured key's name, and the `agentdeck run` session if any."""
-
-    key: str
-    session: str | None = None
-
-    @property
-    def ledger_key(self) -> str:
-        return self.session or self.key
+__all__ = ["Gateway", "Identity"]
 
 
 class Gateway:
-    """One gateway: its state, its lifecycle and its ASGI entry point."""
+    """One gateway: its state, its stages, its lifecycle and its ASGI entry point."""
 
     def __init__(self, cfg: Config, *, bus: Bus | None = None, alerts_to_stderr: bool = False) -> None:
         self.cfg = cfg
         self.bus = bus or Bus()
         self.prices = PriceTable(cfg)
         self.metrics = Metrics()
-        self.wires = {"openai": openai_wire, "anthropic": anthropic_wire}
+        self.wires = PROVIDER_WIRES
         self.store = Store(db_path(cfg.gateway.data_dir), self.bus, cfg.gateway.store_flush_interval_s)
         self.limiters = {name: ProviderLimiter(name, p.limits, self.bus, breaker=p.breaker) for name, p in cfg.providers.items()}
         self.retry = {name: RetryPolicy(p.retry) for name, p in cfg.providers.items()}
@@ -79,21 +68,33 @@ class Gateway:
         self.alerts = AlertSink(cfg.alerts, self.bus, stderr=alerts_to_stderr, redact=self.secrets())
         self.sessions = SessionRegistry(reserved_names={k.name for k in cfg.keys})
         self.router = Router(cfg)
+        self.matcher = self.router.matcher  # one cache of which provider serves which model
         self.downgrade = DowngradeWatch(cfg.routing.downgrade_at)
-        self._keys = cfg.key_by_secret()
-        self._open = not cfg.keys
-        self._model_provider: dict[tuple[str, str], str | None] = {}
-        balanced = cfg.routing.tiers["balanced"]
-        self._baseline_models = {"openai": balanced.openai, "anthropic": balanced.anthropic}
+        self.savings = SavingsTracker()
         self._ids = itertools.count(1)
         self._id_prefix = "req_" + os.urandom(4).hex()
-        self._unpriced_warned: set[str] = set()
-        self._recent: deque[float] = deque(maxlen=4096)
+        self._secrets = self.secrets()
         self.in_flight = 0
-        self.savings = SavingsTracker()
-        self.http: aiohttp.ClientSession
         self._tick_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
+
+        balanced = cfg.routing.tiers["balanced"]
+        caps = TokenCaps(cfg.caps, self.output_limit)
+        self.admission = AdmissionStage(
+            keys=cfg.key_by_secret(), sessions=self.sessions, open_access=not cfg.keys, killswitch=self.killswitch,
+            anomaly=self.anomaly, throttle_rps=cfg.anomaly.throttle_rps, caps=caps,
+            max_body_bytes=cfg.gateway.max_body_bytes)
+        self.routing = RoutingStage(self.router, self.matcher, self.ledger.share_used, caps, cfg.routing.escalate)
+        self.reservation = ReservationStage(self.ledger, self.prices)
+        self.upstream = UpstreamStage(cfg.providers, self.limiters, self.retry)
+        self.accounting = AccountingStage(
+            prices=self.prices, metrics=self.metrics, bus=self.bus, savings=self.savings, anomaly=self.anomaly,
+            baseline_models={"openai": balanced.openai, "anthropic": balanced.anthropic},
+            log_bodies=cfg.gateway.log_bodies, redact=self.redact_text)
+        self.pipeline = Pipeline(
+            admission=self.admission, routing=self.routing, reservation=self.reservation, upstream=self.upstream,
+            accounting=self.accounting, killswitch=self.killswitch, metrics=self.metrics,
+            new_request_id=self.new_request_id, redact=self.redact_text, log_bodies=cfg.gateway.log_bodies)
 
     # -- lifecycle ----------------------------------------------------------------------
     async def startup(self) -> None:
@@ -104,7 +105,9 @@ class Gateway:
             self.sessions.restore(row["name"], row["digest"], row["parent_key"], row["budget_usd"], row["created"])
             if row["budget_usd"] is not None:
                 self.ledger.set_key_budget(row["name"], float(row["budget_usd"]))
-        self.http = make_session(self.cfg)
+        for line in provider_warnings(self.cfg):
+            print(f"agentdeck: warning: {line}", file=sys.stderr)
+        self.upstream.http = make_session(self.cfg)
         await self.alerts.start()
         self._tick_task = asyncio.create_task(self._tick(), name="stats-tick")
 
@@ -112,7 +115,8 @@ class Gateway:
         if self._tick_task is not None:
             self._tick_task.cancel()
         await self.alerts.stop()
-        await self.http.close()
+        if self.upstream.http is not None:
+            await self.upstream.http.close()
         await self.store.close()
 
     async def _auto_stop(self, reason: str) -> None:
@@ -134,7 +138,7 @@ class Gateway:
 
     def stats_tick(self) -> StatsTick:
         now = time.time()
-        recent = self._recent
+        recent = self.accounting.recent
         while recent and recent[0] < now - 1.0:
             recent.popleft()
         snap = self.ledger.snapshot()
@@ -145,74 +149,27 @@ class Gateway:
             savings_usd=self.savings.savings_usd, bus_dropped=self.bus.dropped,
         )
 
-    # -- lookups used on the request path --------------------------------------------------
+    # -- lookups the admin endpoints and the console use ----------------------------------
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):06x}"
 
     def authenticate(self, secret: str) -> Identity | None:
-        k = self._keys.get(secret) if secret else None
-        if k is not None:
-            return Identity(k.name)
-        s = self.sessions.lookup(secret) if secret else None
-        if s is not None:
-            return Identity(s.parent_key or "session", s.name)
-        return Identity("anonymous") if self._open else None
+        return self.admission.authenticate(secret)
 
     def provider_for(self, model: str, protocol: str) -> str | None:
-        key = (model, protocol)
-        try:
-            return self._model_provider[key]
-        except KeyError:
-            pass
-        found = None
-        for name, p in self.cfg.providers.items():
-            if p.protocol == protocol and model in p.models:
-                found = name
-                break
-        self._model_provider[key] = found
-        return found
+        return self.matcher.provider_for(model, protocol)
 
     def output_limit(self, model: str) -> int | None:
-        p = self.cfg.prices.get(model)
-        if p is not None and p.max_output_tokens:
-            return p.max_output_tokens
-        return model_output_limit(model)
-
-    def baseline_cost(self, protocol: str, usage: Usage) -> float:
-        """What the same tokens would have cost on the balanced tier (the savings baseline)."""
-        model = self._baseline_models.get(protocol)
-        return self.prices.cost(model, usage) if model else 0.0
-
-    def warn_unpriced(self, model: str) -> None:
-        if model not in self._unpriced_warned:
-            self._unpriced_warned.add(model)
-            self.bus.publish(Alert(severity="P1", kind="unpriced-model",
-                                   message=f"model '{model}' has no price; charging the default "
-                                           f"${self.prices.default.input}/${self.prices.default.output} per Mtok"))
-
-    def request_finished(self, ev: RequestCompleted) -> None:
-        self._recent.append(ev.ts)
-        if ev.cost_usd:
-            self.savings.record(ev.tier, ev.rule, ev.cost_usd, ev.baseline_cost_usd, ev.escalations,
-                                ev.input_tokens + ev.output_tokens)
-        self.metrics.observe_request(ev)
-        self.anomaly.observe(ev.session or ev.key, ev.cost_usd)
-        self.bus.publish(ev)
-
-    def request_refused(self, ev: RequestCompleted) -> None:
-        """A call the gateway answered itself (stop, budget, bad input): listed and stored, never priced."""
-        self._recent.append(ev.ts)
-        self.bus.publish(ev)
+        return self.prices.output_limit(model)
 
     def redact_text(self, raw: bytes | str) -> str:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        for secret in self.secrets():
-            text = text.replace(secret, "[redacted]")
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
         return _SECRET_RE.sub("[redacted]", text)
 
     def redact_body(self, body: dict[str, Any]) -> str:
-        import orjson
-
         return self.redact_text(orjson.dumps(body))
 
     def secrets(self) -> list[str]:
@@ -230,16 +187,17 @@ class Gateway:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
-            wire = _CLIENT_ROUTES.get(path)
-            if wire is not None:
+            endpoint = BY_PATH.get(path)
+            if endpoint is not None:
                 if scope["method"] != "POST":
+                    wire = PROVIDER_WIRES[endpoint.protocol]
                     await send_bytes(send, 405, wire.error_body(405, f"use POST for {path}"),
                                      {"x-agentdeck-request-id": self.new_request_id(), "x-agentdeck-model": "-",
-                                      "x-agentdeck-tier": "none", "allow": "POST"})
+                                      "x-agentdeck-tier": NO_TIER, "allow": "POST"})
                     return
                 self.in_flight += 1
                 try:
-                    await proxy.handle(self, scope, receive, send, wire, path)
+                    await self.pipeline.handle(scope, receive, send, endpoint)
                 finally:
                     self.in_flight -= 1
                 return
@@ -261,4 +219,3 @@ class Gateway:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-

@@ -1,11 +1,13 @@
-"""Talking to providers: one aiohttp session, attempts with retries and fallback inside one slot.
+"""Upstream: one aiohttp session; attempts with retries, breaker and fallback inside one slot.
 
 Why aiohttp: under 32+ concurrent keep-alive connections its pool is markedly cheaper per
-call than httpx's (measured with `agentdeck bench`; see the README).
+call than httpx's (measured with `agentdeck bench --scenario clients`; see docs/performance.md).
 Why the slot is taken here and held by the caller's ``async with``: a request holds one
 in-flight slot from its first attempt to its last, retries and fallbacks included, and for
-a stream until the last byte. Releasing per stage is how the seed's system ended up with
-21,000 calls in flight against a limit of 200.
+a stream until the last byte. Releasing per stage is how a fleet ends up with 21,000
+calls in flight against a limit of 200.
+Why ``RetryPolicy.next_delay`` decides every retry: the policy is the one place that knows
+the whitelist, the budget of retries, the deadline and the provider's ``x-should-retry``.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import AsyncIterator, Mapping
 
 import aiohttp
 
-from agentdeck.config import Config
+from agentdeck.config import Config, ProviderConfig
+from agentdeck.limits import ProviderLimiter, RetryPolicy
+from agentdeck.wire import PROVIDER_WIRES
 
-if TYPE_CHECKING:
-    from agentdeck.gateway.app import Gateway
-
-_FORWARD_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta", "x-stainless-retry-count")
+FORWARD_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta", "x-stainless-retry-count")
+"""Client headers that reach the provider, byte for byte; everything else (the caller's key first) stays here."""
 
 
 class UpstreamUnavailable(Exception):
@@ -53,71 +55,86 @@ def make_session(cfg: Config) -> aiohttp.ClientSession:
                                  skip_auto_headers=("User-Agent",), raise_for_status=False)
 
 
-def forwarded_headers(client_headers: dict[str, str]) -> dict[str, str]:
-    return {h: client_headers[h] for h in _FORWARD_REQUEST_HEADERS if h in client_headers}
-
-
-@contextlib.asynccontextmanager
-async def upstream_call(
-    gw: "Gateway",
-    provider: str,
-    path: str,
-    body: bytes,
-    client_headers: dict[str, str],
-) -> AsyncIterator[Attempted]:
-    """Hold a slot on ``provider`` and yield the final response after retries and fallback.
-
-    The response (and the slot, and a fallback provider's slot) are released when the
-    ``async with`` block ends, on every exit path.
-    """
-    primary = provider
-    pcfg = gw.cfg.providers[primary]
-    policy = gw.retry[primary]
-    fallback = pcfg.fallback
-    extra = forwarded_headers(client_headers)
-    deadline = time.monotonic() + policy.deadline_s
-    statuses: list[int] = []
-    async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(gw.limiters[primary].slot())
-        fallback_slot_held = False
-        attempt = 0
-        last_error = "no attempt made"
-        while True:
-            name = primary
-            if not gw.limiters[primary].breaker.allow() and fallback is not None and gw.limiters[fallback].breaker.allow():
-                name = fallback
-                if not fallback_slot_held:
-                    await stack.enter_async_context(gw.limiters[fallback].slot())
-                    fallback_slot_held = True
-            lim = gw.limiters[name]
-            prov = gw.cfg.providers[name]
-            await lim.pace()
-            headers = {"content-type": "application/json", "accept-encoding": "identity", **extra,
-                       **gw.wires[prov.protocol].auth_headers(prov.api_key)}
-            attempt += 1
+def forwarded_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The client headers that go upstream, decoded so that aiohttp (which writes UTF-8) sends the
+    same bytes back out: UTF-8 when the value is UTF-8, else Latin-1."""
+    out: dict[str, str] = {}
+    for k, v in raw_headers:
+        name = k.decode("latin-1")
+        if name in FORWARD_REQUEST_HEADERS:
             try:
-                resp = await gw.http.post(prov.base_url + path, data=body, headers=headers)
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
-                lim.breaker.record_failure()
-                last_error = f"{name}: {type(e).__name__}"
-                delay = policy.delay(attempt - 1, None)
-                if attempt <= policy.max_retries and time.monotonic() + delay < deadline:
+                out[name] = v.decode("utf-8")
+            except UnicodeDecodeError:
+                out[name] = v.decode("latin-1")
+    return out
+
+
+class UpstreamStage:
+    """Sends a call's body to its provider (or the fallback) and yields the final response."""
+
+    def __init__(self, providers: Mapping[str, ProviderConfig], limiters: Mapping[str, ProviderLimiter],
+                 retry: Mapping[str, RetryPolicy]) -> None:
+        self._providers = providers
+        self._limiters = limiters
+        self._retry = retry
+        self._auth = {name: {"content-type": "application/json", "accept-encoding": "identity",
+                             **PROVIDER_WIRES[p.protocol].auth_headers(p.api_key)} for name, p in providers.items()}
+        self.http: aiohttp.ClientSession | None = None
+
+    @contextlib.asynccontextmanager
+    async def call(self, provider: str, path: str, body: bytes, extra: dict[str, str]) -> AsyncIterator[Attempted]:
+        """Hold a slot on ``provider`` and yield the final response after retries and fallback.
+
+        The response (and the slot, and a fallback provider's slot) are released when the
+        ``async with`` block ends, on every exit path.
+        """
+        assert self.http is not None, "the gateway's startup opens the HTTP session"
+        primary = provider
+        policy = self._retry[primary]
+        fallback = self._providers[primary].fallback
+        limiters = self._limiters
+        started = time.monotonic()
+        statuses: list[int] = []
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(limiters[primary].slot())
+            fallback_slot_held = False
+            retries = 0
+            while True:
+                name = primary
+                if not limiters[primary].breaker.allow() and fallback is not None and limiters[fallback].breaker.allow():
+                    name = fallback
+                    if not fallback_slot_held:
+                        await stack.enter_async_context(limiters[fallback].slot())
+                        fallback_slot_held = True
+                lim = limiters[name]
+                await lim.pace()
+                headers = {**self._auth[name], **extra} if extra else self._auth[name]
+                try:
+                    resp = await self.http.post(self._providers[name].url_for(path), data=body, headers=headers)
+                except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
+                    lim.breaker.record_failure()
+                    delay = policy.next_delay(retries, exc=e, elapsed_s=time.monotonic() - started)
+                    if delay is None:
+                        raise UpstreamUnavailable(f"provider unreachable after {retries + 1} attempt(s) "
+                                                  f"({name}: {type(e).__name__})", retries + 1) from None
+                    retries += 1
                     await asyncio.sleep(delay)
                     continue
-                raise UpstreamUnavailable(f"provider unreachable after {attempt} attempt(s) ({last_error})", attempt) from None
-            status = resp.status
-            statuses.append(status)
-            lim.observe(status, resp.headers)
-            if status >= 500 and status != 529:
-                lim.breaker.record_failure()
-            elif status < 500:
-                lim.breaker.record_success()
-            if policy.retryable_status(status) and attempt <= policy.max_retries:
-                delay = policy.delay(attempt - 1, resp.headers)
-                if time.monotonic() + delay < deadline:
-                    resp.release()
-                    await asyncio.sleep(delay)
-                    continue
-            stack.callback(resp.release)
-            yield Attempted(resp, name, attempt, primary if name != primary else None, statuses)
-            return
+                status = resp.status
+                statuses.append(status)
+                lim.observe(status, resp.headers)
+                if status >= 500 and status != 529:
+                    lim.breaker.record_failure()
+                elif status < 500:
+                    lim.breaker.record_success()
+                if status >= 400:
+                    delay = policy.next_delay(retries, status=status, headers=resp.headers,
+                                              elapsed_s=time.monotonic() - started)
+                    if delay is not None:
+                        resp.release()
+                        retries += 1
+                        await asyncio.sleep(delay)
+                        continue
+                stack.callback(resp.release)
+                yield Attempted(resp, name, retries + 1, primary if name != primary else None, statuses)
+                return

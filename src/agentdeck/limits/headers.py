@@ -8,6 +8,7 @@ answering 429, and lets the console show what the provider says the limit is.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import datetime
@@ -176,3 +177,14 @@ def retry_after_hint(headers: Mapping[str, str] | None, now: float | None = None
     if wait is None or not (0 < wait <= max_s):
         return None
     return wait
+
+
+MAX_RETRY_HINT_S = 60.0
+"""The longest wait the gateway asks a caller for: the official SDKs ignore longer hints."""
+
+
+def retry_hint_headers(seconds: float) -> dict[str, str]:
+    """``retry-after-ms`` and ``retry-after`` for an answer that asks the caller to wait ``seconds``
+    (clamped to (0, 60]); the one place both the limiter's and the gateway's 429s get them."""
+    s = min(MAX_RETRY_HINT_S, max(0.001, float(seconds)))
+    return {"retry-after-ms": str(int(math.ceil(s * 1000.0))), "retry-after": str(int(math.ceil(s)))}

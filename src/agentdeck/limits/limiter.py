@@ -25,7 +25,7 @@ from agentdeck.bus import Alert, Bus, LimitChanged, ProviderThrottled
 from agentdeck.config import BreakerConfig, LimitsConfig
 from agentdeck.limits.aimd import AimdController
 from agentdeck.limits.breaker import CircuitBreaker
-from agentdeck.limits.headers import parse_rate_limit_headers
+from agentdeck.limits.headers import parse_rate_limit_headers, retry_hint_headers
 
 _EPS = 1e-9
 _MAX_RETRY_AFTER_S = 60.0
@@ -56,7 +56,7 @@ class Throttled(Exception):
 
     def headers(self) -> dict[str, str]:
         """The ``retry-after-ms`` and ``retry-after`` headers for the 429 answer."""
-        return {"retry-after-ms": str(self.retry_after_ms), "retry-after": str(int(math.ceil(self.retry_after_s)))}
+        return retry_hint_headers(self.retry_after_s)
 
 
 class _Slot:
