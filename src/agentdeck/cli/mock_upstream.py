@@ -34,6 +34,22 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--rps-limit", type=float, default=None, metavar="N", help="hard limit per sliding second; above it 429 + retry-after")
     p.add_argument("--output-tokens", type=int, default=24, metavar="N", help="output tokens per answer (default 24)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="RNG seed for injected errors and the text (default 0)")
+    shapes = p.add_argument_group("shapes real providers send (docs/mock-upstream.md)")
+    shapes.add_argument("--crlf", action="store_true", help="frame SSE streams with CRLF line ends")
+    shapes.add_argument("--spaced-json", action="store_true", help='JSON with ", " and ": " separators instead of compact')
+    shapes.add_argument("--pings", action="store_true", help='": ping" comments in streams; Anthropic also repeats event: ping')
+    shapes.add_argument("--thinking", action="store_true", help="Anthropic: a thinking block with thinking_delta and signature_delta")
+    shapes.add_argument("--tool-use", action="store_true", help="Anthropic: a tool_use block with input_json_delta (stop_reason tool_use)")
+    shapes.add_argument("--cached-tokens", type=int, default=0, metavar="N",
+                        help="N more input tokens, read from cache (OpenAI cached_tokens, Anthropic cache_read_input_tokens)")
+    shapes.add_argument("--cache-write-tokens", type=int, default=0, metavar="N",
+                        help="N more input tokens, written to cache (Anthropic cache_creation_input_tokens)")
+    shapes.add_argument("--reasoning-tokens", type=int, default=0, metavar="N",
+                        help="N reasoning tokens inside the output; Responses answers open with a reasoning item")
+    shapes.add_argument("--stream-error", action="store_true", help="every stream ends half-way in the protocol's error event")
+    shapes.add_argument("--dated-models", action="store_true", help="answers name a dated snapshot of the requested model")
+    shapes.add_argument("--models", default=None, metavar="GLOBS",
+                        help="comma-separated model names or globs to serve, 404 for others (default: any model name)")
     p.set_defaults(func=run)
 
 
@@ -54,9 +70,20 @@ def _settings_from(args: argparse.Namespace) -> Any:
         raise MockUpstreamError(f"--output-tokens must be >= 0, got {args.output_tokens}")
     if not 0 <= args.port <= 65535:
         raise MockUpstreamError(f"--port must be in 0..65535, got {args.port}")
+    for name in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
+        if getattr(args, name) < 0:
+            raise MockUpstreamError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    models = None
+    if args.models is not None:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        if not models:
+            raise MockUpstreamError("--models needs at least one model name or glob, e.g. --models 'claude-*,gpt-4o'")
     s = MockSettings(
         latency_ms=args.latency_ms, token_ms=args.token_ms, rate_429=args.rate_429, rate_5xx=args.rate_5xx,
         rate_529=args.rate_529, rps_limit=args.rps_limit, output_tokens=args.output_tokens, seed=args.seed,
+        crlf=args.crlf, spaced_json=args.spaced_json, pings=args.pings, thinking=args.thinking, tool_use=args.tool_use,
+        cached_tokens=args.cached_tokens, cache_write_tokens=args.cache_write_tokens, reasoning_tokens=args.reasoning_tokens,
+        stream_error=args.stream_error, dated_models=args.dated_models, models=models,
     )
     try:
         s.validate()

@@ -6,9 +6,12 @@ facts (text, usage, stop reason, error shape); they are computed here once, as p
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -198,13 +201,15 @@ MODEL_IDS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5
              "claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5")
 
 
-def models_body(anthropic: bool) -> bytes:
-    """`GET /v1/models` in the protocol's own list shape."""
+def models_body(anthropic: bool, dated: bool = False) -> bytes:
+    """`GET /v1/models` in the protocol's own list shape (dated snapshot IDs when `dated`)."""
     if anthropic:
-        data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"} for i in MODEL_IDS if i.startswith("claude")]
+        data = [{"type": "model", "id": dated_model(i, True) if dated else i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"}
+                for i in MODEL_IDS if i.startswith("claude")]
         body: dict[str, Any] = {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
     else:
-        body = {"object": "list", "data": [{"id": i, "object": "model", "created": 1735689600, "owned_by": "mock"} for i in MODEL_IDS]}
+        body = {"object": "list", "data": [{"id": dated_model(i, False) if dated else i, "object": "model", "created": 1735689600,
+                                            "owned_by": "mock"} for i in MODEL_IDS]}
     return orjson.dumps(body)
 
 
@@ -228,8 +233,12 @@ def chat_body(model: str, input_tokens: int, ans: Answer, magic: Magic) -> bytes
 
 
 def responses_obj(model: str, input_tokens: int, ans: Answer, magic: Magic, body: dict[str, Any],
-                  resp_id: str, msg_id: str, created: int, done: bool = True) -> dict[str, Any]:
+                  resp_id: str, msg_id: str, created: int, done: bool = True,
+                  reasoning_id: str | None = None) -> dict[str, Any]:
+    """A Responses API object; with `reasoning_id` its output opens with a reasoning item."""
     output: list[dict[str, Any]] = []
+    if done and reasoning_id is not None:
+        output.append(reasoning_item(reasoning_id))
     if done:
         output.append({
             "id": msg_id, "type": "message", "status": "incomplete" if ans.truncated else "completed", "role": "assistant",
@@ -272,15 +281,24 @@ def anthropic_usage(input_tokens: int, magic: Magic) -> tuple[int, int, int]:
     return input_tokens - read - write, write, read
 
 
-def messages_body(model: str, input_tokens: int, ans: Answer, magic: Magic) -> bytes:
+def messages_body(model: str, input_tokens: int, ans: Answer, magic: Magic,
+                  thinking: bool = False, tool_use: bool = False) -> bytes:
+    """A Messages API answer: [thinking,] text[, tool_use] blocks and the cache-split usage."""
     inp, write, read = anthropic_usage(input_tokens, magic)
+    content: list[dict[str, Any]] = []
+    if thinking:
+        text = thinking_text(ans.reasoning_tokens)
+        content.append({"type": "thinking", "thinking": text, "signature": thinking_signature(text)})
+    content.append({"type": "text", "text": ans.text})
+    if tool_use:
+        content.append(tool_use_block(ans, with_input=True))
     return orjson.dumps({
         "id": "msg_" + hexid(),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": ans.text}],
-        "stop_reason": "max_tokens" if ans.truncated else "end_turn",
+        "content": content,
+        "stop_reason": anthropic_stop_reason(ans, tool_use),
         "stop_sequence": None,
         "usage": {
             "input_tokens": inp,
@@ -290,3 +308,49 @@ def messages_body(model: str, input_tokens: int, ans: Answer, magic: Magic) -> b
             "service_tier": "standard",
         },
     })
+
+
+def anthropic_stop_reason(ans: Answer, tool_use: bool) -> str:
+    return "max_tokens" if ans.truncated else "tool_use" if tool_use else "end_turn"
+
+
+def reasoning_item(item_id: str) -> dict[str, Any]:
+    """A Responses reasoning output item, as reasoning models put before their message."""
+    return {"id": item_id, "type": "reasoning", "summary": []}
+
+
+_THINKING_WORDS_MAX = 256
+
+
+def thinking_text(tokens: int) -> str:
+    """Deterministic thinking text of about `tokens` words (capped: the count, not the text, matters)."""
+    n = max(1, min(tokens, _THINKING_WORDS_MAX))
+    return "Let me think. " + " ".join(_LOREM[i % len(_LOREM)] for i in range(n))
+
+
+def thinking_signature(text: str) -> str:
+    """An opaque base64 signature, as Anthropic sends in signature_delta (here a hash of the text)."""
+    return base64.b64encode(hashlib.sha256(text.encode()).digest() * 3).decode()
+
+
+TOOL_NAME = "lookup"
+
+
+def tool_input(ans: Answer) -> dict[str, Any]:
+    """The tool call's arguments: a query made of the answer's first words."""
+    return {"query": " ".join(ans.text.split()[:6]) or "nothing"}
+
+
+def tool_use_block(ans: Answer, with_input: bool) -> dict[str, Any]:
+    """A tool_use content block; streamed blocks start with an empty input (filled by input_json_delta)."""
+    return {"type": "tool_use", "id": "toolu_" + hexid(), "name": TOOL_NAME, "input": tool_input(ans) if with_input else {}}
+
+
+_DATED = re.compile(r"(?:\d{8}|\d{4}-\d{2}-\d{2})$")
+
+
+def dated_model(model: str, anthropic: bool) -> str:
+    """The dated snapshot a provider names in its answer (`claude-sonnet-4-5` -> `...-20250929`)."""
+    if _DATED.search(model):
+        return model
+    return model + ("-20250929" if anthropic else "-2025-08-07")

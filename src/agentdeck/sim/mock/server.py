@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import random
 import signal
@@ -33,6 +34,7 @@ from agentdeck.sim.mock.answers import (
     Answer,
     anthropic_error_body,
     chat_body,
+    dated_model,
     default_message,
     estimate_tokens,
     hexid,
@@ -45,8 +47,8 @@ from agentdeck.sim.mock.answers import (
     word_sequence,
 )
 from agentdeck.sim.mock.asgi import Disconnected, Headers, Receive, Request, Scope, Send, send_json, send_json_status
-from agentdeck.sim.mock.settings import SETTING_FIELDS, Magic, MockSettings, parse_magic
-from agentdeck.sim.mock.streams import chat_plan, install_log_filter, messages_plan, responses_plan, send_stream
+from agentdeck.sim.mock.settings import SETTING_FIELDS, Magic, MockSettings, effective_magic, parse_magic
+from agentdeck.sim.mock.streams import Style, chat_plan, install_log_filter, messages_plan, responses_plan, send_stream
 
 def format_go_duration(seconds: float) -> str:
     """Format a duration like Go's time.Duration.String(), as OpenAI's reset headers do
@@ -364,7 +366,7 @@ class MockApp:
             return await error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
 
         if path == "/v1/models":
-            return await send_json_status(send, 200, models_body(anthropic), base)
+            return await send_json_status(send, 200, models_body(anthropic, st.settings.dated_models), base)
 
         # Parse and validate.
         try:
@@ -376,6 +378,9 @@ class MockApp:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return await error(400, "model: Field required" if anthropic else "you must provide a model parameter", param="model")
+        if not settings.serves(model):
+            return await error(404, f"model: {model}" if anthropic else
+                               f"The model `{model}` does not exist or you do not have access to it.", param="model")
         if path == "/v1/responses":
             inp = body.get("input")
             if inp is not None and not isinstance(inp, (str, list)):
@@ -424,6 +429,12 @@ class MockApp:
 
         text = last_user_text(body)
         magic = parse_magic(text)
+        # Run-wide cache tokens are a cached prompt prefix the estimate cannot see: they add to the input.
+        if settings.cached_tokens and not magic.cached:
+            input_tokens += settings.cached_tokens
+        if settings.cache_write_tokens and not magic.cache_write:
+            input_tokens += settings.cache_write_tokens
+        magic = effective_magic(magic, settings, anthropic)
 
         # Injected failures (one draw per request so a seed reproduces a run).
         if settings.rate_429 or settings.rate_5xx or settings.rate_529:
@@ -450,20 +461,34 @@ class MockApp:
         ans = st.answer(model, text, magic, max_tokens)
         stream = body.get("stream") is True
         headers = base + rl
+        echo = dated_model(model, anthropic) if settings.dated_models else model
+        style = Style.of(settings)
         if path == "/v1/chat/completions":
             if stream:
                 so = body.get("stream_options")
                 include_usage = isinstance(so, dict) and so.get("include_usage") is True
-                return await send_stream(req, send, headers, chat_plan(model, input_tokens, ans, magic, include_usage), magic, settings.token_ms)
-            return await send_json_status(send, 200, chat_body(model, input_tokens, ans, magic), headers)
+                plan = chat_plan(echo, input_tokens, ans, magic, include_usage, style)
+                return await send_stream(req, send, headers, plan, magic, settings.token_ms)
+            return await self._answer(send, chat_body(echo, input_tokens, ans, magic), headers)
+        reasoning_item = settings.reasoning_tokens > 0
         if path == "/v1/responses":
             if stream:
-                return await send_stream(req, send, headers, responses_plan(model, input_tokens, ans, magic, body), magic, settings.token_ms)
-            return await send_json_status(send, 200, orjson.dumps(responses_obj(model, input_tokens, ans, magic, body, "resp_" + hexid(48), "msg_" + hexid(48), int(now))), headers)
+                plan = responses_plan(echo, input_tokens, ans, magic, body, style, reasoning_item)
+                return await send_stream(req, send, headers, plan, magic, settings.token_ms)
+            obj = responses_obj(echo, input_tokens, ans, magic, body, "resp_" + hexid(48), "msg_" + hexid(48), int(now),
+                                reasoning_id="rs_" + hexid(48) if reasoning_item else None)
+            return await self._answer(send, orjson.dumps(obj), headers)
         # /v1/messages
         if stream:
-            return await send_stream(req, send, headers, messages_plan(model, input_tokens, ans, magic), magic, settings.token_ms)
-        return await send_json_status(send, 200, messages_body(model, input_tokens, ans, magic), headers)
+            plan = messages_plan(echo, input_tokens, ans, magic, style, settings.thinking, settings.tool_use)
+            return await send_stream(req, send, headers, plan, magic, settings.token_ms)
+        return await self._answer(send, messages_body(echo, input_tokens, ans, magic, settings.thinking, settings.tool_use), headers)
+
+    async def _answer(self, send: Send, body: bytes, headers: Headers) -> int:
+        """A 200 JSON answer, re-spaced when the run asks for spaced JSON."""
+        if self.state.settings.spaced_json:
+            body = json.dumps(orjson.loads(body)).encode()
+        return await send_json_status(send, 200, body, headers)
 
 
 _OPENAI_ROOMY: Headers = [
@@ -688,9 +713,15 @@ def settings_to_argv(settings: dict[str, Any]) -> list[str]:
     for k, v in settings.items():
         if k not in SETTING_FIELDS:
             raise ValueError(f"unknown mock setting {k!r}")
-        if v is None:
+        if v is None or v is False:
             continue
-        argv += ["--" + k.replace("_", "-"), str(v)]
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            argv.append(flag)
+        elif isinstance(v, list):
+            argv += [flag, ",".join(v)]
+        else:
+            argv += [flag, str(v)]
     return argv
 
 

@@ -7,6 +7,7 @@ validate settings; none of them needs the server to do it.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
 import re
 from dataclasses import dataclass
@@ -29,9 +30,38 @@ class MockSettings:
     rps_limit: float | None = None   # hard limit over a sliding 1-second window (None = unlimited)
     output_tokens: int = 24          # visible output tokens written when nothing else says otherwise
     seed: int = 0                    # seeds the RNG for error injection and the lorem text
+    # Shapes real providers send (all off by default, so the plain shape stays the baseline):
+    crlf: bool = False               # frame SSE lines with CRLF, as many OpenAI-compatible servers do
+    spaced_json: bool = False        # JSON with ", " and ": " separators (Python's json.dumps default)
+    pings: bool = False              # ": ping" comments in every stream; Anthropic also repeats event: ping
+    thinking: bool = False           # Anthropic: a thinking block (thinking_delta, signature_delta) first
+    tool_use: bool = False           # Anthropic: a tool_use block (input_json_delta) last, stop_reason tool_use
+    cached_tokens: int = 0           # input tokens read from cache (OpenAI cached_tokens, Anthropic cache_read)
+    cache_write_tokens: int = 0      # Anthropic cache_creation_input_tokens
+    reasoning_tokens: int = 0        # reasoning tokens inside the output; Responses adds a reasoning item
+    stream_error: bool = False       # every stream ends in the protocol's error event half-way (after the 200)
+    dated_models: bool = False       # answers name a dated snapshot of the requested model
+    models: list[str] | None = None  # model globs served (404 for others); None = any model name
 
     def validate(self) -> None:
         """Raise ValueError with a one-line reason if a field is out of range."""
+        self._validate_numbers()
+        for name in ("crlf", "spaced_json", "pings", "thinking", "tool_use", "stream_error", "dated_models"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("cached_tokens", "cache_write_tokens", "reasoning_tokens"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        if self.models is not None and (not isinstance(self.models, list) or not self.models
+                                        or not all(isinstance(m, str) and m for m in self.models)):
+            raise ValueError(f"models must be a non-empty list of model names or globs (or null for any), got {self.models!r}")
+
+    def serves(self, model: str) -> bool:
+        """Whether a request for `model` is answered (any name unless `models` lists globs)."""
+        return self.models is None or any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+    def _validate_numbers(self) -> None:
         for name in ("rate_429", "rate_5xx", "rate_529"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) <= 1.0:
@@ -134,3 +164,24 @@ def parse_magic(text: str) -> Magic:
         except ValueError:
             continue
     return m
+
+
+def effective_magic(magic: Magic, settings: MockSettings, anthropic: bool) -> Magic:
+    """The request's magic words over the run-wide settings (a magic word wins where both speak)."""
+    reasoning = magic.reasoning or settings.reasoning_tokens
+    if anthropic and settings.thinking and not reasoning:
+        reasoning = THINKING_TOKENS
+    if (settings.cached_tokens == 0 and settings.cache_write_tokens == 0 and not settings.stream_error
+            and reasoning == magic.reasoning):
+        return magic
+    return dataclasses.replace(
+        magic,
+        cached=magic.cached or settings.cached_tokens,
+        cache_write=magic.cache_write or settings.cache_write_tokens,
+        reasoning=reasoning,
+        stream_error=magic.stream_error or settings.stream_error,
+    )
+
+
+THINKING_TOKENS = 8
+"""Thinking tokens written when `thinking` is on and nothing else sets a reasoning count."""

@@ -10,6 +10,7 @@ alone decides when each byte goes out. Events are written with the gateway's own
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -17,10 +18,23 @@ from typing import Any
 
 import orjson
 
-from agentdeck.sim.mock.answers import Answer, anthropic_usage, chat_usage, hexid, responses_obj
+from agentdeck.sim.mock.answers import (
+    Answer,
+    anthropic_stop_reason,
+    anthropic_usage,
+    chat_usage,
+    hexid,
+    responses_obj,
+    split_even,
+    thinking_signature,
+    thinking_text,
+    tool_input,
+    tool_use_block,
+)
+from agentdeck.sim.mock.answers import reasoning_item as reasoning_item_of
 from agentdeck.sim.mock.asgi import Headers, Request, Send
-from agentdeck.sim.mock.settings import Magic
-from agentdeck.wire.sse import encode_event
+from agentdeck.sim.mock.settings import Magic, MockSettings
+from agentdeck.wire.sse import encode_comment, encode_event
 
 SSE_HEADERS: Headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 
@@ -55,11 +69,50 @@ class StreamPlan:
     error_event: bytes
 
 
-def _event(event: str | None, data: dict[str, Any]) -> bytes:
-    return encode_event(orjson.dumps(data), event)
+_PING_EVERY = 5
+"""With `pings` on, a keep-alive follows every this many token events."""
 
 
-def chat_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, include_usage: bool) -> StreamPlan:
+@dataclass(slots=True, frozen=True)
+class Style:
+    """How events are written: line ends, JSON spacing, keep-alives (the run's settings)."""
+
+    crlf: bool = False
+    spaced_json: bool = False
+    pings: bool = False
+
+    @classmethod
+    def of(cls, settings: MockSettings) -> Style:
+        return cls(settings.crlf, settings.spaced_json, settings.pings)
+
+    def data(self, data: bytes, event: str | None = None) -> bytes:
+        """One event with already-serialised JSON `data` (compact from orjson; re-spaced if asked)."""
+        if self.spaced_json and data[:1] == b"{":  # every event is an object; [DONE] is not JSON
+            data = json.dumps(orjson.loads(data)).encode()
+        return encode_event(data, event, crlf=self.crlf)
+
+    def event(self, event: str | None, obj: dict[str, Any]) -> bytes:
+        return self.data(orjson.dumps(obj), event)
+
+    def comment(self) -> bytes:
+        return encode_comment("ping", crlf=self.crlf)
+
+    def with_pings(self, chunks: list[bytes], ping: bytes) -> list[bytes]:
+        """`ping` after every few token events (joined to the event, so pacing stays per token)."""
+        if not self.pings:
+            return chunks
+        return [c + ping if i % _PING_EVERY == _PING_EVERY - 1 else c for i, c in enumerate(chunks)]
+
+    def opening(self, head: list[bytes]) -> list[bytes]:
+        """A `: ping` comment before the first event, as some providers open a stream."""
+        return [self.comment() + head[0], *head[1:]] if self.pings and head else head
+
+
+PLAIN = Style()
+
+
+def chat_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, include_usage: bool,
+              style: Style = PLAIN) -> StreamPlan:
     """`/v1/chat/completions` with `stream: true`: data-only chunks, then `[DONE]`."""
     cid = "chatcmpl-" + hexid()
     created = int(time.time())
@@ -67,26 +120,33 @@ def chat_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, include_
     # The chunk JSON is joined from bytes: one orjson call per token instead of a dict per token.
     prefix = (b'{"id":"' + cid.encode() + b'","object":"chat.completion.chunk","created":' + str(created).encode()
               + b',"model":' + orjson.dumps(model) + b',"service_tier":"default","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":')
-    first = encode_event(prefix + b'{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]' + usage_tail)
-    chunks = [encode_event(prefix + b'{"content":' + orjson.dumps(p) + b'},"logprobs":null,"finish_reason":null}]' + usage_tail)
+    data = style.data
+    first = data(prefix + b'{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]' + usage_tail)
+    chunks = [data(prefix + b'{"content":' + orjson.dumps(p) + b'},"logprobs":null,"finish_reason":null}]' + usage_tail)
               for p in ans.pieces]
     finish = b"length" if ans.truncated else b"stop"
-    tail = [encode_event(prefix + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]' + usage_tail)]
+    tail = [data(prefix + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]' + usage_tail)]
     if include_usage:
-        tail.append(_event(None, {
+        tail.append(style.event(None, {
             "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
             "service_tier": "default", "system_fingerprint": "fp_mock", "choices": [],
             "usage": chat_usage(input_tokens, ans.output_tokens, min(magic.cached, input_tokens), ans.reasoning_tokens),
         }))
-    tail.append(encode_event(b"[DONE]"))
-    error_event = _event(None, {"error": {"message": "The server is overloaded (mock provider, mid-stream).",
-                                          "type": "server_error", "param": None, "code": "overloaded"}})
-    return StreamPlan([first], chunks, tail, error_event)
+    tail.append(data(b"[DONE]"))
+    error_event = style.event(None, {"error": {"message": "The server is overloaded (mock provider, mid-stream).",
+                                               "type": "server_error", "param": None, "code": "overloaded"}})
+    return StreamPlan(style.opening([first]), style.with_pings(chunks, style.comment()), tail, error_event)
 
 
-def responses_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, body: dict[str, Any]) -> StreamPlan:
-    """`/v1/responses` with `stream: true`: named events with a running `sequence_number`."""
+def responses_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, body: dict[str, Any],
+                   style: Style = PLAIN, reasoning_item: bool = False) -> StreamPlan:
+    """`/v1/responses` with `stream: true`: named events with a running `sequence_number`.
+
+    With `reasoning_item`, a reasoning output item (index 0) comes before the message (index 1).
+    """
     resp_id, msg_id, created = "resp_" + hexid(48), "msg_" + hexid(48), int(time.time())
+    rs_id = "rs_" + hexid(48) if reasoning_item else None
+    out = 1 if reasoning_item else 0
     seq = 0
 
     def ev(kind: str, data: dict[str, Any]) -> bytes:
@@ -94,54 +154,89 @@ def responses_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, bod
         data["type"] = kind
         data["sequence_number"] = seq
         seq += 1
-        return _event(kind, data)
+        return style.event(kind, data)
 
     pending = responses_obj(model, input_tokens, ans, magic, body, resp_id, msg_id, created, done=False)
     head = [ev("response.created", {"response": pending}), ev("response.in_progress", {"response": pending})]
-    head.append(ev("response.output_item.added", {"output_index": 0, "item": {
+    if rs_id is not None:
+        head.append(ev("response.output_item.added", {"output_index": 0, "item": reasoning_item_of(rs_id)}))
+        head.append(ev("response.output_item.done", {"output_index": 0, "item": reasoning_item_of(rs_id)}))
+    head.append(ev("response.output_item.added", {"output_index": out, "item": {
         "id": msg_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}}))
-    head.append(ev("response.content_part.added", {"item_id": msg_id, "output_index": 0, "content_index": 0,
+    head.append(ev("response.content_part.added", {"item_id": msg_id, "output_index": out, "content_index": 0,
                                                    "part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}}))
-    chunks = [ev("response.output_text.delta", {"item_id": msg_id, "output_index": 0, "content_index": 0, "delta": p, "logprobs": []})
+    chunks = [ev("response.output_text.delta", {"item_id": msg_id, "output_index": out, "content_index": 0, "delta": p, "logprobs": []})
               for p in ans.pieces]
-    final = responses_obj(model, input_tokens, ans, magic, body, resp_id, msg_id, created, done=True)
-    item = final["output"][0]
+    final = responses_obj(model, input_tokens, ans, magic, body, resp_id, msg_id, created, done=True, reasoning_id=rs_id)
+    item = final["output"][-1]
     tail = [
-        ev("response.output_text.done", {"item_id": msg_id, "output_index": 0, "content_index": 0, "text": ans.text, "logprobs": []}),
-        ev("response.content_part.done", {"item_id": msg_id, "output_index": 0, "content_index": 0, "part": item["content"][0]}),
-        ev("response.output_item.done", {"output_index": 0, "item": item}),
+        ev("response.output_text.done", {"item_id": msg_id, "output_index": out, "content_index": 0, "text": ans.text, "logprobs": []}),
+        ev("response.content_part.done", {"item_id": msg_id, "output_index": out, "content_index": 0, "part": item["content"][0]}),
+        ev("response.output_item.done", {"output_index": out, "item": item}),
         ev("response.incomplete" if ans.truncated else "response.completed", {"response": final}),
     ]
-    error_event = _event("error", {"type": "error", "code": "server_error", "message": "The server is overloaded (mock provider, mid-stream).",
-                                   "param": None, "sequence_number": len(head) + len(chunks) // 2})
-    return StreamPlan(head, chunks, tail, error_event)
+    error_event = style.event("error", {"type": "error", "code": "server_error", "message": "The server is overloaded (mock provider, mid-stream).",
+                                        "param": None, "sequence_number": len(head) + len(chunks) // 2})
+    return StreamPlan(style.opening(head), style.with_pings(chunks, style.comment()), tail, error_event)
 
 
-def messages_plan(model: str, input_tokens: int, ans: Answer, magic: Magic) -> StreamPlan:
-    """`/v1/messages` with `stream: true`: Anthropic's named events, one text block."""
+def messages_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, style: Style = PLAIN,
+                  thinking: bool = False, tool_use: bool = False) -> StreamPlan:
+    """`/v1/messages` with `stream: true`: Anthropic's named events.
+
+    Blocks in order: a thinking block (thinking_delta events, then one signature_delta) when
+    `thinking`, the text block, a tool_use block (input_json_delta events) when `tool_use`.
+    """
     inp, write, read = anthropic_usage(input_tokens, magic)
     start = {"type": "message_start", "message": {
         "id": "msg_" + hexid(), "type": "message", "role": "assistant", "model": model, "content": [],
         "stop_reason": None, "stop_sequence": None,
         "usage": {"input_tokens": inp, "cache_creation_input_tokens": write, "cache_read_input_tokens": read,
                   "output_tokens": 1, "service_tier": "standard"}}}
-    head = [
-        _event("message_start", start),
-        _event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        encode_event(b'{"type": "ping"}', "ping"),
-    ]
-    chunks = [encode_event(b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":' + orjson.dumps(p) + b"}}",
-                           "content_block_delta") for p in ans.pieces]
+    ping = style.data(b'{"type": "ping"}', "ping")
+
+    def block_start(index: int, block: dict[str, Any]) -> bytes:
+        return style.event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+
+    def block_stop(index: int) -> bytes:
+        return style.data(b'{"type":"content_block_stop","index":' + str(index).encode() + b"}", "content_block_stop")
+
+    def delta(index: int, kind: bytes, field: bytes, value: str) -> bytes:
+        return style.data(b'{"type":"content_block_delta","index":' + str(index).encode() + b',"delta":{"type":"' + kind
+                          + b'","' + field + b'":' + orjson.dumps(value) + b"}}", "content_block_delta")
+
+    blocks: list[tuple[dict[str, Any], list[bytes]]] = []  # (block as started, its delta events)
+    if thinking:
+        text = thinking_text(ans.reasoning_tokens)
+        i = len(blocks)
+        events = [delta(i, b"thinking_delta", b"thinking", p) for p in split_even(text, max(1, min(8, len(text.split()))))]
+        events.append(delta(i, b"signature_delta", b"signature", thinking_signature(text)))
+        blocks.append(({"type": "thinking", "thinking": "", "signature": ""}, events))
+    i = len(blocks)
+    blocks.append(({"type": "text", "text": ""}, [delta(i, b"text_delta", b"text", p) for p in ans.pieces]))
+    if tool_use:
+        i = len(blocks)
+        block = tool_use_block(ans, with_input=False)
+        arguments = orjson.dumps(tool_input(ans)).decode()
+        events = [delta(i, b"input_json_delta", b"partial_json", "")]
+        events += [delta(i, b"input_json_delta", b"partial_json", p) for p in split_even(arguments, 4)]
+        blocks.append((block, events))
+
+    head = [style.event("message_start", start), block_start(0, blocks[0][0]), ping]
+    chunks: list[bytes] = list(blocks[0][1])
+    for index, (block, events) in enumerate(blocks[1:], start=1):
+        chunks.append(block_stop(index - 1) + block_start(index, block))
+        chunks.extend(events)
     tail = [
-        encode_event(b'{"type":"content_block_stop","index":0}', "content_block_stop"),
-        _event("message_delta", {"type": "message_delta",
-                                 "delta": {"stop_reason": "max_tokens" if ans.truncated else "end_turn", "stop_sequence": None},
-                                 "usage": {"input_tokens": inp, "cache_creation_input_tokens": write,
-                                           "cache_read_input_tokens": read, "output_tokens": ans.output_tokens}}),
-        encode_event(b'{"type":"message_stop"}', "message_stop"),
+        block_stop(len(blocks) - 1),
+        style.event("message_delta", {"type": "message_delta",
+                                      "delta": {"stop_reason": anthropic_stop_reason(ans, tool_use), "stop_sequence": None},
+                                      "usage": {"input_tokens": inp, "cache_creation_input_tokens": write,
+                                                "cache_read_input_tokens": read, "output_tokens": ans.output_tokens}}),
+        style.data(b'{"type":"message_stop"}', "message_stop"),
     ]
-    error_event = _event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
-    return StreamPlan(head, chunks, tail, error_event)
+    error_event = style.event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    return StreamPlan(style.opening(head), style.with_pings(chunks, ping), tail, error_event)
 
 
 async def send_stream(req: Request, send: Send, headers: Headers, plan: StreamPlan, magic: Magic, token_ms: float) -> int:
