@@ -67,11 +67,10 @@ class AccountingStage:
         above the call's token limit (the provider stops there)."""
         usage = meter.usage
         est_out = min(call.max_tokens, (meter.text_chars + BYTES_PER_TOKEN - 1) // BYTES_PER_TOKEN)
-        ended = meter.done or meter.failure is not None
         if usage is None:
             usage = Usage(input_tokens=call.context_tokens, output_tokens=est_out)
             call.estimated = True
-        elif not ended:
+        elif not meter.done:  # cut, stopped, or ended in a provider error: the usage so far is not final
             usage.output_tokens = max(usage.output_tokens, est_out)
             call.estimated = True
         self.add_usage(call, usage)
