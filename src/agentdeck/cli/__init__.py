@@ -17,7 +17,7 @@ from agentdeck.errors import AgentdeckError
 
 COMMAND_MODULES = (
     "console", "serve", "demo", "mock_upstream", "status", "stop", "run", "route",
-    "savings", "diagnose", "flaky", "bench",
+    "savings", "diagnose", "flaky", "bench", "prices",
 )
 
 
