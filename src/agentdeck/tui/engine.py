@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import orjson
 
 from agentdeck.bus import Event, Policy, event_from_dict
+from agentdeck.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
     import httpx
@@ -278,20 +279,19 @@ class RemoteEngine:
             delay = min(delay * 2, self._backoff[1])
 
     async def _read(self, r: "httpx.Response") -> None:
-        buf = b""
+        # The shared SSE decoder: any line ends, `data:` with or without its space, comments
+        # (keep-alives) skipped; it cuts a whole chunk at once, so 1,000 events/s stay cheap.
+        decoder = SSEDecoder()
         async for chunk in r.aiter_bytes():
-            # One split per chunk (a chunk holds many events at 1,000 events/s), not one per event.
-            blocks = (buf + chunk).split(b"\n\n")
-            buf = blocks.pop()
-            for block in blocks:
-                for line in block.split(b"\n"):
-                    if line.startswith(b"data: "):
-                        try:
-                            ev = event_from_dict(orjson.loads(line[6:]))
-                        except (orjson.JSONDecodeError, TypeError):
-                            continue
-                        if ev is not None:
-                            self._offer(ev)
+            for sse in decoder.feed(chunk):
+                if sse.data is None:
+                    continue
+                try:
+                    ev = event_from_dict(orjson.loads(sse.data))
+                except (orjson.JSONDecodeError, TypeError):
+                    continue
+                if ev is not None:
+                    self._offer(ev)
 
     # -- commands ---------------------------------------------------------------------------
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
