@@ -16,7 +16,7 @@ the moment enough old buckets age out for the refused call to fit.
 A budget of 0 means "no limit" (use the emergency stop to refuse everything).
 
 The requests table is the ledger on disk: after a restart :meth:`Ledger.load` rebuilds the
-windows from each request row's ``cost_usd``.
+windows (global, per key and per session) from each request row's ``cost_usd``.
 """
 
 from __future__ import annotations
@@ -254,7 +254,9 @@ class Ledger:
         self._day.clear()
         self._key_day.clear()
         for r in rows:
-            self._add_spend(float(r["ts"]), str(r["key"]), None, float(r["cost_usd"]), now)
+            # The session too: a session's budget must not start afresh after a restart.
+            session = r.get("session")
+            self._add_spend(float(r["ts"]), str(r["key"]), str(session) if session else None, float(r["cost_usd"]), now)
         # Thresholds already crossed before the restart must not alert again.
         seeds = [("hourly", self.hourly_usd, self._hour), ("daily", self.daily_usd, self._day)]
         seeds += [(f"key:{k}", self._key_budgets.get(k) or 0.0, w) for k, w in self._key_day.items()]

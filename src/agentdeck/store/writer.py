@@ -168,8 +168,9 @@ class Store:
         return {r["key"]: float(r["s"]) for r in rows}
 
     async def spend_rows_since(self, since_ts: float) -> list[dict[str, Any]]:
-        """(ts, key, cost) of every priced request since ``since_ts``: what the ledger rebuilds its windows from."""
-        return await self.fetchall("SELECT ts, key, cost_usd FROM requests WHERE ts >= ? AND cost_usd > 0", (since_ts,))
+        """(ts, key, session, cost) of every priced request since ``since_ts``: what the ledger rebuilds its windows from."""
+        return await self.fetchall("SELECT ts, key, session, cost_usd FROM requests WHERE ts >= ? AND cost_usd > 0",
+                                   (since_ts,))
 
     async def stop_state(self) -> dict[str | None, dict[str, Any]]:
         """The latest stop row per key (None = global) whose state is 'stopped'."""
