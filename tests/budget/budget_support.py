@@ -70,6 +70,7 @@ class GatewayDouble:
             "uptime_s": 4000, "in_flight": 2,
         }
         self.sessions = 0
+        self.confirm_max_requests = True  # False: a gateway that ignores max_requests
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -100,7 +101,10 @@ class GatewayDouble:
                     name = (body or {}).get("name") or "session"
                     if double.sessions > 1:
                         name = f"{name}-{double.sessions}"
-                    self._reply(200, {"session": name, "key": f"adk-s-secret{double.sessions}"})
+                    reply = {"session": name, "key": f"adk-s-secret{double.sessions}"}
+                    if double.confirm_max_requests and (body or {}).get("max_requests") is not None:
+                        reply["max_requests"] = body["max_requests"]  # as the gateway confirms a request limit
+                    self._reply(200, reply)
                 elif self.path == "/admin/stop" and method == "POST":
                     assert body is not None
                     if body.get("key"):

@@ -123,14 +123,27 @@ class Store:
         await self.conn.commit()
 
     async def record_session(self, name: str, digest: str, parent_key: str | None, budget_usd: float | None,
-                             created: float) -> None:
+                             created: float, max_requests: int | None = None) -> None:
         assert self.conn is not None
-        await self.conn.execute("INSERT OR REPLACE INTO sessions (name, digest, parent_key, budget_usd, created) "
-                                "VALUES (?, ?, ?, ?, ?)", (name, digest, parent_key, budget_usd, created))
+        await self.conn.execute("INSERT OR REPLACE INTO sessions (name, digest, parent_key, budget_usd, created, "
+                                "max_requests) VALUES (?, ?, ?, ?, ?, ?)",
+                                (name, digest, parent_key, budget_usd, created, max_requests))
         await self.conn.commit()
 
     async def sessions(self) -> list[dict[str, Any]]:
-        return await self.fetchall("SELECT name, digest, parent_key, budget_usd, created FROM sessions")
+        return await self.fetchall("SELECT name, digest, parent_key, budget_usd, created, max_requests FROM sessions")
+
+    async def session_request_counts(self) -> dict[str, int]:
+        """Calls recorded per session, those refused for its request limit left out (what a restart counts again).
+
+        Conservative on purpose: other refusals (a stop, a budget) count, so a restarted gateway
+        never gives a limited session more calls than it had left.
+        """
+        await self.flush()
+        rows = await self.fetchall(
+            "SELECT session, COUNT(*) AS n FROM requests WHERE session IS NOT NULL "
+            "AND (error IS NULL OR error != 'session_request_limit') GROUP BY session")
+        return {r["session"]: int(r["n"]) for r in rows}
 
     # -- queries ------------------------------------------------------------------------
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
