@@ -72,3 +72,23 @@ def test_the_check_would_catch_a_textual_import() -> None:
     assert IMPORT_RE.search("def f():\n    from textual.app import App\n")
     assert IMPORT_RE.search("import textual\n")
     assert not IMPORT_RE.search("# textual is only for the console\nimport textwrap\n")
+
+
+GATEWAY_APP_RE = re.compile(r"^\s*(?:from\s+agentdeck\.gateway\.app\s+import|import\s+agentdeck\.gateway\.app\b|"
+                            r"from\s+agentdeck\.gateway\s+import\s+(?:[\w, ]*\b)?app\b)", re.MULTILINE)
+STAGES = ("admission", "routing", "reservation", "upstream", "accounting", "pipeline", "call")
+
+
+def test_the_stages_and_the_wire_layer_never_import_the_composition_root() -> None:
+    """``gateway.app`` builds the stages; a stage reaching back into it is the import circle the
+    pipeline replaced. Only the server (which serves the app) and the console's engine may import it;
+    the admin endpoints still name it for their type hints."""
+    allowed = {SRC / "gateway" / "server.py", SRC / "gateway" / "admin.py"}  # admin: a type-only import, for now
+    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+                 if p not in allowed and "tui" not in p.parts and GATEWAY_APP_RE.search(p.read_text(encoding="utf-8"))]
+    assert offenders == [], f"modules importing agentdeck.gateway.app: {offenders}"
+    for stage in STAGES:
+        text = (SRC / "gateway" / f"{stage}.py").read_text(encoding="utf-8")
+        assert "import Gateway" not in text, f"gateway/{stage}.py reaches the Gateway"
+    for path in (SRC / "wire").glob("*.py"):
+        assert "agentdeck.gateway" not in path.read_text(encoding="utf-8"), f"{path.name} imports the gateway"

@@ -14,12 +14,12 @@ import orjson
 
 from agentdeck.budget import clamp_max_tokens
 from agentdeck.budget.anomaly import AnomalyDetector
-from agentdeck.budget.killswitch import KillSwitch
 from agentdeck.budget.sessions import SessionRegistry
 from agentdeck.config import CapsConfig, KeyConfig
 from agentdeck.gateway.call import Identity, Refusal, Seen, header_value
 from agentdeck.gateway.http import BodyTooLarge, Receive, read_body
 from agentdeck.limits.headers import retry_hint_headers
+from agentdeck.state import StopState
 from agentdeck.wire import BadRequest, Endpoint, ParsedRequest, WireProtocol
 
 MAX_JSON_DEPTH = 254
@@ -67,12 +67,12 @@ class AdmissionStage:
     """Auth, body, stop, anomaly throttle and caps; raises ``Refusal`` with the gateway's answer."""
 
     def __init__(self, *, keys: dict[str, KeyConfig], sessions: SessionRegistry, open_access: bool,
-                 killswitch: KillSwitch, anomaly: AnomalyDetector, throttle_rps: float, caps: TokenCaps,
+                 stop: StopState, anomaly: AnomalyDetector, throttle_rps: float, caps: TokenCaps,
                  max_body_bytes: int) -> None:
         self._keys = keys
         self._sessions = sessions
         self._open = open_access
-        self._killswitch = killswitch
+        self._stop = stop
         self._anomaly = anomaly
         self._throttle_rps = throttle_rps
         self.caps = caps
@@ -120,8 +120,8 @@ class AdmissionStage:
         seen.model_requested, seen.stream = parsed.model, parsed.stream
         return parsed
 
-    def check_stop(self, ident: Identity) -> None:
-        stop = self._killswitch.check(ident.key, ident.session)
+    async def check_stop(self, ident: Identity) -> None:
+        stop = await self._stop.check(ident.key, ident.session)
         if stop is not None:
             raise Refusal(403, stop.message, "agentdeck_stopped", {"x-should-retry": "false"})
 

@@ -41,6 +41,7 @@ from agentdeck.pricing import PriceTable
 from agentdeck.providers import provider_warnings
 from agentdeck.routing import DowngradeWatch, Router
 from agentdeck.routing.savings import SavingsTracker
+from agentdeck.state import LocalBackend, StateBackend
 from agentdeck.store import Store, db_path
 from agentdeck.wire import BY_PATH, PROVIDER_WIRES
 
@@ -78,22 +79,23 @@ class Gateway:
         self._tick_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
+        self.state: StateBackend = LocalBackend(self.ledger, self.killswitch, self.limiters)
         balanced = cfg.routing.tiers["balanced"]
         caps = TokenCaps(cfg.caps, self.output_limit)
         self.admission = AdmissionStage(
-            keys=cfg.key_by_secret(), sessions=self.sessions, open_access=not cfg.keys, killswitch=self.killswitch,
+            keys=cfg.key_by_secret(), sessions=self.sessions, open_access=not cfg.keys, stop=self.state.stop,
             anomaly=self.anomaly, throttle_rps=cfg.anomaly.throttle_rps, caps=caps,
             max_body_bytes=cfg.gateway.max_body_bytes)
-        self.routing = RoutingStage(self.router, self.matcher, self.ledger.share_used, caps, cfg.routing.escalate)
-        self.reservation = ReservationStage(self.ledger, self.prices)
-        self.upstream = UpstreamStage(cfg.providers, self.limiters, self.retry)
+        self.routing = RoutingStage(self.router, self.matcher, self.state.spend.share_used, caps, cfg.routing.escalate)
+        self.reservation = ReservationStage(self.state.spend, self.prices)
+        self.upstream = UpstreamStage(cfg.providers, self.state.limits, self.retry)
         self.accounting = AccountingStage(
             prices=self.prices, metrics=self.metrics, bus=self.bus, savings=self.savings, anomaly=self.anomaly,
             baseline_models={"openai": balanced.openai, "anthropic": balanced.anthropic},
             log_bodies=cfg.gateway.log_bodies, redact=self.redact_text)
         self.pipeline = Pipeline(
             admission=self.admission, routing=self.routing, reservation=self.reservation, upstream=self.upstream,
-            accounting=self.accounting, killswitch=self.killswitch, metrics=self.metrics,
+            accounting=self.accounting, stop=self.state.stop, metrics=self.metrics,
             new_request_id=self.new_request_id, redact=self.redact_text, log_bodies=cfg.gateway.log_bodies)
 
     # -- lifecycle ----------------------------------------------------------------------

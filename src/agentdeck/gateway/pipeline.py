@@ -16,7 +16,6 @@ import aiohttp
 import orjson
 
 from agentdeck.budget import BudgetExceeded
-from agentdeck.budget.killswitch import KillSwitch
 from agentdeck.gateway.accounting import AccountingStage
 from agentdeck.gateway.admission import AdmissionStage
 from agentdeck.gateway.call import NO_TIER, Call, Refusal, Seen, header_value
@@ -28,6 +27,7 @@ from agentdeck.gateway.upstream import UpstreamStage, UpstreamUnavailable, forwa
 from agentdeck.limits import Throttled
 from agentdeck.limits.headers import retry_hint_headers
 from agentdeck.routing import error_problem, quality_problem
+from agentdeck.state import StopState
 from agentdeck.wire import PROTOCOLS, Endpoint, StreamMeter, WireProtocol
 from agentdeck.wire.estimate import estimate_input_tokens
 from agentdeck.wire.sse import SSEDecoder, SSEEvent
@@ -40,14 +40,14 @@ class Pipeline:
     """Runs client calls through the stages; one per gateway."""
 
     def __init__(self, *, admission: AdmissionStage, routing: RoutingStage, reservation: ReservationStage,
-                 upstream: UpstreamStage, accounting: AccountingStage, killswitch: KillSwitch, metrics: Metrics,
+                 upstream: UpstreamStage, accounting: AccountingStage, stop: StopState, metrics: Metrics,
                  new_request_id: Callable[[], str], redact: Callable[[bytes | str], str], log_bodies: bool) -> None:
         self.admission = admission
         self.routing = routing
         self.reservation = reservation
         self.upstream = upstream
         self.accounting = accounting
-        self._killswitch = killswitch
+        self._stop = stop
         self._metrics = metrics
         self._new_id = new_request_id
         self._redact = redact
@@ -107,7 +107,7 @@ class Pipeline:
             await self._refuse_late(call, send, Refusal(
                 500, f"agentdeck: internal error ({type(e).__name__}); see the gateway's stderr", "internal_error"))
         finally:
-            self.reservation.settle(call)
+            await self.reservation.settle(call)
             self.accounting.finished(call)
 
     async def _admit(self, receive: Receive, endpoint: Endpoint, wire: WireProtocol, rid: str, t0: float,
@@ -121,7 +121,7 @@ class Pipeline:
             seen.headers["x-agentdeck-model"] = header_value(routed.route.model)
             seen.headers["x-agentdeck-tier"] = routed.route.tier or NO_TIER
             seen.route_tier = routed.route.tier
-        adm.check_stop(ident)  # the stop first: while it is engaged every call gets the same 403
+        await adm.check_stop(ident)  # the stop first: while it is engaged every call gets the same 403
         if routed.route is None or routed.provider is None:
             raise Refusal(404, f"agentdeck: {routed.missing}", "model_not_found", param="model")
         adm.check_limits(ident, context_tokens)
@@ -129,7 +129,7 @@ class Pipeline:
         call = Call(wire, endpoint, rid, t0, headers, forwarded_headers(raw_headers), ident, parsed, route,
                     routed.provider, adm.caps.max_tokens(route.model, parsed), context_tokens)
         if endpoint.billable:
-            self.reservation.reserve(call)
+            await self.reservation.reserve(call)
         return call
 
     async def _refuse_late(self, call: Call, send: Send, r: Refusal) -> None:
@@ -148,10 +148,10 @@ class Pipeline:
                 h[low] = value
         return h
 
-    def _escalate(self, call: Call, problem: str | None) -> bool:
+    async def _escalate(self, call: Call, problem: str | None) -> bool:
         """Move an `auto` call one tier up after a failed check; False when it stays."""
         nxt = self.routing.escalation(call, problem)
-        if nxt is None or problem is None or not self.reservation.reserve_more(call, nxt.route.model, nxt.max_tokens):
+        if nxt is None or problem is None or not await self.reservation.reserve_more(call, nxt.route.model, nxt.max_tokens):
             return False
         self.accounting.escalated(call, nxt, problem)
         call.route, call.provider, call.max_tokens = nxt.route, nxt.provider, nxt.max_tokens
@@ -172,7 +172,7 @@ class Pipeline:
         """A non-streamed call; a routed answer that fails its quality check is re-asked one tier up."""
         while True:
             status, headers, raw, ctype = await self._unary_once(call)
-            if self._escalate(call, self._problem(call, status, raw)):
+            if await self._escalate(call, self._problem(call, status, raw)):
                 continue
             call.status = status
             await send_bytes(send, status, raw, headers, content_type=ctype)
@@ -215,7 +215,7 @@ class Pipeline:
             resp = up.resp
             if resp.status != 200:
                 raw = await resp.read()
-                if self._escalate(call, self._problem(call, resp.status, raw)):
+                if await self._escalate(call, self._problem(call, resp.status, raw)):
                     return False
                 call.status, call.error = resp.status, f"upstream {resp.status}"
                 await send_bytes(send, resp.status, self._redact(raw).encode("utf-8"), self._response_headers(call, resp),
@@ -224,7 +224,7 @@ class Pipeline:
             call.status = 200
             meter = wire.meter(call.parsed)
             decoder = SSEDecoder()
-            stop_event = self._killswitch.watch(call.ident.key, call.ident.session)
+            stop_event = self._stop.watch(call.ident.key, call.ident.session)
             ended_by: list[str] = []
             watcher = asyncio.ensure_future(_watch(receive, stop_event, resp, ended_by))
             await start_stream(send, 200, self._response_headers(call, resp),
@@ -251,7 +251,7 @@ class Pipeline:
                 call.status, call.error = 499, "client disconnected"
                 return True
             if ended_by and ended_by[0] == "stop":
-                stop = self._killswitch.check(call.ident.key, call.ident.session)
+                stop = await self._stop.check(call.ident.key, call.ident.session)
                 msg = stop.message if stop is not None else "agentdeck: emergency stop"
                 call.error = "stopped mid-stream"
                 await send_chunk(send, wire.stream_error_event(msg, "agentdeck_stopped"))

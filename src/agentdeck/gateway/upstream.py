@@ -21,7 +21,8 @@ from typing import AsyncIterator, Mapping
 import aiohttp
 
 from agentdeck.config import Config, ProviderConfig
-from agentdeck.limits import ProviderLimiter, RetryPolicy
+from agentdeck.limits import RetryPolicy
+from agentdeck.state import LimitState
 from agentdeck.wire import PROVIDER_WIRES
 
 FORWARD_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta", "x-stainless-retry-count")
@@ -72,7 +73,7 @@ def forwarded_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
 class UpstreamStage:
     """Sends a call's body to its provider (or the fallback) and yields the final response."""
 
-    def __init__(self, providers: Mapping[str, ProviderConfig], limiters: Mapping[str, ProviderLimiter],
+    def __init__(self, providers: Mapping[str, ProviderConfig], limiters: Mapping[str, LimitState],
                  retry: Mapping[str, RetryPolicy]) -> None:
         self._providers = providers
         self._limiters = limiters

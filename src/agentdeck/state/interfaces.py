@@ -1,0 +1,81 @@
+"""The interfaces the request path uses for state that a cluster would share.
+
+Why async where the local implementation is synchronous: a shared implementation must
+make a network round trip for the atomic steps (check-and-reserve, the stop read at
+admission), and the stages should not change when one is added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncContextManager, Mapping, Protocol
+
+from agentdeck.budget.killswitch import StopInfo
+from agentdeck.budget.ledger import Reservation
+
+
+class SpendState(Protocol):
+    """The rolling budget windows and the open reservations against them."""
+
+    async def reserve(self, key: str, amount_usd: float, session: str | None = None) -> Reservation:
+        """Hold ``amount_usd`` against every budget that covers the call, atomically; BudgetExceeded if one cannot."""
+        ...
+
+    async def settle(self, hold: Reservation, actual_usd: float) -> None:
+        """Turn a hold into spend of ``actual_usd`` (and free the rest)."""
+        ...
+
+    async def release(self, hold: Reservation) -> None:
+        """Free a hold that turned into no spend."""
+        ...
+
+    def share_used(self) -> float:
+        """The fuller of the hourly and daily budgets, 0..1 (for budget-aware downgrade)."""
+        ...
+
+
+class StopState(Protocol):
+    """The emergency stop: global, or per key or session."""
+
+    async def check(self, key: str, session: str | None = None) -> StopInfo | None:
+        """Why a call by ``key`` must be refused now, or None."""
+        ...
+
+    def watch(self, key: str, session: str | None = None) -> asyncio.Event:
+        """An event set when a stop covers ``key``/``session`` (ends open streams)."""
+        ...
+
+
+class BreakerState(Protocol):
+    def allow(self) -> bool: ...
+    def record_failure(self) -> None: ...
+    def record_success(self) -> None: ...
+
+
+class LimitState(Protocol):
+    """One provider's adaptive limits: in-flight slots, pacing, and what each answer says about them."""
+
+    breaker: BreakerState
+
+    def slot(self) -> AsyncContextManager[None]:
+        """Hold one in-flight slot for a whole call (retries and fallback included); Throttled past the queue wait."""
+        ...
+
+    async def pace(self) -> None:
+        """Wait for the provider's request rate to allow one more attempt."""
+        ...
+
+    def observe(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+        """Feed an answer's status and rate-limit headers to AIMD."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        ...
+
+
+class StateBackend(Protocol):
+    """Where a gateway's shared state lives; the composition root asks it for each part."""
+
+    spend: SpendState
+    stop: StopState
+    limits: Mapping[str, LimitState]
