@@ -84,7 +84,7 @@ class SSEDecoder:
                 return events
         else:
             pos = 0
-        if b"\r" not in buf:
+        if 13 not in buf:
             pos = self._scan_lf(buf, pos, events)
         elif buf.count(b"\r\n") == buf.count(b"\r") == buf.count(b"\n"):
             pos = self._scan_crlf(buf, pos, events)
@@ -186,7 +186,7 @@ class SSEDecoder:
     def _parse(self, block: bytes, start: int, stop: int) -> SSEEvent:
         """Read the fields of `block[start:stop]` (its lines, terminators excluded)."""
         text = block[start:stop]
-        if b"\r" not in text:
+        if 13 not in text:
             lines = text.split(b"\n")
         elif text.count(b"\r") == text.count(b"\n") == text.count(b"\r\n"):
             lines = text.split(b"\r\n")
@@ -240,14 +240,20 @@ def encode_event(
     decoder gives back `data` with LF line ends. `crlf=True` frames the block with
     CRLF, as some providers do.
     """
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    nl = _line_end(crlf)
+    raw = data if type(data) is bytes else data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    nl = b"\r\n" if crlf else b"\n"
+    # `int in bytes` is a plain memchr; `b"\n" in raw` sets up a substring search (about 8x slower).
+    if id is None and 10 not in raw and 13 not in raw:
+        # The common blocks (one data line, maybe a name): one concatenation.
+        if event is None:
+            return b"data: " + raw + nl + nl
+        return b"event: " + _single_line("event", event) + nl + b"data: " + raw + nl + nl
     parts: list[bytes] = []
     if event is not None:
         parts.append(b"event: " + _single_line("event", event) + nl)
     if id is not None:
         parts.append(b"id: " + _single_line("id", id) + nl)
-    if b"\n" in raw or b"\r" in raw:
+    if 10 in raw or 13 in raw:
         for line in _ANY_LINE_END.split(raw):
             parts.append(b"data: " + line + nl)
     else:

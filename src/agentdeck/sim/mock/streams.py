@@ -81,15 +81,33 @@ class Style:
     spaced_json: bool = False
     pings: bool = False
 
-    @classmethod
-    def of(cls, settings: MockSettings) -> Style:
-        return cls(settings.crlf, settings.spaced_json, settings.pings)
+    @staticmethod
+    def of(settings: MockSettings) -> Style:
+        """The run's style; one shared instance per combination (this is on every request)."""
+        key = (settings.crlf, settings.spaced_json, settings.pings)
+        style = _STYLES.get(key)
+        if style is None:
+            style = _STYLES[key] = Style(*key)
+        return style
 
     def data(self, data: bytes, event: str | None = None) -> bytes:
-        """One event with already-serialised JSON `data` (compact from orjson; re-spaced if asked)."""
+        """One event with already-serialised JSON `data` (compact from orjson; re-spaced if asked).
+
+        JSON from orjson or json.dumps never holds a raw line end, so every event is one `data:`
+        line: the bytes around it come from `encode_event` once per event name and line end
+        (`_frame`), and each event is a concatenation (a stream has one event per token).
+        """
         if self.spaced_json and data[:1] == b"{":  # every event is an object; [DONE] is not JSON
             data = json.dumps(orjson.loads(data)).encode()
-        return encode_event(data, event, crlf=self.crlf)
+        before, after = _frame(event, self.crlf)
+        return before + data + after
+
+    def many(self, event: str | None, datas: list[bytes]) -> list[bytes]:
+        """`data` for each of `datas` (the per-token events: one frame lookup for all)."""
+        before, after = _frame(event, self.crlf)
+        if self.spaced_json:
+            datas = [json.dumps(orjson.loads(d)).encode() for d in datas]
+        return [before + d + after for d in datas]
 
     def event(self, event: str | None, obj: dict[str, Any]) -> bytes:
         return self.data(orjson.dumps(obj), event)
@@ -108,6 +126,19 @@ class Style:
         return [self.comment() + head[0], *head[1:]] if self.pings and head else head
 
 
+_STYLES: dict[tuple[bool, bool, bool], Style] = {}
+_FRAMES: dict[tuple[str | None, bool], tuple[bytes, bytes]] = {}
+_MARK = b"\x00"
+
+
+def _frame(event: str | None, crlf: bool) -> tuple[bytes, bytes]:
+    """The bytes `encode_event` puts before and after a one-line `data` value, cached."""
+    key = (event, crlf)
+    frame = _FRAMES.get(key)
+    if frame is None:
+        before, after = encode_event(_MARK, event, crlf=crlf).split(_MARK)
+        frame = _FRAMES[key] = (before, after)
+    return frame
 PLAIN = Style()
 
 
@@ -122,8 +153,8 @@ def chat_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, include_
               + b',"model":' + orjson.dumps(model) + b',"service_tier":"default","system_fingerprint":"fp_mock","choices":[{"index":0,"delta":')
     data = style.data
     first = data(prefix + b'{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]' + usage_tail)
-    chunks = [data(prefix + b'{"content":' + orjson.dumps(p) + b'},"logprobs":null,"finish_reason":null}]' + usage_tail)
-              for p in ans.pieces]
+    chunks = style.many(None, [prefix + b'{"content":' + orjson.dumps(p) + b'},"logprobs":null,"finish_reason":null}]' + usage_tail
+                               for p in ans.pieces])
     finish = b"length" if ans.truncated else b"stop"
     tail = [data(prefix + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]' + usage_tail)]
     if include_usage:
@@ -201,26 +232,26 @@ def messages_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, styl
     def block_stop(index: int) -> bytes:
         return style.data(b'{"type":"content_block_stop","index":' + str(index).encode() + b"}", "content_block_stop")
 
-    def delta(index: int, kind: bytes, field: bytes, value: str) -> bytes:
-        return style.data(b'{"type":"content_block_delta","index":' + str(index).encode() + b',"delta":{"type":"' + kind
-                          + b'","' + field + b'":' + orjson.dumps(value) + b"}}", "content_block_delta")
+    def deltas(index: int, kind: bytes, field: bytes, values: list[str]) -> list[bytes]:
+        """One content_block_delta per value (the JSON around each value is built once per block)."""
+        prefix = (b'{"type":"content_block_delta","index":' + str(index).encode() + b',"delta":{"type":"' + kind
+                  + b'","' + field + b'":')
+        return style.many("content_block_delta", [prefix + orjson.dumps(v) + b"}}" for v in values])
 
     blocks: list[tuple[dict[str, Any], list[bytes]]] = []  # (block as started, its delta events)
     if thinking:
         text = thinking_text(ans.reasoning_tokens)
         i = len(blocks)
-        events = [delta(i, b"thinking_delta", b"thinking", p) for p in split_even(text, max(1, min(8, len(text.split()))))]
-        events.append(delta(i, b"signature_delta", b"signature", thinking_signature(text)))
+        events = deltas(i, b"thinking_delta", b"thinking", split_even(text, max(1, min(8, len(text.split())))))
+        events += deltas(i, b"signature_delta", b"signature", [thinking_signature(text)])
         blocks.append(({"type": "thinking", "thinking": "", "signature": ""}, events))
     i = len(blocks)
-    blocks.append(({"type": "text", "text": ""}, [delta(i, b"text_delta", b"text", p) for p in ans.pieces]))
+    blocks.append(({"type": "text", "text": ""}, deltas(i, b"text_delta", b"text", ans.pieces)))
     if tool_use:
         i = len(blocks)
         block = tool_use_block(ans, with_input=False)
         arguments = orjson.dumps(tool_input(ans)).decode()
-        events = [delta(i, b"input_json_delta", b"partial_json", "")]
-        events += [delta(i, b"input_json_delta", b"partial_json", p) for p in split_even(arguments, 4)]
-        blocks.append((block, events))
+        blocks.append((block, deltas(i, b"input_json_delta", b"partial_json", ["", *split_even(arguments, 4)])))
 
     head = [style.event("message_start", start), block_start(0, blocks[0][0]), ping]
     chunks: list[bytes] = list(blocks[0][1])
