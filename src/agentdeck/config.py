@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agentdeck.errors import ConfigError
+from agentdeck.paths import config_file, default_data_dir
 from agentdeck.providers.presets import (DEFAULT_PROVIDER_SECTIONS, PRESETS, fill_preset, preset_names,
                                          price_provider_for)
 from agentdeck.providers.urls import check_base_url, endpoint_prefix, join_endpoint
@@ -34,8 +35,9 @@ class GatewaySettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
     admin_token: str = ""
-    data_dir: str = "~/.local/share/agentdeck"
+    data_dir: str = Field(default_factory=default_data_dir, description="platform data dir (XDG on Linux) unless set")
     log_bodies: bool = False
+    log_format: Literal["human", "json"] = Field("human", description="serve's call log: human lines or JSON lines")
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(600.0, gt=0)
     shutdown_grace_s: float = Field(10.0, ge=0)
@@ -298,6 +300,14 @@ def _prepare_provider_sections(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "providers": out}
 
 
+class OtelConfig(_Strict):
+    """OpenTelemetry export (needs the `otel` extra); off while endpoint is empty."""
+
+    endpoint: str = Field("", description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces")
+    service_name: str = Field("agentdeck", min_length=1)
+    headers: dict[str, str] = Field(default_factory=dict, description="sent with each export (e.g. a vendor's API key)")
+
+
 class Config(_Strict):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     keys: list[KeyConfig] = Field(default_factory=list)
@@ -309,6 +319,7 @@ class Config(_Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     prices: dict[str, Price] = Field(default_factory=dict)
     tui: TuiConfig = Field(default_factory=TuiConfig)
+    otel: OtelConfig = Field(default_factory=OtelConfig)
     source: str = Field("<defaults>", exclude=True)
 
     @model_validator(mode="after")
@@ -356,8 +367,7 @@ def default_config_path() -> Path | None:
     env = os.environ.get("AGENTDECK_CONFIG")
     if env:
         return Path(env)
-    p = Path(os.path.expanduser("~/.config/agentdeck/config.toml"))
-    return p if p.exists() else None
+    return config_file()
 
 
 def _format_error(source: str, err: ValidationError, unset: set[str] | None = None) -> str:

@@ -24,7 +24,7 @@ from budget_support import GatewayDouble, agentdeck
 ])
 def test_no_gateway_gives_one_clear_line(cli: Any, args: tuple[str, ...]) -> None:
     r = cli(*args)  # the config points at port 1, and no gateway left a runtime file
-    assert r.returncode == 2
+    assert r.returncode == 3  # gateway unreachable (CONTRACT.md exit codes)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("agentdeck: error: cannot reach the gateway at http://127.0.0.1:1")
@@ -33,7 +33,7 @@ def test_no_gateway_gives_one_clear_line(cli: Any, args: tuple[str, ...]) -> Non
 
 def test_no_gateway_from_a_real_process(cli_env: dict[str, str]) -> None:
     r = agentdeck(cli_env, "stop", "--reason", "x")
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
 def test_stop_requires_a_reason(cli: Any) -> None:

@@ -16,7 +16,7 @@ def test_config_before_or_after_the_command(tmp_path: Path) -> None:
     cfg.write_text(f'[gateway]\nport = 1\ndata_dir = "{tmp_path}"\n')
     for args in (("--config", str(cfg), "status"), ("status", "--config", str(cfg))):
         r = run(*args)
-        assert r.returncode == 2 and "127.0.0.1:1" in r.stderr, r.stderr
+        assert r.returncode == 3 and "127.0.0.1:1" in r.stderr, r.stderr  # 3: gateway unreachable
         assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
