@@ -133,9 +133,7 @@ class AdmissionStage:
         if context_tokens > self._max_input:
             raise Refusal(413, f"agentdeck: input of about {context_tokens} tokens is over the cap of {self._max_input} "
                                "([caps] max_input_tokens)", "input_too_large")
-        if ident.session is not None:
-            take = getattr(self._sessions, "take_request", None)
-            if take is not None and not take(ident.session):
-                raise Refusal(403, f"agentdeck: session '{ident.session}' has used all the requests it was given "
-                                   "(agentdeck run --max-requests); start a new session to go on",
-                              "session_request_limit", {"x-should-retry": "false"})
+        if ident.session is not None and not self._sessions.take_request(ident.session):
+            raise Refusal(403, f"agentdeck: session '{ident.session}' has used all the requests it was given "
+                               "(agentdeck run --max-requests); start a new session to go on",
+                          "session_request_limit", {"x-should-retry": "false"})

@@ -103,8 +103,10 @@ class Gateway:
         await self.store.open()
         await self.ledger.load(self.store)
         await self.killswitch.load()
+        used = await self.store.session_request_counts()
         for row in await self.store.sessions():
-            self.sessions.restore(row["name"], row["digest"], row["parent_key"], row["budget_usd"], row["created"])
+            self.sessions.restore(row["name"], row["digest"], row["parent_key"], row["budget_usd"], row["created"],
+                                  row.get("max_requests"), used.get(row["name"], 0))
             if row["budget_usd"] is not None:
                 self.ledger.set_key_budget(row["name"], float(row["budget_usd"]))
         for line in provider_warnings(self.cfg):
