@@ -215,3 +215,12 @@ def test_a_command_that_finishes_in_time_keeps_its_exit_code(served: tuple[str, 
     assert "reached" not in r.stderr
     st = httpx.get(url + "/admin/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10).json()
     assert not st["stopped_keys"]
+
+
+def test_gemini_tools_get_the_gateway_and_the_session_key() -> None:
+    from agentdeck.cli.run import session_env
+
+    env = session_env({"GOOGLE_API_KEY": "real-google-key", "PATH": "/bin"}, "http://127.0.0.1:8787/", "s", "adk-s-k",
+                      ["gemini", "-p", "hi"])
+    assert env["GOOGLE_GEMINI_BASE_URL"] == "http://127.0.0.1:8787"  # no version: the SDK adds /v1beta
+    assert env["GEMINI_API_KEY"] == "adk-s-k" and "GOOGLE_API_KEY" not in env

@@ -88,7 +88,11 @@ def session_env(base: dict[str, str], url: str, session: str, secret: str, cmd: 
         "AGENTDECK_URL": url,
         "AGENTDECK_SESSION": session,
         SESSION_KEY_ENV: secret,  # Codex reads its provider key from here (env_key)
+        "GOOGLE_GEMINI_BASE_URL": url,  # Gemini CLI and the google-genai SDKs (they add /v1beta or /v1)
+        "GEMINI_API_KEY": secret,  # sent as x-goog-api-key
     })
+    # google-genai prefers GOOGLE_API_KEY over GEMINI_API_KEY: an inherited one would be the user's real key.
+    env.pop("GOOGLE_API_KEY", None)
     # Only one Anthropic credential: the anthropic SDK warns on every client when both are set,
     # and an inherited one would be the user's real key (or a stale token) sent to the gateway.
     env.pop("ANTHROPIC_AUTH_TOKEN", None)
