@@ -143,9 +143,17 @@ class SSEDecoder:
             if end < 0:
                 return pos
             block = buf[pos : end + 2]
-            if body == pos and block.startswith(b"data: ") and block.find(b"\n", 6) == len(block) - 2:
-                # One `data: ` line, nothing else: by far the most common block.
+            last = len(block) - 2
+            if body == pos and block.startswith(b"data: ") and block.find(b"\n", 6) == last:
+                # One `data: ` line, nothing else: by far the most common block (OpenAI).
                 append(SSEEvent(block, None, block[6:-2]))
+            elif body == pos and block.startswith(b"event: "):
+                # `event: ` then one `data: ` line (Anthropic, Responses), else the general parse.
+                nl = block.find(b"\n", 7)
+                if block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 7) == last:
+                    append(SSEEvent(block, block[7:nl].decode("utf-8", "replace") or None, block[nl + 7 : -2]))
+                else:
+                    append(self._parse(block, 0, end - pos))
             else:
                 append(self._parse(block, body - pos, end - pos))
             pos = end + 2
@@ -162,8 +170,15 @@ class SSEDecoder:
             if end < 0:
                 return pos
             block = buf[pos : end + 4]
-            if body == pos and block.startswith(b"data: ") and block.find(b"\r", 6) == len(block) - 4:
+            last = len(block) - 4
+            if body == pos and block.startswith(b"data: ") and block.find(b"\r", 6) == last:
                 append(SSEEvent(block, None, block[6:-4]))
+            elif body == pos and block.startswith(b"event: "):
+                cr = block.find(b"\r", 7)
+                if block.startswith(b"data: ", cr + 2) and block.find(b"\r", cr + 8) == last:
+                    append(SSEEvent(block, block[7:cr].decode("utf-8", "replace") or None, block[cr + 8 : -4]))
+                else:
+                    append(self._parse(block, 0, end - pos))
             else:
                 append(self._parse(block, body - pos, end - pos))
             pos = end + 4
