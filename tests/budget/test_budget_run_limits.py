@@ -224,3 +224,24 @@ def test_gemini_tools_get_the_gateway_and_the_session_key() -> None:
                       ["gemini", "-p", "hi"])
     assert env["GOOGLE_GEMINI_BASE_URL"] == "http://127.0.0.1:8787"  # no version: the SDK adds /v1beta
     assert env["GEMINI_API_KEY"] == "adk-s-k" and "GOOGLE_API_KEY" not in env
+
+
+def test_the_limit_and_the_calls_made_survive_a_gateway_restart(make_gateway: Any, tmp_path: Path) -> None:
+    data = tmp_path / "restart-data"
+    gt = make_gateway(data_dir=data)
+    reg = gt.gateway.sessions
+    name, secret = reg.create("nightly", max_requests=3)
+    s = reg.get(name)
+    assert s is not None
+    gt.call(gt.gateway.store.record_session(name, reg.digest_of(name) or "", None, None, s.created,
+                                            max_requests=s.max_requests))  # what POST /admin/sessions persists
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(2):
+        r = httpx.post(gt.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {secret}"}, timeout=20)
+        assert r.status_code == 200, r.text
+    gt.stop()
+    again = make_gateway(data_dir=data)
+    assert again.gateway.sessions.get(name).max_requests == 3  # type: ignore[union-attr]
+    statuses = [httpx.post(again.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {secret}"},
+                           timeout=20).status_code for _ in range(2)]
+    assert statuses == [200, 403]  # one call left after the restart, not a fresh allowance of three
