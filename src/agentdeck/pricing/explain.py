@@ -75,6 +75,8 @@ def text_lines(info: dict[str, Any], price: ModelPrice, default: ModelPrice) -> 
                      "([gateway] default_price_input/_output), and the gateway raises a P1 alert")
     else:
         where = price.source
+        if where == "local":
+            where = 'local (a local model server: $0 unless [prices."MODEL"] is configured)'
         if price.catalog_model:
             where += f": {price.catalog_provider} {price.catalog_model}"
         lines.append(f"{model}  ({served}; price from {where})")
