@@ -23,3 +23,16 @@ def test_percentile_of_few_or_no_samples() -> None:
     assert percentile([], 0.5, empty=0.0) == 0.0
     with pytest.raises(ValueError, match="between 0 and 1"):
         percentile([1.0], 99)
+
+
+def test_sse_bench_plumbing_decodes_every_framing() -> None:
+    from agentdeck.bench.sse import anthropic_stream, format_sse_report, openai_stream, run_sse_bench
+    from agentdeck.wire.sse import SSEDecoder
+
+    for parts in (openai_stream(5, crlf=True), anthropic_stream(5, crlf=False)):
+        events = SSEDecoder().feed(b"".join(parts))
+        assert len(events) == len(parts) and all(e.data for e in events)
+    rows = run_sse_bench(events=20)
+    assert {(r["stream"], r["framing"], r["chunks"]) for r in rows} == {
+        (s, f, c) for s in ("openai", "anthropic") for f in ("LF", "CRLF") for c in ("per event", "16 KiB")}
+    assert "M events/s" in format_sse_report(rows)

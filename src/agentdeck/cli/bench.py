@@ -7,7 +7,7 @@ import importlib.util
 import json
 from typing import Any
 
-SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky")
+SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky", "sse")
 # psutil is the `bench` extra: only these scenarios read process CPU and memory with it.
 NEEDS_PSUTIL = ("gateway", "clients", "console")
 
@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
 
         result = compare_console(duration_s=args.duration)
         print(json.dumps(result, indent=2) if args.json else format_comparison(result))
+        return 0
+    if args.scenario == "sse":
+        from agentdeck.bench.sse import format_sse_report, run_sse_bench
+
+        rows = run_sse_bench()
+        print(json.dumps(rows, indent=2) if args.json else format_sse_report(rows))
         return 0
     from agentdeck.bench.flaky import bench_flaky, format_flaky_report
 
