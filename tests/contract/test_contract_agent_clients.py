@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from contract_agents_support import Recorder, client_bin
-from contract_support import Served, admin, describe, isolated_env, serve_gateway, write_config
+from contract_support import Served, describe, isolated_env, serve_gateway, write_config
 
 from agentdeck.sim import MockServer
 
@@ -86,7 +86,10 @@ def deck(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deck]:
 def agentdeck_run(deck: Deck, client: str, *client_args: str, timeout: float = 180.0) -> tuple[str, subprocess.CompletedProcess[str]]:
     """`agentdeck run --config P -- CLIENT ARGS` as a user types it (the client found on PATH); returns (session, result)."""
     exe = client_bin(client)
-    env = dict(deck.env)
+    # Nothing of the developer's own client setup: config folders and credentials of every client.
+    env = {k: v for k, v in deck.env.items()
+           if k not in ("CODEX_HOME", "CLAUDE_CONFIG_DIR", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL")
+           and not k.startswith(("CLAUDE_CODE_", "ANTHROPIC_", "OPENAI_"))}
     env["PATH"] = f"{exe.parent}{':' + env['PATH'] if env.get('PATH') else ''}"
     p = subprocess.run([sys.executable, "-m", "agentdeck", "run", "--config", str(deck.config), "--", client, *client_args],
                        env=env, cwd=deck.work, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
