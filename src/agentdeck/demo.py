@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentdeck.bus import Alert, Event, LimitChanged, Policy, ProviderThrottled, RequestCompleted, StopChanged
-from agentdeck.config import Config, parse_config
+from agentdeck.config import TIERS, Config, parse_config
 from agentdeck.sim import MockServer, MockSettings
 from agentdeck.sim.traffic import Scenario, Traffic, demo_agents
 
@@ -56,24 +56,6 @@ def demo_config(openai_url: str, anthropic_url: str, data_dir: Path, base: Confi
     if base is not None:
         data["tui"] = base.tui.model_dump()
     return parse_config(data, "<demo>"), keys
-
-
-def stop_gateway_quietly(gateway: Any, drain_s: float = 3.0) -> None:
-    """Stop an embedded gateway on purpose: let calls in flight finish for a moment, then stop
-    without uvicorn printing a traceback for each call it had to cancel (the user asked to quit;
-    a cancelled call is expected, not an error to show on the terminal)."""
-    import logging
-
-    deadline = time.monotonic() + drain_s
-    while getattr(gateway.gateway, "in_flight", 0) > 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    log = logging.getLogger("uvicorn.error")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        gateway.stop()
-    finally:
-        log.setLevel(level)
 
 
 @dataclass
@@ -115,7 +97,7 @@ class DemoRig:
         if self.traffic is not None:
             self.traffic.stop()
         if self.gateway is not None:
-            stop_gateway_quietly(self.gateway)
+            self.gateway.stop_quietly()
         for m in (self.openai_mock, self.anthropic_mock):
             if m is not None:
                 m.stop()
@@ -205,8 +187,8 @@ def format_summary(tally: DemoTally, status: dict[str, Any], rig: DemoRig, durat
     ok = sum(n for s, n in t.statuses.items() if 200 <= s < 300)
     lines = [f"agentdeck demo: {duration_s:.0f} s, gateway {rig.gateway.url if rig.gateway else '?'}"]
     lines.append(f"  calls          {t.requests} ({ok} ok; statuses {dict(sorted(t.statuses.items()))})")
-    tiers = sum(t.tiers[k] for k in ("fast", "balanced", "smart")) or 1
-    lines.append("  tier mix       " + ", ".join(f"{k} {t.tiers[k] / tiers:.0%}" for k in ("fast", "balanced", "smart")))
+    tiers = sum(t.tiers[k] for k in TIERS) or 1
+    lines.append("  tier mix       " + ", ".join(f"{k} {t.tiers[k] / tiers:.0%}" for k in TIERS))
     saved = t.baseline_usd - t.cost_usd
     lines.append(f"  spend          ${t.cost_usd:.4f} (all-balanced baseline ${t.baseline_usd:.4f}, saved ${saved:.4f})")
     spend, budget = status.get("spend", {}), status.get("budget", {})

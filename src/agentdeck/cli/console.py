@@ -109,8 +109,6 @@ def run(args: argparse.Namespace) -> int:
                          db_path=db_path(cfg.gateway.data_dir), project_dir=Path.cwd())
         app.run()
     finally:
-        from agentdeck.demo import stop_gateway_quietly
-
-        stop_gateway_quietly(gt)
+        gt.stop_quietly()
         clear_runtime(cfg)
     return 0

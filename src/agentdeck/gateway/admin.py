@@ -1,66 +1,341 @@
-"""Operations endpoints: health, metrics, models, and the admin API behind the admin token."""
+"""Operations endpoints: health, metrics, models, and the admin API behind the admin token.
+
+Why a route table: each endpoint is one small view (a function from the request to a typed
+answer) registered once in :data:`ROUTES`, so adding one is a line, not another branch of
+an if/elif chain. Bodies are checked by one pydantic model per endpoint and refused with a
+400 that names the field; no bad value gets as far as the session registry or the status
+document. Everything these views read from the gateway goes through :func:`ports_of`, the
+one place that knows the ``Gateway`` object's members (so it can be re-pointed at the
+composition root's parts without touching a view). Not the hot path: client calls never
+come here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Literal
 from urllib.parse import parse_qs
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agentdeck.bus import Policy
+from agentdeck.bus import Bus, Policy
 from agentdeck.gateway.http import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes, send_json, start_stream
 
 if TYPE_CHECKING:
+    from agentdeck.budget.killswitch import KillSwitch
+    from agentdeck.budget.ledger import Ledger
+    from agentdeck.budget.sessions import SessionRegistry
+    from agentdeck.config import Config
     from agentdeck.gateway.app import Gateway
+    from agentdeck.gateway.call import Identity
+    from agentdeck.gateway.metrics import Metrics
+    from agentdeck.routing.savings import SavingsTracker
+    from agentdeck.store import Store
+    from agentdeck.wire import WireProtocol
 
 ALIASES = ("auto", "fast", "balanced", "smart")
+ACTORS = ("api", "cli", "console", "auto")
+MAX_ADMIN_BODY = 64 * 1024
+SSE_GATHER_S = 0.05
 
 
-async def handle(gw: "Gateway", scope: Scope, receive: Receive, send: Send) -> None:
-    path, method = scope["path"], scope["method"]
-    if path == "/healthz":
-        await send_json(send, 200, {"status": "ok"})
-    elif path == "/metrics":
-        gw.metrics.refresh(gw.provider_status(), gw.killswitch.state()["stopped"], gw.ledger.snapshot(),
-                           gw.savings.savings_usd, gw.bus.dropped)
-        await send_bytes(send, 200, gw.metrics.render(), content_type=b"text/plain; version=0.0.4; charset=utf-8")
-    elif path == "/v1/models" and method == "GET":
-        await _models(gw, scope, send)
-    elif path.startswith("/admin/"):
-        if not _authorized(gw, scope):
-            await send_json(send, 401, {"error": {"message": "admin token required (Authorization: Bearer ADMIN_TOKEN)",
-                                                  "type": "authentication_error", "param": None, "code": "unauthorized"}})
-            return
-        await _admin(gw, scope, receive, send, path, method)
-    else:
-        await send_json(send, 404, {"error": {"message": f"no route for {method} {path}", "type": "invalid_request_error",
-                                              "param": None, "code": "not_found"}})
+# -- what the views read from the gateway: the one place that knows its members ------------
+
+@dataclass(slots=True, frozen=True)
+class AdminPorts:
+    """The gateway parts the operations endpoints use, gathered from one ``Gateway`` in :func:`ports_of`."""
+
+    cfg: "Config"
+    admin_token: bytes
+    killswitch: "KillSwitch"
+    ledger: "Ledger"
+    sessions: "SessionRegistry"
+    store: "Store"
+    bus: Bus
+    metrics: "Metrics"
+    savings: "SavingsTracker"
+    wires: "dict[str, WireProtocol]"
+    started_at: float
+    provider_status: Callable[[], dict[str, dict[str, Any]]]
+    authenticate: "Callable[[str], Identity | None]"
+    new_request_id: Callable[[], str]
+    in_flight: Callable[[], int]
 
 
-def _authorized(gw: "Gateway", scope: Scope) -> bool:
+def ports_of(gw: "Gateway") -> AdminPorts:
+    """Every read of the ``Gateway`` object by this module (re-point here when the gateway's parts move)."""
+    return AdminPorts(
+        cfg=gw.cfg, admin_token=gw.admin_token.encode("utf-8"), killswitch=gw.killswitch, ledger=gw.ledger,
+        sessions=gw.sessions, store=gw.store, bus=gw.bus, metrics=gw.metrics, savings=gw.savings, wires=gw.wires,
+        started_at=gw.started_at, provider_status=gw.provider_status, authenticate=gw.authenticate,
+        new_request_id=gw.new_request_id, in_flight=lambda: gw.in_flight,
+    )
+
+
+# -- the status document as a type ----------------------------------------------------------
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StopView(_View):
+    since: float | None
+    actor: str | None
+
+
+class SpendView(_View):
+    hour_usd: float
+    day_usd: float
+    reserved_usd: float
+    open_reservations: int
+
+
+class BudgetView(_View):
+    hourly_usd: float
+    daily_usd: float
+
+
+class KeySpendView(_View):
+    day_usd: float
+    budget_usd: float | None
+    reserved_usd: float
+
+
+class ProviderView(BaseModel):
+    """One provider's limits; the four CONTRACT.md keys are required, the limiter's others pass through."""
+
+    model_config = ConfigDict(extra="allow")
+    rps_limit: float
+    slots_limit: int
+    in_flight: int
+    rate_limited_total: int
+
+
+class SavingsView(_View):
+    usd: float
+
+
+class BusView(_View):
+    published: int
+    dropped: int
+
+
+class GatewayStatus(_View):
+    """``GET /admin/status``: the kill switch, spend, budgets, providers, routing savings, uptime."""
+
+    stopped: bool
+    stop_reason: str | None
+    stopped_keys: dict[str, str]
+    stop: StopView
+    spend: SpendView
+    budget: BudgetView
+    keys: dict[str, KeySpendView]
+    providers: dict[str, ProviderView]
+    savings: SavingsView
+    routing: dict[str, Any]
+    in_flight: int
+    uptime_s: float
+    bus: BusView
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+def gateway_status(p: AdminPorts) -> GatewayStatus:
+    ks = p.killswitch.state()
+    snap = p.ledger.snapshot()
+    return GatewayStatus(
+        stopped=ks["stopped"], stop_reason=ks.get("stop_reason"), stopped_keys=ks.get("stopped_keys", {}),
+        stop=StopView(since=ks.get("since"), actor=ks.get("actor")),
+        spend=SpendView(hour_usd=snap["hour_usd"], day_usd=snap["day_usd"], reserved_usd=snap.get("reserved_usd", 0.0),
+                        open_reservations=snap.get("open_reservations", 0)),
+        budget=BudgetView(hourly_usd=snap["hourly_usd"], daily_usd=snap["daily_usd"]),
+        keys={k: KeySpendView(**v) for k, v in snap.get("keys", {}).items()},
+        providers={k: ProviderView(**v) for k, v in p.provider_status().items()},
+        savings=SavingsView(usd=round(p.savings.savings_usd, 6)),
+        routing=p.savings.snapshot(),
+        in_flight=p.in_flight(),
+        uptime_s=round(time.time() - p.started_at, 1),
+        bus=BusView(published=p.bus.published, dropped=p.bus.dropped),
+    )
+
+
+def status(gw: "Gateway") -> dict[str, Any]:
+    """The status document as JSON-ready data (what the console and the demo read)."""
+    return gateway_status(ports_of(gw)).to_dict()
+
+
+# -- request bodies as types ----------------------------------------------------------------
+
+Actor = Literal["api", "cli", "console", "auto"]
+
+
+def _lenient_actor(v: object) -> str:
+    """An unknown actor is recorded as 'api' (as before): who pressed the button is not worth a 400."""
+    return v if isinstance(v, str) and v in ACTORS else "api"
+
+
+_KEY_WORDS = "must be a key or session name, or null for everything"
+
+
+class _Body(BaseModel):
+    """A request body; ``words`` says in plain words what each field must be (used in the 400)."""
+
+    words: ClassVar[dict[str, str]] = {}
+
+
+class StopBody(_Body):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    words: ClassVar[dict[str, str]] = {"reason": "is required: say why traffic is being stopped", "key": _KEY_WORDS}
+    reason: str
+    key: str | None = None
+    actor: Actor = "api"
+
+    @field_validator("actor", mode="before")
+    @classmethod
+    def _actor(cls, v: object) -> str:
+        return _lenient_actor(v)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is required: say why traffic is being stopped")
+        return v.strip()
+
+
+class ResumeBody(_Body):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    words: ClassVar[dict[str, str]] = {"key": _KEY_WORDS}
+    key: str | None = None
+    actor: Actor = "api"
+
+    @field_validator("actor", mode="before")
+    @classmethod
+    def _actor(cls, v: object) -> str:
+        return _lenient_actor(v)
+
+
+class SessionBody(_Body):
+    """``POST /admin/sessions`` (what ``agentdeck run`` sends). Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    words: ClassVar[dict[str, str]] = {
+        "name": "must be a non-empty string", "budget_usd": "must be a non-negative number (US dollars)",
+        "key": "must be the name of a configured key, or null", "max_requests": "must be a positive integer"}
+    name: str | None = None
+    budget_usd: float | None = Field(default=None, ge=0)
+    key: str | None = None
+    max_requests: int | None = Field(default=None, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("must be a non-empty string")
+        return v
+
+    @field_validator("budget_usd")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class Refused(Exception):
+    """A 400 naming the field (``param``) that is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def parse_body(model: type[_Body], body: dict[str, Any]) -> Any:
+    """``model`` from ``body``, or :class:`Refused` naming the first wrong field in words."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        field = ".".join(str(x) for x in err.get("loc", ())) or "body"
+        kind, msg = err.get("type", ""), str(err.get("msg", "is not valid"))
+        if kind == "extra_forbidden":
+            known = ", ".join(model.model_fields)
+            raise Refused(field, f"'{field}' is not a field here (known: {known})") from None
+        words = model.words.get(field)
+        if words is None:
+            words = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg[:1].lower() + msg[1:]
+        raise Refused(field, f"'{field}' {words}") from None
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+def _error(message: str, code: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "invalid_request_error" if code != "unauthorized"
+                      else "authentication_error", "param": param, "code": code}}
+
+
+async def _bad(send: Send, field: str, message: str) -> None:
+    await send_json(send, 400, _error(message, "invalid_request", field))
+
+
+async def _json_body(receive: Receive, send: Send) -> dict[str, Any] | None:
+    """The request's JSON object, or None after answering 400 (or when the caller went away)."""
+    try:
+        raw = await read_body(receive, MAX_ADMIN_BODY, None)
+        body = orjson.loads(raw) if raw.strip() else {}
+    except (BodyTooLarge, orjson.JSONDecodeError):
+        body = None
+    except ClientGone:
+        return None
+    if not isinstance(body, dict):
+        await send_json(send, 400, _error("body must be a JSON object", "invalid_json"))
+        return None
+    return body
+
+
+def _authorized(token: bytes, scope: Scope) -> bool:
+    """Bearer ADMIN_TOKEN, compared as bytes in constant time (any header bytes are safe to compare)."""
     for k, v in scope["headers"]:
         if k == b"authorization":
-            got = v.decode("latin-1")
-            return got[:7].lower() == "bearer " and hmac.compare_digest(got[7:].strip(), gw.admin_token)
+            return v[:7].lower() == b"bearer " and hmac.compare_digest(v[7:].strip(), token)
     return False
 
 
-async def _models(gw: "Gateway", scope: Scope, send: Send) -> None:
+# -- the views --------------------------------------------------------------------------------
+
+View = Callable[[AdminPorts, Scope, Receive, Send], Awaitable[None]]
+
+
+async def _healthz(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    await send_json(send, 200, {"status": "ok"})
+
+
+async def _metrics(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    p.metrics.refresh(p.provider_status(), p.killswitch.state()["stopped"], p.ledger.snapshot(),
+                      p.savings.savings_usd, p.bus.dropped)
+    await send_bytes(send, 200, p.metrics.render(), content_type=b"text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _models(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
     headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in (b"authorization", b"x-api-key", b"anthropic-version")}
     anthropic_style = b"anthropic-version" in headers
     auth = headers.get(b"authorization", "")
     secret = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get(b"x-api-key", "")
-    tags = {"x-agentdeck-request-id": gw.new_request_id(), "x-agentdeck-model": "-", "x-agentdeck-tier": "none"}
-    if gw.authenticate(secret) is None:
-        wire = gw.wires["anthropic" if anthropic_style else "openai"]
+    tags = {"x-agentdeck-request-id": p.new_request_id(), "x-agentdeck-model": "-", "x-agentdeck-tier": "none"}
+    if p.authenticate(secret) is None:
+        wire = p.wires["anthropic" if anthropic_style else "openai"]
         await send_bytes(send, 401, wire.error_body(401, "agentdeck: missing or unknown gateway key", "invalid_api_key"), tags)
         return
     rows: list[tuple[str, str]] = [(a, "agentdeck") for a in ALIASES]
-    for name, p in gw.cfg.providers.items():
-        rows.extend((m, name) for m in p.models)
+    for name, prov in p.cfg.providers.items():
+        rows.extend((m, name) for m in prov.models)
     if anthropic_style:
         data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m, _ in rows]
         await send_json(send, 200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]},
@@ -70,123 +345,96 @@ async def _models(gw: "Gateway", scope: Scope, send: Send) -> None:
                                                                for m, o in rows]}, tags)
 
 
-async def _json_body(receive: Receive, send: Send) -> dict[str, Any] | None:
+async def _status(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    await send_json(send, 200, gateway_status(p).to_dict())
+
+
+async def _requests(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     try:
-        raw = await read_body(receive, 64 * 1024, None)
-        body = orjson.loads(raw) if raw.strip() else {}
-    except (BodyTooLarge, orjson.JSONDecodeError):
-        await send_json(send, 400, {"error": {"message": "body must be a JSON object", "type": "invalid_request_error",
-                                              "param": None, "code": "invalid_json"}})
-        return None
-    except ClientGone:
-        return None
-    if not isinstance(body, dict):
-        await send_json(send, 400, {"error": {"message": "body must be a JSON object", "type": "invalid_request_error",
-                                              "param": None, "code": "invalid_json"}})
-        return None
-    return body
+        limit = max(1, min(int(qs.get("limit", ["50"])[0]), 1000))
+    except ValueError:
+        await _bad(send, "limit", "'limit' must be an integer")
+        return
+    await p.store.flush()
+    await send_json(send, 200, {"requests": await p.store.recent_requests(limit)})
 
 
-async def _bad(send: Send, field: str, message: str) -> None:
-    await send_json(send, 400, {"error": {"message": f"'{field}' {message}", "type": "invalid_request_error",
-                                          "param": field, "code": "invalid_request"}})
+async def _stop(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    raw = await _json_body(receive, send)
+    if raw is None:
+        return
+    try:
+        body: StopBody = parse_body(StopBody, raw)
+    except Refused as e:
+        await _bad(send, e.field, e.message)
+        return
+    ack = await p.killswitch.engage(body.reason, key=body.key, actor=body.actor)
+    await send_json(send, 200, {"stopped": True, "key": body.key, "reason": body.reason, **ack.to_dict()})
 
 
-async def _admin(gw: "Gateway", scope: Scope, receive: Receive, send: Send, path: str, method: str) -> None:
-    if path == "/admin/status" and method == "GET":
-        await send_json(send, 200, status(gw))
-    elif path == "/admin/requests" and method == "GET":
-        qs = parse_qs(scope.get("query_string", b"").decode())
-        try:
-            limit = max(1, min(int(qs.get("limit", ["50"])[0]), 1000))
-        except ValueError:
-            await _bad(send, "limit", "must be an integer")
+async def _resume(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    raw = await _json_body(receive, send)
+    if raw is None:
+        return
+    try:
+        body: ResumeBody = parse_body(ResumeBody, raw)
+    except Refused as e:
+        await _bad(send, e.field, e.message)
+        return
+    ack = await p.killswitch.lift(key=body.key, actor=body.actor)
+    await send_json(send, 200, {"stopped": p.killswitch.state()["stopped"], "key": body.key, **ack.to_dict()})
+
+
+def _accepts_max_requests(sessions: "SessionRegistry") -> bool:
+    import inspect
+
+    return "max_requests" in inspect.signature(sessions.create).parameters
+
+
+async def _sessions(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    raw = await _json_body(receive, send)
+    if raw is None:
+        return
+    try:
+        body: SessionBody = parse_body(SessionBody, raw)
+    except Refused as e:
+        await _bad(send, e.field, e.message)
+        return
+    known = sorted(k.name for k in p.cfg.keys)
+    if body.key is not None and body.key not in known:
+        await _bad(send, "key", f"'key' {body.key!r} is not a configured key (known: {', '.join(known) or 'none'})")
+        return
+    extra: dict[str, Any] = {}
+    if body.max_requests is not None:
+        if not _accepts_max_requests(p.sessions):
+            await _bad(send, "max_requests", "'max_requests' is not supported by this gateway")
             return
-        await gw.store.flush()
-        await send_json(send, 200, {"requests": await gw.store.recent_requests(limit)})
-    elif path == "/admin/stop" and method == "POST":
-        body = await _json_body(receive, send)
-        if body is None:
-            return
-        reason, key, actor = body.get("reason"), body.get("key"), body.get("actor", "api")
-        if not isinstance(reason, str) or not reason.strip():
-            await _bad(send, "reason", "is required: say why traffic is being stopped")
-            return
-        if key is not None and not isinstance(key, str):
-            await _bad(send, "key", "must be a key or session name, or null for everything")
-            return
-        if actor not in ("api", "cli", "console", "auto"):
-            actor = "api"
-        await gw.killswitch.stop(reason.strip(), key=key, actor=actor)
-        await send_json(send, 200, {"stopped": True, "key": key, "reason": reason.strip()})
-    elif path == "/admin/resume" and method == "POST":
-        body = await _json_body(receive, send)
-        if body is None:
-            return
-        key, actor = body.get("key"), body.get("actor", "api")
-        if key is not None and not isinstance(key, str):
-            await _bad(send, "key", "must be a key or session name, or null for everything")
-            return
-        if actor not in ("api", "cli", "console", "auto"):
-            actor = "api"
-        await gw.killswitch.resume(key=key, actor=actor)
-        await send_json(send, 200, {"stopped": gw.killswitch.state()["stopped"], "key": key})
-    elif path == "/admin/sessions" and method == "POST":
-        body = await _json_body(receive, send)
-        if body is None:
-            return
-        name, budget, parent = body.get("name"), body.get("budget_usd"), body.get("key")
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            await _bad(send, "name", "must be a non-empty string")
-            return
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget < 0):
-            await _bad(send, "budget_usd", "must be a non-negative number")
-            return
-        session_name, secret = gw.sessions.create(name or "session", budget, parent)
-        if budget is not None:
-            gw.ledger.set_key_budget(session_name, float(budget))
-        session = gw.sessions.get(session_name)
-        digest = gw.sessions.digest_of(session_name)
-        if session is not None and digest is not None:
-            await gw.store.record_session(session_name, digest, session.parent_key, session.budget_usd, session.created)
-        await send_json(send, 200, {"session": session_name, "key": secret})
-    elif path == "/admin/history" and method == "GET":
-        await gw.store.flush()
-        await send_json(send, 200, {"stops": await gw.store.stop_history(), "alerts": await gw.store.recent_alerts()})
-    elif path == "/admin/events" and method == "GET":
-        await _events(gw, receive, send)
-    else:
-        await send_json(send, 404, {"error": {"message": f"no admin route for {method} {path}", "type": "invalid_request_error",
-                                              "param": None, "code": "not_found"}})
+        extra["max_requests"] = body.max_requests
+    name, secret = p.sessions.create(body.name or "session", body.budget_usd, body.key, **extra)
+    if body.budget_usd is not None:
+        p.ledger.set_key_budget(name, float(body.budget_usd))
+    session = p.sessions.get(name)
+    digest = p.sessions.digest_of(name)
+    durable = False
+    if session is not None and digest is not None:
+        durable = await p.store.record_session(name, digest, session.parent_key, session.budget_usd, session.created,
+                                               **extra)
+    answer: dict[str, Any] = {"session": name, "key": secret, **extra, "durable": durable}
+    if not durable:
+        answer["warning"] = (f"the session works now but is in memory only: the database cannot be written "
+                             f"({p.store.last_error or 'unknown error'}); a restart before it is written forgets it")
+    await send_json(send, 200, answer)
 
 
-def status(gw: "Gateway") -> dict[str, Any]:
-    ks = gw.killswitch.state()
-    snap = gw.ledger.snapshot()
-    return {
-        "stopped": ks["stopped"],
-        "stop_reason": ks.get("stop_reason"),
-        "stopped_keys": ks.get("stopped_keys", {}),
-        "stop": {"since": ks.get("since"), "actor": ks.get("actor")},
-        "spend": {"hour_usd": snap["hour_usd"], "day_usd": snap["day_usd"], "reserved_usd": snap.get("reserved_usd", 0.0),
-                  "open_reservations": snap.get("open_reservations", 0)},
-        "budget": {"hourly_usd": snap["hourly_usd"], "daily_usd": snap["daily_usd"]},
-        "keys": snap.get("keys", {}),
-        "providers": gw.provider_status(),
-        "savings": {"usd": round(gw.savings.savings_usd, 6)},
-        "routing": gw.savings.snapshot(),
-        "in_flight": gw.in_flight,
-        "uptime_s": round(time.time() - gw.started_at, 1),
-        "bus": {"published": gw.bus.published, "dropped": gw.bus.dropped},
-    }
+async def _history(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    await p.store.flush()
+    await send_json(send, 200, {"stops": await p.store.stop_history(), "alerts": await p.store.recent_alerts()})
 
 
-SSE_GATHER_S = 0.05
-
-
-async def _events(gw: "Gateway", receive: Receive, send: Send) -> None:
+async def _events(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
     """The bus as Server-Sent Events: one JSON object per event, with a heartbeat comment every 15 s."""
-    sub = gw.bus.subscribe("sse", maxlen=20_000, policy=Policy.COALESCE)
+    sub = p.bus.subscribe("sse", maxlen=20_000, policy=Policy.COALESCE)
     await start_stream(send, 200)
     gone = asyncio.ensure_future(_until_disconnect(receive))
     try:
@@ -217,3 +465,52 @@ async def _until_disconnect(receive: Receive) -> None:
         msg = await receive()
         if msg["type"] == "http.disconnect":
             return
+
+
+# -- the route table --------------------------------------------------------------------------
+
+@dataclass(slots=True, frozen=True)
+class Route:
+    """One endpoint: its view, the methods it answers (None = any), and whether it needs the admin token."""
+
+    view: View
+    methods: frozenset[str] | None
+    admin: bool
+
+
+def _get(view: View) -> Route:
+    return Route(view, frozenset({"GET"}), admin=True)
+
+
+def _post(view: View) -> Route:
+    return Route(view, frozenset({"POST"}), admin=True)
+
+
+ROUTES: dict[str, Route] = {
+    "/healthz": Route(_healthz, None, admin=False),
+    "/metrics": Route(_metrics, None, admin=False),
+    "/v1/models": Route(_models, frozenset({"GET"}), admin=False),
+    "/admin/status": _get(_status),
+    "/admin/requests": _get(_requests),
+    "/admin/history": _get(_history),
+    "/admin/events": _get(_events),
+    "/admin/stop": _post(_stop),
+    "/admin/resume": _post(_resume),
+    "/admin/sessions": _post(_sessions),
+}
+
+
+async def handle(gw: "Gateway", scope: Scope, receive: Receive, send: Send) -> None:
+    """Every request that is not a client call: look the path up, check the token, run the view."""
+    path, method = scope["path"], scope["method"]
+    route = ROUTES.get(path)
+    is_admin = path.startswith("/admin/")
+    p = ports_of(gw)
+    if is_admin and not _authorized(p.admin_token, scope):
+        await send_json(send, 401, _error("admin token required (Authorization: Bearer ADMIN_TOKEN)", "unauthorized"))
+        return
+    if route is None or (route.methods is not None and method not in route.methods):
+        where = "admin route" if is_admin else "route"
+        await send_json(send, 404, _error(f"no {where} for {method} {path}", "not_found"))
+        return
+    await route.view(p, scope, receive, send)

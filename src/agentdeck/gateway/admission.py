@@ -56,11 +56,7 @@ class TokenCaps:
     output_limit: Callable[[str], int | None]
 
     def max_tokens(self, model: str, parsed: ParsedRequest) -> int:
-        mt = clamp_max_tokens(parsed.max_tokens, self.output_limit(model), self.caps)
-        floor = parsed.min_tokens
-        if floor is not None and mt < floor and (parsed.max_tokens is None or parsed.max_tokens >= floor):
-            mt = floor
-        return mt
+        return clamp_max_tokens(parsed.max_tokens, self.output_limit(model), self.caps, floor=parsed.min_tokens)
 
 
 class AdmissionStage:

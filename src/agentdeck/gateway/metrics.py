@@ -1,15 +1,68 @@
-"""Prometheus metrics, one registry per gateway (tests run many gateways in one process)."""
+"""Prometheus metrics, one registry per gateway (tests run many gateways in one process).
+
+Named and typed the way Prometheus users expect: counters end in ``_total`` and only go up
+(the provider's 429s and the bus's dropped events are counted elsewhere, so they are exported
+as counters read at scrape time, not as gauges); units are in the names (``_seconds``,
+``_usd``, ``_requests``); no ``*_created`` series (they double the series count for nothing a
+dashboard uses); ``agentdeck_build_info{version}`` is 1, for joining and for spotting a rollout.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import platform
+from typing import TYPE_CHECKING, Any, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from agentdeck import __version__
 
 if TYPE_CHECKING:
     from agentdeck.bus import RequestCompleted
 
+disable_created_metrics()
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class _StateCollector(Collector):
+    """Series that mirror the gateway's state, built from the last ``refresh()`` at scrape time.
+
+    Why a collector and not Gauge objects: two of them are counters kept by other parts (the
+    limiter's 429 count, the bus's drop count), which a prometheus_client Counter cannot be
+    set to; and a provider that disappears from the config disappears from the output."""
+
+    def __init__(self) -> None:
+        self.providers: dict[str, dict[str, Any]] = {}
+        self.stopped = False
+        self.spend: dict[str, float] = {}
+        self.savings = 0.0
+        self.dropped = 0
+
+    def collect(self) -> Iterator[Metric]:
+        in_flight = GaugeMetricFamily("agentdeck_in_flight_requests", "Upstream calls in flight", labels=["provider"])
+        rps = GaugeMetricFamily("agentdeck_limit_requests_per_second", "Current AIMD requests/s limit", labels=["provider"])
+        slots = GaugeMetricFamily("agentdeck_limit_slots", "Current AIMD limit of upstream calls in flight",
+                                  labels=["provider"])
+        limited = CounterMetricFamily("agentdeck_provider_rate_limited", "429/529 answers from the provider",
+                                      labels=["provider"])
+        for name, s in sorted(self.providers.items()):
+            in_flight.add_metric([name], float(s.get("in_flight", 0)))
+            rps.add_metric([name], float(s.get("rps_limit", 0)))
+            slots.add_metric([name], float(s.get("slots_limit", 0)))
+            limited.add_metric([name], float(s.get("rate_limited_total", 0)))
+        yield from (in_flight, rps, slots, limited)
+        yield GaugeMetricFamily("agentdeck_kill_switch", "1 while the global emergency stop is engaged",
+                                value=1.0 if self.stopped else 0.0)
+        yield GaugeMetricFamily("agentdeck_spend_hour_usd", "Spend in the last 60 minutes, USD",
+                                value=float(self.spend.get("hour_usd", 0.0)))
+        yield GaugeMetricFamily("agentdeck_spend_day_usd", "Spend in the last 24 hours, USD",
+                                value=float(self.spend.get("day_usd", 0.0)))
+        yield GaugeMetricFamily("agentdeck_savings_usd", "Baseline cost minus real cost since start, USD",
+                                value=float(self.savings))
+        yield CounterMetricFamily("agentdeck_bus_dropped", "Events dropped or coalesced by slow subscribers",
+                                  value=float(self.dropped))
 
 
 class Metrics:
@@ -17,22 +70,18 @@ class Metrics:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("agentdeck_requests_total", "Calls through the gateway", ["provider", "model", "tier", "status"], registry=r)
         self.tokens = Counter("agentdeck_tokens_total", "Tokens by direction", ["model", "direction"], registry=r)
-        self.cost = Counter("agentdeck_cost_usd_total", "Spend in USD", ["model", "key"], registry=r)
-        self.baseline = Counter("agentdeck_baseline_cost_usd_total", "What the same tokens would cost on the balanced tier", registry=r)
+        self.cost = Counter("agentdeck_cost_usd_total", "Spend, USD", ["model", "key"], registry=r)
+        self.baseline = Counter("agentdeck_baseline_cost_usd_total", "What the same tokens would cost on the balanced tier, USD", registry=r)
         self.latency = Histogram("agentdeck_request_latency_seconds", "Whole-call latency", ["provider"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.in_flight = Gauge("agentdeck_in_flight", "Upstream calls in flight", ["provider"], registry=r)
-        self.rps_limit = Gauge("agentdeck_rps_limit", "Current AIMD requests/s limit", ["provider"], registry=r)
-        self.slots_limit = Gauge("agentdeck_slots_limit", "Current AIMD in-flight limit", ["provider"], registry=r)
-        self.rate_limited = Gauge("agentdeck_provider_rate_limited_total", "429/529 answers from the provider", ["provider"], registry=r)
         self.throttled = Counter("agentdeck_gateway_throttled_total", "429s the gateway gave callers (queue wait exceeded)", ["provider"], registry=r)
         self.refused = Counter("agentdeck_refused_total", "Calls refused by the gateway", ["reason"], registry=r)
-        self.kill_switch = Gauge("agentdeck_kill_switch", "1 while the global emergency stop is engaged", registry=r)
-        self.spend_hour = Gauge("agentdeck_spend_hour_usd", "Spend in the hourly window", registry=r)
-        self.spend_day = Gauge("agentdeck_spend_day_usd", "Spend in the daily window", registry=r)
-        self.savings = Gauge("agentdeck_savings_usd", "Baseline cost minus real cost since start", registry=r)
         self.escalations = Counter("agentdeck_escalations_total", "Re-asks one tier up", ["from_tier", "reason"], registry=r)
+        self.build_info = Gauge("agentdeck_build_info", "Always 1; the labels say which build serves",
+                                ["version", "python"], registry=r)
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        self._state = _StateCollector()
+        r.register(self._state)
         self._children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        self.bus_dropped = Gauge("agentdeck_bus_dropped_total", "Events dropped or coalesced by slow subscribers", registry=r)
 
     def observe_request(self, ev: "RequestCompleted") -> None:
         """Count one finished call. Labelled children are cached: ``labels()`` is too slow per request."""
@@ -55,17 +104,9 @@ class Metrics:
         latency.observe(ev.latency_ms / 1000.0)
 
     def refresh(self, providers: dict[str, dict[str, Any]], stopped: bool, spend: dict[str, float], savings: float, dropped: int) -> None:
-        """Gauges that mirror state; called when /metrics is scraped, not per request."""
-        for name, s in providers.items():
-            self.in_flight.labels(name).set(s.get("in_flight", 0))
-            self.rps_limit.labels(name).set(s.get("rps_limit", 0))
-            self.slots_limit.labels(name).set(s.get("slots_limit", 0))
-            self.rate_limited.labels(name).set(s.get("rate_limited_total", 0))
-        self.kill_switch.set(1 if stopped else 0)
-        self.spend_hour.set(spend.get("hour_usd", 0.0))
-        self.spend_day.set(spend.get("day_usd", 0.0))
-        self.savings.set(savings)
-        self.bus_dropped.set(dropped)
+        """State the scrape mirrors; called when /metrics is scraped, not per request."""
+        st = self._state
+        st.providers, st.stopped, st.spend, st.savings, st.dropped = providers, stopped, spend, savings, dropped
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

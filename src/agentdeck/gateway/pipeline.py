@@ -151,7 +151,7 @@ class Pipeline:
     async def _escalate(self, call: Call, problem: str | None) -> bool:
         """Move an `auto` call one tier up after a failed check; False when it stays."""
         nxt = self.routing.escalation(call, problem)
-        if nxt is None or problem is None or not await self.reservation.reserve_more(call, nxt.route.model, nxt.max_tokens):
+        if nxt is None or problem is None or not await self.reservation.reserve_more(call, nxt.route.model, nxt.provider, nxt.max_tokens):
             return False
         self.accounting.escalated(call, nxt, problem)
         call.route, call.provider, call.max_tokens = nxt.route, nxt.provider, nxt.max_tokens

@@ -21,20 +21,20 @@ class ReservationStage:
     async def reserve(self, call: Call) -> None:
         """Hold the call's worst case; a budget that cannot pay refuses it with 403 budget_exceeded."""
         try:
-            await self._hold(call, call.route.model, call.max_tokens)
+            await self._hold(call, call.route.model, call.provider, call.max_tokens)
         except BudgetExceeded as b:
             raise Refusal(403, b.message, "budget_exceeded", {"x-should-retry": "false"}) from None
 
-    async def reserve_more(self, call: Call, model: str, max_tokens: int) -> bool:
+    async def reserve_more(self, call: Call, model: str, provider: str, max_tokens: int) -> bool:
         """Hold a re-ask one tier up; False when the budget cannot pay for it (the caller keeps its answer)."""
         try:
-            await self._hold(call, model, max_tokens)
+            await self._hold(call, model, provider, max_tokens)
         except BudgetExceeded:
             return False
         return True
 
-    async def _hold(self, call: Call, model: str, max_tokens: int) -> None:
-        worst = self._prices.worst_case(model, call.context_tokens, max_tokens)
+    async def _hold(self, call: Call, model: str, provider: str, max_tokens: int) -> None:
+        worst = self._prices.worst_case(model, call.context_tokens, max_tokens, provider)
         call.reservations.append(await self._spend.reserve(call.ident.key, worst, session=call.ident.session))
 
     async def settle(self, call: Call) -> None:

@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 from typing import Any, Coroutine, TypeVar
 
 import uvicorn
@@ -127,6 +128,21 @@ class GatewayThread:
             return
         self._server.should_exit = True
         self._thread.join(timeout)
+
+    def stop_quietly(self, drain_s: float = 3.0) -> None:
+        """Stop on purpose (the user quit): let calls in flight finish for a moment, then stop
+        without uvicorn printing a traceback for each call it had to cancel (a cancelled call is
+        expected then, not an error to show on the terminal)."""
+        deadline = time.monotonic() + drain_s
+        while self.gateway.in_flight > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = logging.getLogger("uvicorn.error")
+        level = log.level
+        log.setLevel(logging.CRITICAL)
+        try:
+            self.stop()
+        finally:
+            log.setLevel(level)
 
     def __enter__(self) -> "GatewayThread":
         return self.start()
