@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,29 @@ def mini_report() -> FlakyReport:
     with fast_pytest():
         return run_flaky(
             FlakyOptions(project_dir=FIXTURES / "mini", runs=6, shuffles=2, alone_runs=6, workers=2, seed=5)
+        )
+
+
+@pytest.fixture(scope="session")
+def causes_report(tmp_path_factory: pytest.TempPathFactory) -> FlakyReport:
+    """The diagnosis of the `causes` project (issue 18's cases, a known answer each); ~30 s on 2 cores.
+
+    Run on a copy: some of its tests write inside the project (that is the point of them).
+    """
+    proj = tmp_path_factory.mktemp("causes") / "causes"
+    shutil.copytree(FIXTURES / "causes", proj)
+    with fast_pytest():
+        return run_flaky(FlakyOptions(project_dir=proj, runs=24, workers=2, seed=7, timeout=30))
+
+
+@pytest.fixture(scope="session")
+def latent_report(tmp_path_factory: pytest.TempPathFactory) -> FlakyReport:
+    """Hunt mode on the `latent` project (tests that fail only under stress); a few seconds."""
+    proj = tmp_path_factory.mktemp("latent") / "latent"
+    shutil.copytree(FIXTURES / "latent", proj)
+    with fast_pytest():
+        return run_flaky(
+            FlakyOptions(project_dir=proj, runs=24, shuffles=4, workers=2, seed=3, timeout=30, hunt=True, budget_s=120)
         )
 
 

@@ -6,70 +6,11 @@ import json
 import time
 from pathlib import Path
 
-from agentdeck.flaky.analysis import TestVerdict
+from flaky_support import NAMES, PROJECT, session
+
 from agentdeck.flaky.history import compare, latest_report, runs_of_test, save_report, sessions
-from agentdeck.flaky.runner import FlakyReport
-from agentdeck.flaky.scheduler import RunRecord
-from agentdeck.flaky.stats import runs_needed, wilson
+from agentdeck.flaky.stats import runs_needed
 from agentdeck.store import connect
-
-PROJECT = "/proj"
-NAMES = ["t.py::test_race", "t.py::test_ok"]
-
-
-def session(outcomes: dict[int, list[str]], started: float) -> FlakyReport:
-    """A session as the runner would report it: same-order runs with these outcomes per test."""
-    records, tests = [], []
-    for idx, outs in outcomes.items():
-        for run, o in enumerate(outs):
-            records.append(
-                RunRecord(
-                    idx=idx,
-                    experiment="same-order",
-                    job=run,
-                    copy=0,
-                    run=run,
-                    pos=idx,
-                    outcome=o,
-                    message="boom" if o == "failed" else None,
-                    ts=started + run,
-                )
-            )
-        f, n = sum(o == "failed" for o in outs), len(outs)
-        verdict = "stable" if f == 0 else "broken" if f == n else "flaky"
-        tests.append(
-            TestVerdict(
-                NAMES[idx],
-                n,
-                f,
-                f / n,
-                wilson(f, n),
-                verdict,
-                "timing" if verdict == "flaky" else None,
-                ["e"],
-                "r",
-                (f, n),
-            )
-        )
-    # a perturbed run never counts as a clean (or failing) run after a fix
-    records.append(
-        RunRecord(idx=0, experiment="contention", job=99, copy=0, run=0, pos=0, outcome="failed", ts=started - 1)
-    )
-    return FlakyReport(
-        runs=max(len(v) for v in outcomes.values()),
-        tests=tests,
-        project=PROJECT,
-        pytest_args=["-q"],
-        engine="fork",
-        workers=2,
-        seed=1,
-        started_at=started,
-        duration_s=1.0,
-        phases={},
-        warnings=[],
-        records=records,
-        nodeids=NAMES,
-    )
 
 
 def test_every_run_is_stored_and_the_latest_report_is_kept(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """`agentdeck flaky`: find flaky tests, name their cause by experiment, and check that fixes held.
 
     agentdeck flaky [--runs N] [--json PATH] [--max-rate R] [-- PYTEST ARGS]   run and diagnose
+    agentdeck flaky --hunt [--budget 10m]                     also stress every test for latent flaky ones
+    agentdeck flaky --junit PATH --github --quarantine PATH    CI outputs; exit 0 clean, 1 broken, 3 flaky only
     agentdeck flaky --compare [--json PATH]                                    before/after a fix, trend
     agentdeck flaky --compare --test NODEID                                    one test in every session
+    agentdeck flaky --history [--by week|month]                flaky count over time, fixes being verified
 
 Runs on the project in the current directory (or --project DIR); results go to the shared
 SQLite database so `--compare` and the console's Flaky pane can show history.
@@ -24,6 +27,21 @@ NAME = "flaky"
 
 class FlakyUsageError(AgentdeckError):
     """A flag value the runner cannot use."""
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '10m', '1.5h' -> seconds (the --budget value)."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    scale = units.get(t[-1:], None)
+    number = t[:-1] if scale is not None else t
+    try:
+        value = float(number) * (scale or 1.0)
+    except ValueError:
+        raise FlakyUsageError(f"--budget: not a duration: {text!r} (e.g. 90s, 10m, 1h)") from None
+    if value <= 0:
+        raise FlakyUsageError("--budget must be positive")
+    return value
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -83,6 +101,22 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="show before/after for tests that were flaky, and the trend; runs nothing",
     )
     p.add_argument("--test", metavar="NODEID", help="with --compare: this test's result in every session")
+    p.add_argument(
+        "--hunt",
+        action="store_true",
+        help="also run every test under stress (4 copies, CPU contention, lowered limits, slow network, other "
+        "timezones) to find latent flaky tests",
+    )
+    p.add_argument("--budget", metavar="DUR", default="10m", help="with --hunt: time for the whole session (default 10m)")
+    p.add_argument("--junit", metavar="PATH", help="write JUnit XML (verdict, rate, cause as properties) for CI")
+    p.add_argument("--github", action="store_true", help="print GitHub Actions annotations on the failing lines")
+    p.add_argument(
+        "--quarantine", metavar="PATH", help="write the flaky node ids as `--deselect=` lines for `pytest @PATH`"
+    )
+    p.add_argument(
+        "--history", action="store_true", help="flaky tests per week/month and the fixes being verified; runs nothing"
+    )
+    p.add_argument("--by", choices=("week", "month"), default="week", help="with --history: the period (default week)")
     p.add_argument("pytest_args", nargs="*", metavar="PYTEST ARGS", help="arguments for pytest, after `--`")
     p.set_defaults(func=run)
 
@@ -100,6 +134,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise FlakyUsageError("--shuffles must be >= 0 and --alone-runs >= 1")
     if not Path(args.project).is_dir():
         raise FlakyUsageError(f"--project: no such directory: {args.project}")
+    args.budget_s = parse_duration(args.budget)
+    if args.hunt and args.no_diagnose:
+        raise FlakyUsageError("--hunt needs the diagnosis (drop --no-diagnose)")
 
 
 class _PlainProgress:
@@ -171,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from(args)
     if args.compare:
         return _compare(args, db_path(cfg.gateway.data_dir))
+    if args.history:
+        return _history(args, db_path(cfg.gateway.data_dir))
     _validate(args)
     from agentdeck.flaky.history import save_report
     from agentdeck.flaky.report import details, markdown, summary_table, write_json
@@ -189,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         python=args.python or sys.executable,
         keep_tmp=args.keep_tmp,
+        hunt=args.hunt,
+        budget_s=args.budget_s,
     )
     display: _PlainProgress | _RichProgress | None = None
     if not args.quiet:
@@ -209,6 +250,17 @@ def run(args: argparse.Namespace) -> int:
         write_json(report, args.json)
     if args.report:
         Path(args.report).write_text(markdown(report), encoding="utf-8")
+    ci_outputs = bool(args.junit or args.github or args.quarantine or args.hunt)
+    if ci_outputs:
+        from agentdeck.flaky.ci import github_annotations, write_junit, write_quarantine
+
+        if args.junit:
+            write_junit(report, args.junit)
+        if args.quarantine:
+            write_quarantine(report, args.quarantine)
+        if args.github:
+            for line in github_annotations(report):
+                print(line)
     if args.json != "-":
         console = _console()
         console.print(summary_table(report, show_stable=args.show_stable))
@@ -230,6 +282,40 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        return 0
+    if ci_outputs:
+        from agentdeck.flaky.ci import ci_exit_code
+
+        return ci_exit_code(report)
+    return 0
+
+
+def _history(args: argparse.Namespace, path: Path) -> int:
+    from agentdeck.flaky.history import compare, trend
+    from agentdeck.flaky.report import trend_plot, verification_table
+    from agentdeck.store import connect
+
+    project = str(Path(args.project).resolve())
+    conn = connect(path)
+    try:
+        points = trend(conn, project, args.by)
+        rows = compare(conn, project)
+    finally:
+        conn.close()
+    if args.json:
+        doc = {"by": args.by, "periods": [p.to_json() for p in points], "tests": [c.to_json() for c in rows]}
+        text = json.dumps(doc, indent=2)
+        if args.json == "-":
+            print(text)
+            return 0
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    console = _console()
+    if not points:
+        console.print(f"no flaky-test sessions recorded for {project} yet; run `agentdeck flaky` first")
+        return 0
+    console.print(trend_plot(points))
+    if rows:
+        console.print(verification_table(rows))
     return 0
 
 

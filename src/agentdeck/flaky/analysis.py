@@ -21,15 +21,21 @@ from agentdeck.flaky.experiments import (
     OrderFinding,
     Treatment,
     best_cause,
+    confidence,
     exception_summary,
     failed,
+    posterior,
     signature,
+    signature_of,
+    signature_priors,
 )
+from agentdeck.flaky.hunt import HuntResult, Latent
 from agentdeck.flaky.hints import Hints, source_hints
 from agentdeck.flaky.scheduler import RunRecord
-from agentdeck.flaky.stats import wilson
+from agentdeck.flaky.stats import rate_likelihood_ratio, wilson
 
-CAUSES = ("timing", "dependency", "resource", "state", "randomness", "unknown")
+CAUSES = ("timing", "dependency", "resource", "state", "randomness", "environment", "unknown")
+EVIDENCE_KINDS = ("experiment", "signature")
 VERDICTS = ("stable", "flaky", "broken")
 
 
@@ -46,6 +52,7 @@ class Diagnosis:
     fail_seed: int | None = None
     pass_seed: int | None = None
     notes: list[str] = field(default_factory=list)
+    passes_under: list[str] = field(default_factory=list)  # broken tests: environments it passes in
 
 
 @dataclass
@@ -65,6 +72,11 @@ class TestVerdict:
     breakdown: dict[str, tuple[int, int]] = field(default_factory=dict)
     culprit: str | None = None
     timeouts: int = 0
+    confidence: float | None = None  # 0-1, for a named cause
+    evidence_kind: str | None = None  # "experiment" (an experiment confirmed it) or "signature" (the exceptions)
+    confirmed: bool | None = None
+    latent: bool = False  # passed every plain run; failed under a hunt-mode stress
+    stress: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +93,11 @@ class TestVerdict:
             "breakdown": {k: {"runs": v[1], "failures": v[0]} for k, v in self.breakdown.items()},
             "culprit": self.culprit,
             "timeouts": self.timeouts,
+            "confidence": None if self.confidence is None else round(self.confidence, 3),
+            "evidence_kind": self.evidence_kind,
+            "confirmed": self.confirmed,
+            "latent": self.latent,
+            **({"stress": self.stress} if self.stress is not None else {}),
         }
 
 
@@ -110,6 +127,7 @@ def build_verdicts(
     root: Path,
     timeout: float,
     diagnosed: bool,
+    hunt: HuntResult | None = None,
 ) -> list[TestVerdict]:
     per, counts = tally(records, len(nodeids))
     skipped = Counter(r.idx for r in records if r.experiment in UNPERTURBED and r.outcome == "skipped")
@@ -126,12 +144,23 @@ def build_verdicts(
         v = TestVerdict(
             nodeid, n, f, f / n if n else 0.0, wilson(f, n), "stable", None, [], "", same, breakdown, None, timeouts
         )
+        latent = hunt.by_test().get(i) if hunt is not None else None
         if n == 0:
             v.evidence = [f"skipped in every run ({skipped[i]}x)" if skipped[i] else "never ran"]
+        elif f == 0 and latent is not None and latent.confirmed:
+            _latent(v, latent, root)
         elif f == 0:
             v.evidence = [f"passed all {n} runs ({_breakdown_text(breakdown)})"]
+            if latent is not None:
+                v.evidence.append(
+                    f"hunt: failed {latent.sweep[0]}/{latent.sweep[1]} {latent.stress.label}, but "
+                    f"{latent.confirm[0]}/{latent.confirm[1]} alone under it: not confirmed (p={latent.p_value:.2g})"
+                )
         elif f == n:
             _broken(v, recs, timeout)
+            d0 = diagnoses.get(i)
+            if d0 is not None and d0.passes_under:
+                _passes_elsewhere(v, d0.passes_under)
         else:
             v.verdict = "flaky"
             _flaky(v, recs, diagnoses.get(i), nodeids, root, diagnosed)
@@ -177,6 +206,61 @@ def _broken(v: TestVerdict, recs: list[RunRecord], timeout: float) -> None:
     )
 
 
+def _passes_elsewhere(v: TestVerdict, variants: list[str]) -> None:
+    where = " and ".join(variants)
+    v.evidence.append(f"passes under {where} (2/2 runs alone each): it depends on the machine's environment")
+    v.recommendation = (
+        f"Not flaky, but environment-dependent: it fails every run here and passes under {where}. "
+        "Do not rely on the machine's timezone or locale: pass an explicit tz (zoneinfo.ZoneInfo) or locale, "
+        "or set it in a fixture (monkeypatch.setenv('TZ', ...) with time.tzset())."
+    )
+
+
+def _latent(v: TestVerdict, lt: Latent, root: Path) -> None:
+    """A test that passed every plain run and failed, confirmed, under a hunt-mode stress."""
+    v.verdict = "flaky"
+    v.latent = True
+    v.root_cause = lt.stress.cause
+    v.evidence_kind = "experiment"
+    v.confirmed = True
+    v.confidence = lt.lr / (1.0 + lt.lr)
+    f, n = lt.sweep[0] + lt.confirm[0], lt.sweep[1] + lt.confirm[1]
+    v.stress = {"experiment": lt.stress.name, "runs": n, "failures": f}
+    v.evidence = [
+        f"latent: passed all {v.runs} plain runs ({_breakdown_text(v.breakdown)}), failed {f}/{n} "
+        f"{lt.stress.label} (sweeps {lt.sweep[0]}/{lt.sweep[1]}, alone {lt.confirm[0]}/{lt.confirm[1]}; p={lt.p_value:.2g})",
+        f"cause: {lt.stress.cause}, because it fails {lt.stress.label} and never without",
+    ]
+    if lt.example:
+        v.evidence.append(f"failures: {lt.example}")
+    name = v.nodeid.split("::")[-1]
+    if lt.stress.name == "parallel":
+        v.recommendation = (
+            f"Give each run its own resources: {name} fails when 4 copies run it at once ({lt.example or 'a collision'}). "
+            "Use tmp_path (or a per-test database/file name) instead of a fixed shared path, and ephemeral ports."
+        )
+    elif lt.stress.name == "limits":
+        v.recommendation = (
+            f"Use less: {name} fails under a memory/file-descriptor limit ({lt.example or 'out of resources'}). "
+            "Stream or chunk large data instead of holding it at once, and close files and sockets with `with`."
+        )
+    elif lt.stress.name == "slownet":
+        v.recommendation = (
+            f"Do not assume a fast network: {name} fails when every socket call is slower. Give network calls "
+            "timeouts that hold on a slow link, or replace the service with a fake in the test."
+        )
+    elif lt.stress.name == "contention":
+        v.recommendation = (
+            f"Do not assume a fast machine: {name} fails under CPU contention. Wait for conditions (events, joins, "
+            "polling with a generous deadline) instead of fixed sleeps or elapsed-time asserts."
+        )
+    else:
+        v.recommendation = (
+            f"Do not rely on the machine's timezone/locale: {name} fails {lt.stress.label}. Pass an explicit tz "
+            "(zoneinfo.ZoneInfo) or locale, or pin it in a fixture."
+        )
+
+
 def _flaky(
     v: TestVerdict, recs: list[RunRecord], d: Diagnosis | None, nodeids: list[str], root: Path, diagnosed: bool
 ) -> None:
@@ -209,28 +293,50 @@ def _flaky(
             f"not order-dependent: the failing order did not fail again when replayed in one process "
             f"({d.order.prefix_len} tests before it)"
         )
+    if d.order is not None and d.order.partial and d.order.reproduced and not d.order.confirmed:
+        v.evidence.append(
+            f"fails more often after other tests than alone, but no single polluter was confirmed "
+            f"({d.order.confirm_flips}/{d.order.confirm_runs} after the last candidate)"
+        )
     if d.alone[1]:
         v.evidence.append(f"alone: {d.alone[0]}/{d.alone[1]} failed")
-    best = best_cause(d.treatments)
-    for t in sorted(d.treatments, key=lambda t: t.strength):
-        if t.name == "seed":
+    priors = signature_priors(fails)
+    best = best_cause(d.treatments, priors)
+    scores = posterior(d.treatments, priors)
+    for t in sorted(d.treatments, key=lambda t: (not t.significant, -t.lr, t.p_value)):
+        if t.name.startswith("seed"):
             line = f"{t.label}: {t.detail}"
         else:
             line = f"{t.label}: {t.failures}/{t.runs} failed vs {t.control[0]}/{t.control[1]} alone"
-        line += f" (p={t.p_value:.2g}{', significant' if t.significant else ''})"
+        line += f" (p={t.p_value:.2g}, likelihood ratio {_lr_text(t.lr)}{', significant' if t.significant else ''})"
+        if t.overturned:
+            line += f"; overturned: {t.overturned}"
         if t.blocked:
             line += "; refused: " + ", ".join(t.blocked[:3])
         if t.signature_hits and t.significant:
             line += f"; {t.signature_hits} failure(s) carry the {t.cause} signature"
         v.evidence.append(line)
     v.evidence.extend(d.notes)
+    sig_cause, sig_text, sig_share = _signature(fails)
+    if sig_cause is not None:
+        v.evidence.append(
+            f"signature: {sig_share} of the failures raise {sig_text}, which points to {sig_cause} "
+            f"(prior odds {priors.get(sig_cause, 1.0):.1f})"
+        )
     if best is None:
-        v.root_cause = "unknown"
-        sig = Counter(s for s in (signature(r) for r in fails) if s)
-        if sig:
-            v.evidence.append(
-                f"no experiment reproduced the failures, though the exceptions look like {sig.most_common(1)[0][0]}"
+        if sig_cause is not None and sig_cause != "state":
+            v.root_cause = sig_cause
+            v.evidence_kind = "signature"
+            v.confirmed = False
+            v.confidence = confidence(scores, sig_cause)
+            v.evidence.insert(
+                1,
+                f"cause: {sig_cause} (from the failure signature {sig_text}; no experiment confirmed it)",
             )
+            v.recommendation = recommend_signature(sig_cause, sig_text, v, fails, hints)
+            return
+        v.root_cause = "unknown"
+        v.confidence = 0.0
         v.recommendation = (
             "No experiment explained the failures, so no cause is named. Read the failure messages above; "
             "rerun with more --runs to sharpen the rates, or add logging around the failing line"
@@ -239,12 +345,15 @@ def _flaky(
         )
         return
     v.root_cause = best.cause
+    v.evidence_kind = "experiment"
+    v.confirmed = True
+    v.confidence = confidence(scores, best.cause)
     v.evidence.insert(
         1,
         f"cause: {best.cause}, because {best.label} "
         + (
             best.detail
-            if best.name == "seed"
+            if best.name.startswith("seed")
             else f"it failed {best.failures}/{best.runs} vs {best.control[0]}/{best.control[1]} alone"
         )
         + f" (p={best.p_value:.2g})",
@@ -252,8 +361,30 @@ def _flaky(
     v.recommendation = recommend(best, v, fails, hints)
 
 
+def _lr_text(lr: float) -> str:
+    if lr >= 1e4 or (0 < lr < 1e-3):
+        return f"{lr:.1e}"
+    return f"{lr:.3g}"
+
+
+def _signature(fails: list[RunRecord]) -> tuple[str | None, str, str]:
+    """The most common signature among the failures: (cause, what shows it, 'k/n')."""
+    seen = Counter((c, t) for c, t in (signature_of(r) for r in fails) if c)
+    if not seen:
+        return None, "", ""
+    (cause, text), k = seen.most_common(1)[0]
+    return cause, text, f"{k}/{len(fails)}"
+
+
 def _state(v: TestVerdict, o: OrderFinding, nodeids: list[str], alone: tuple[int, int]) -> None:
     v.root_cause = "state"
+    v.evidence_kind = "experiment"
+    v.confirmed = True
+    if o.partial:
+        lr = rate_likelihood_ratio(o.confirm_flips, o.confirm_runs, *alone)
+    else:
+        lr = rate_likelihood_ratio(o.confirm_flips, o.confirm_runs, 0, 1) * 10.0 ** min(o.confirm_flips, 6)
+    v.confidence = lr / (1.0 + lr)
     names = [nodeids[i] for i in o.culprit]
     culprit = (
         names[0]
@@ -264,7 +395,13 @@ def _state(v: TestVerdict, o: OrderFinding, nodeids: list[str], alone: tuple[int
     where = f"{o.context.experiment} run #{o.context.run + 1}"
     if o.context.order_seed is not None:
         where += f" (shuffle seed {o.context.order_seed})"
-    if o.kind == "victim":
+    if o.partial:
+        v.evidence.insert(
+            1,
+            f"cause: state; partially order-dependent victim of a polluter: it fails {alone[0]}/{alone[1]} alone "
+            f"but {o.confirm_flips}/{o.confirm_runs} after {culprit} (compared by rate)",
+        )
+    elif o.kind == "victim":
         v.evidence.insert(
             1,
             f"cause: state; victim of a polluter: it fails after {culprit} "
@@ -296,8 +433,54 @@ def _state(v: TestVerdict, o: OrderFinding, nodeids: list[str], alone: tuple[int
         )
 
 
+def recommend_signature(cause: str, shown: str, v: TestVerdict, fails: list[RunRecord], hints: Hints) -> str:
+    """Advice when only the failures' signature names the cause (no experiment reproduced it)."""
+    name = v.nodeid.split("::")[-1]
+    line = f" at {fails[0].test_line}" if fails and fails[0].test_line else ""
+    if cause == "dependency":
+        return (
+            f"Likely a flaky connection (unconfirmed: the failures raise {shown}{line}, but no experiment made "
+            f"{name} fail more). Retry the call with backoff in the code, or replace the peer with a fake the test "
+            "controls; rerun with more --runs to confirm."
+        )
+    if cause == "resource":
+        return (
+            f"Likely a shared or exhausted resource (unconfirmed: {shown}{line}). Use ephemeral ports, tmp_path and "
+            "per-test names, and close what you open."
+        )
+    if cause == "timing":
+        return (
+            f"Likely timing (unconfirmed: {shown}{line}). Wait for conditions with a generous deadline instead of "
+            "fixed sleeps, and give budgets room for slow machines."
+        )
+    return f"The failures raise {shown}{line}, which points to {cause}; no experiment confirmed it."
+
+
 def recommend(best: Treatment, v: TestVerdict, fails: list[RunRecord], hints: Hints) -> str:
     name = v.nodeid.split("::")[-1]
+    if best.name == "seed-fast":
+        seed = best.detail.split()[1] if best.detail.startswith("seed ") else "N"
+        budget = any(signature_of(r)[1] == "a pytest-timeout budget" for r in fails)
+        if budget:
+            return (
+                f"Size the budget for the slow inputs: {name}'s random input (seed {seed}) makes the work run past "
+                "its pytest-timeout budget, and it passes once the budget is lifted. Raise the budget for the "
+                "largest input, bound the input size, or make the slow path faster; seeding would only hide it."
+            )
+        where = f" at {hints.sleeps[0]}" if hints.sleeps else ""
+        return (
+            f"Do not race a fixed deadline: the random draw (seed {seed}) only decides how long {name}'s work "
+            f"takes{where}, and the failing seed passes when waits are shorter. Give the deadline room for the "
+            "slowest case, or wait for completion (an event, asyncio.wait_for with a generous timeout) instead of "
+            "asserting on elapsed time."
+        )
+    if best.cause == "environment":
+        variant = best.name.split(":", 1)[1] if ":" in best.name else "another timezone"
+        return (
+            f"Do not rely on the machine's timezone/locale: {name} passes under {variant} on the seed that fails "
+            "here. Pass an explicit tz (zoneinfo.ZoneInfo / datetime.timezone.utc) or locale to the code, or pin it "
+            "in a fixture."
+        )
     if best.cause == "timing":
         where = f" at {hints.sleeps[0]}" if hints.sleeps else ""
         return (

@@ -8,6 +8,7 @@ unperturbed runs since the last session that found the test flaky or broken.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import sqlite3
 import time
@@ -264,3 +265,51 @@ def history_of_test(conn: sqlite3.Connection, project: str, nodeid: str) -> list
 
 def flaky_over_time(conn: sqlite3.Connection, project: str) -> list[SessionRow]:
     return sessions(conn, project)
+
+
+@dataclass
+class TrendPoint:
+    """The suite's state at the end of one week or month: its last session's counts."""
+
+    period: str  # "2026-W49" or "2026-12"
+    sessions: int
+    flaky: int
+    broken: int
+    tests: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "sessions": self.sessions,
+            "flaky": self.flaky,
+            "broken": self.broken,
+            "tests": self.tests,
+        }
+
+
+def period_of(ts: float, by: str) -> str:
+    d = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+    if by == "month":
+        return f"{d.year:04d}-{d.month:02d}"
+    year, week, _ = d.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def trend(conn: sqlite3.Connection, project: str, by: str = "week") -> list[TrendPoint]:
+    """Flaky and broken counts per week (or month), oldest first: the number that should trend to zero.
+
+    A period's count is its *last* session's (the suite as it stood when the period ended), not a
+    sum: running the runner more often must not make the line go up.
+    """
+    if by not in ("week", "month"):
+        raise ValueError(f"by must be 'week' or 'month', not {by!r}")
+    points: dict[str, TrendPoint] = {}
+    for s in sessions(conn, project, limit=100_000):
+        key = period_of(s.started_at, by)
+        p = points.get(key)
+        if p is None:
+            points[key] = TrendPoint(key, 1, s.n_flaky, s.n_broken, s.n_tests)
+        else:
+            p.sessions += 1
+            p.flaky, p.broken, p.tests = s.n_flaky, s.n_broken, s.n_tests
+    return [points[k] for k in sorted(points)]

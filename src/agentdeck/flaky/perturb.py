@@ -7,9 +7,10 @@ that rises under it (against unperturbed runs of the same test alone) names the 
   wake-ups); code that asserts on elapsed time or races threads starts failing (timing).
 - ``slowclock``: sleeps in background threads take 3x as long plus 50 ms; a test that
   sleeps instead of waiting for its background work starts losing its race (timing).
-- ``sandbox``: network connects and DNS are refused, files outside the project, the
-  interpreter and a fresh temp dir cannot be opened, HOME and TMPDIR are fresh, and the
-  environment is cut to the essentials; every refused access is recorded (dependency).
+- ``sandbox``: network connects and DNS are refused; reads are allowed in the project, the
+  interpreter and a fresh temp dir, writes in the project and the fresh temp dir; HOME and
+  TMPDIR are fresh, and the environment is cut to the essentials; every refused access is
+  recorded with what was refused and why (dependency).
 - ``limits``: the open-file limit is lowered to what the process already holds plus a
   little, and the address space to what it has plus 512 MiB (resource).
 
@@ -180,6 +181,12 @@ class _Sandbox:
         self.on_block(what)
         raise exc
 
+    def _file_refusal(self, kind: str, shown: str, write: bool) -> PermissionError:
+        """Say exactly what was refused and why: which access, and where it would have been allowed."""
+        allowed = "the project and the sandbox's temp dir" if write else "the project, the interpreter and the sandbox's temp dir"
+        why = f"{'writes' if write else 'reads'} are allowed only in {allowed}"
+        return PermissionError(errno.EACCES, f"{SANDBOX_MARK}: {kind} {shown} refused ({why})")
+
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         if self.busy:
             return
@@ -200,14 +207,12 @@ class _Sandbox:
             if not self._allowed(path, write):
                 shown = os.fsdecode(os.fspath(path)) if not isinstance(path, int) else str(path)
                 kind = "write" if write else "read"
-                self._block(f"{kind} {shown}", PermissionError(errno.EACCES, f"{SANDBOX_MARK}: {kind} {shown}"))
+                self._block(f"{kind} {shown}", self._file_refusal(kind, shown, write))
         elif event in ("os.listdir", "os.scandir"):
             path = args[0] if args else "."
             if path is not None and not self._allowed(path if path is not None else ".", False):
-                self._block(
-                    f"list {os.fsdecode(os.fspath(path))}",
-                    PermissionError(errno.EACCES, f"{SANDBOX_MARK}: list {path}"),
-                )
+                shown = os.fsdecode(os.fspath(path))
+                self._block(f"list {shown}", self._file_refusal("list", shown, False))
         elif event in (
             "os.mkdir",
             "os.remove",
@@ -221,9 +226,7 @@ class _Sandbox:
         ):
             if args and not self._allowed(args[0], True):
                 shown = os.fsdecode(os.fspath(args[0])) if not isinstance(args[0], int) else str(args[0])
-                self._block(
-                    f"{event[3:]} {shown}", PermissionError(errno.EACCES, f"{SANDBOX_MARK}: {event[3:]} {shown}")
-                )
+                self._block(f"{event[3:]} {shown}", self._file_refusal(event[3:], shown, True))
         elif event in ("socket.connect", "socket.sendto"):
             sock, address = args[0], args[1]
             family = getattr(sock, "family", None)
@@ -231,7 +234,9 @@ class _Sandbox:
                 shown = _addr(address)
                 self._block(
                     f"connect {shown}",
-                    ConnectionRefusedError(errno.ECONNREFUSED, f"{SANDBOX_MARK}: connect to {shown}"),
+                    ConnectionRefusedError(
+                        errno.ECONNREFUSED, f"{SANDBOX_MARK}: connect to {shown} refused (no network in the sandbox)"
+                    ),
                 )
             elif (
                 family == getattr(socket, "AF_UNIX", None)
@@ -240,17 +245,20 @@ class _Sandbox:
             ):
                 self._block(
                     f"connect {os.fsdecode(address)}",
-                    ConnectionRefusedError(errno.ECONNREFUSED, f"{SANDBOX_MARK}: connect to {os.fsdecode(address)}"),
+                    ConnectionRefusedError(
+                        errno.ECONNREFUSED,
+                        f"{SANDBOX_MARK}: connect to {os.fsdecode(address)} refused (a socket outside the project)",
+                    ),
                 )
         elif event == "socket.getaddrinfo":
             host = args[0] if args else None
             if host is not None and not _is_ip(host):
                 shown = os.fsdecode(host) if isinstance(host, bytes) else str(host)
-                self._block(f"resolve {shown}", socket.gaierror(socket.EAI_NONAME, f"{SANDBOX_MARK}: resolve {shown}"))
+                self._block(f"resolve {shown}", socket.gaierror(socket.EAI_NONAME, f"{SANDBOX_MARK}: resolve {shown} refused (no DNS in the sandbox)"))
         elif event in ("socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr"):
             host = args[0] if args else ""
             if not _is_ip(host):
-                self._block(f"resolve {host}", socket.gaierror(socket.EAI_NONAME, f"{SANDBOX_MARK}: resolve {host}"))
+                self._block(f"resolve {host}", socket.gaierror(socket.EAI_NONAME, f"{SANDBOX_MARK}: resolve {host} refused (no DNS in the sandbox)"))
 
 
 def _is_ip(host: Any) -> bool:
@@ -285,7 +293,7 @@ class _RecordingEnviron(os._Environ):  # type: ignore[name-defined,misc]
 
 
 def apply_sandbox(project_roots: list[str], sandbox_dir: str, on_block: Callable[[str], None]) -> None:
-    """Refuse network and outside files, and start from a bare environment (see module doc)."""
+    """Refuse network and files outside the project, and start from a bare environment (see module doc)."""
     home = os.path.join(sandbox_dir, "home")
     tmp = os.path.join(sandbox_dir, "tmp")
     os.makedirs(home, exist_ok=True)
@@ -310,7 +318,10 @@ def apply_sandbox(project_roots: list[str], sandbox_dir: str, on_block: Callable
         "/sys/devices/system/cpu",
         "/etc/localtime",
     ]
+    # Writes inside the project are the project's own business (a shared file there is a
+    # resource conflict, not an outside dependency): only writes elsewhere are refused.
     writes = [os.path.realpath(sandbox_dir), sandbox_dir, "/dev/null", "/dev/shm"]
+    writes += [q for p in project_roots for q in (p, os.path.realpath(p))]
     box = _Sandbox(reads, writes, on_block)
     sys.addaudithook(box.hook)
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentdeck.flaky.analysis import TestVerdict, pct
-from agentdeck.flaky.history import Comparison, SessionRow
+from agentdeck.flaky.history import Comparison, SessionRow, TrendPoint
 from agentdeck.flaky.runner import FlakyReport
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -262,3 +262,45 @@ def compare_json(rows: list[Comparison], trend: list[SessionRow]) -> dict[str, A
             for r in trend
         ],
     }
+
+
+def trend_plot(points: list[TrendPoint], width: int = 30) -> Table:
+    """Flaky (and broken) tests per period as horizontal bars: the line that should reach zero."""
+    by = "month" if points and "-W" not in points[0].period else "week"
+    table = Table(title=f"Flaky tests per {by} (the last session of each {by})", title_justify="left")
+    for col, just in (("period", "left"), ("flaky", "right"), ("", "left"), ("broken", "right"), ("sessions", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    top = max((p.flaky for p in points), default=0) or 1
+    for p in points:
+        table.add_row(
+            p.period,
+            str(p.flaky),
+            Text(bar(p.flaky / top, width) or "·", style="yellow" if p.flaky else "green"),
+            str(p.broken),
+            str(p.sessions),
+        )
+    return table
+
+
+def trend_lines(points: list[TrendPoint], width: int = 20) -> list[tuple[str, str, int]]:
+    """(period, bar, flaky count) rows, for the console pane."""
+    top = max((p.flaky for p in points), default=0) or 1
+    return [(p.period, bar(p.flaky / top, width), p.flaky) for p in points]
+
+
+def verification_table(rows: list[Comparison]) -> Table:
+    """Each test that was flaky: its clean runs since, against the n = ln(0.05)/ln(1-p) a fix needs."""
+    table = Table(title="Fixes being verified (n = ln(0.05)/ln(1-p) clean runs)", title_justify="left")
+    for col, just in (("status", "left"), ("test", "left"), ("was", "right"), ("clean runs", "right"), ("", "left")):
+        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    style = {"fixed": "green", "still failing": "bold red", "not yet": "yellow"}
+    for c in rows:
+        clean = c.after_runs if not c.after_failures else 0
+        table.add_row(
+            Text(c.status, style=style[c.status]),
+            c.nodeid,
+            f"{pct(c.before_rate)} {c.before_verdict}",
+            f"{clean}/{c.needed}",
+            Text(bar(min(1.0, clean / c.needed) if c.needed else 1.0, 12), style=style[c.status]),
+        )
+    return table

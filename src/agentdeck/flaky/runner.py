@@ -10,8 +10,14 @@ Phases (each a batch of jobs on the engine, spread over ``workers`` processes):
 3. order: a candidate that always does the same thing alone but did the opposite in some
    run is bisected over the tests that ran before it (polluter / state-setter), and the
    pair is re-run to confirm.
+   A candidate that also fails sometimes alone, but more often after other tests, is
+   bisected by failure rate (a polluter of a partially order-dependent test).
 4. perturb: the other candidates run alone under each perturbation (timing, dependency,
-   resource) and replay the random seed of a failing run (randomness).
+   resource) and replay the random seed of a failing run (randomness), that seed again with
+   time shrunk and under other timezones/locales (timing or environment, not randomness).
+   Broken tests run under the other timezones/locales too: one that passes there says so.
+5. hunt (``--hunt``): every test, not only the failing ones, under the stress experiments
+   (see :mod:`hunt`), within the budget; latent flaky tests are confirmed alone.
 
 Then :mod:`analysis` turns the records into verdicts.
 """
@@ -38,25 +44,31 @@ from agentdeck.flaky.analysis import (
     tally,
 )
 from agentdeck.flaky.engine import FlakyError, make_engine
+from agentdeck.flaky.envshift import variants as env_variants
 from agentdeck.flaky.experiments import (
+    CONTEXT,
     UNPERTURBED,
     Bisection,
     EarlyStop,
+    RateBisection,
     evaluate_treatments,
     failed,
     passed,
     perturbation_jobs,
     pick_context,
 )
+from agentdeck.flaky.hunt import HuntResult, run_hunt
+from agentdeck.flaky.stats import fisher_greater
 from agentdeck.flaky.scheduler import Job, RunRecord, Scheduler
 
-PHASES = ("collect", "runs", "alone", "order", "perturb", "done")
+PHASES = ("collect", "runs", "alone", "order", "perturb", "hunt", "done")
 PHASE_LABELS = {
     "collect": "collecting tests",
     "runs": "same-order, shuffled and isolated runs",
     "alone": "candidates alone (control)",
     "order": "bisecting order dependence",
     "perturb": "perturbation experiments",
+    "hunt": "hunting latent flaky tests under stress",
     "done": "done",
 }
 
@@ -75,6 +87,9 @@ class FlakyOptions:
     seed: int | None = None
     python: str = sys.executable
     keep_tmp: bool = False
+    hunt: bool = False
+    budget_s: float = 600.0  # hunt mode: the whole session's time budget
+    timing_follow_ups: bool = True  # the stretch experiment and the shrunk-time/other-TZ seed replays
 
 
 @dataclass
@@ -108,6 +123,7 @@ class FlakyReport:
     nodeids: list[str] = field(repr=False, default_factory=list)
     diagnosed: bool = True
     tmp_dir: str | None = None  # set when --keep-tmp kept it
+    hunt: HuntResult | None = None
 
     def count(self, verdict: str) -> int:
         return sum(t.verdict == verdict for t in self.tests)
@@ -134,6 +150,7 @@ class FlakyReport:
             "duration_s": round(self.duration_s, 3),
             "phases_s": {k: round(v, 3) for k, v in self.phases.items()},
             "warnings": self.warnings,
+            **({"hunt": self.hunt.to_json()} if self.hunt is not None else {}),
         }
 
 
@@ -253,10 +270,17 @@ def run_flaky(
             for i in candidates:
                 diagnoses[i] = Diagnosis(alone=alone_counts(sched.records, i))
             _order_phase(candidates, diagnoses, sched.records, jobs_by_id, run)
-            _perturb_phase(candidates, diagnoses, sched, run, n)
+            variants = env_variants() if opts.timing_follow_ups else []
+            _perturb_phase(candidates, diagnoses, sched, run, n, opts.timing_follow_ups, variants)
+            _broken_env_phase(everyone, diagnoses, sched, run, n, variants)
+        hunt = None
+        if opts.hunt:
+            deadline = t0 + opts.budget_s
+            hunt = run_hunt(everyone, sched, run, deadline, env_variants())
+            hunt.nodeids = nodeids
         tracker.emit("done", 1, 1)
         verdicts = build_verdicts(
-            nodeids, sched.records, diagnoses, Path(engine.collected.root), opts.timeout, opts.diagnose
+            nodeids, sched.records, diagnoses, Path(engine.collected.root), opts.timeout, opts.diagnose, hunt
         )
         warnings += sched.warnings
         return FlakyReport(
@@ -275,6 +299,7 @@ def run_flaky(
             nodeids=nodeids,
             diagnosed=opts.diagnose,
             tmp_dir=str(tmp) if opts.keep_tmp else None,
+            hunt=hunt,
         )
     finally:
         if engine is not None:
@@ -293,12 +318,19 @@ def _order_phase(
     jobs_by_id: dict[int, Job],
     run: RunPhase,
 ) -> None:
-    bisections: list[Bisection] = []
+    bisections: list[Bisection | RateBisection] = []
     for i in candidates:
         d = diagnoses[i]
         fails, total = d.alone
-        if total == 0 or 0 < fails < total:
-            continue  # flaky on its own: not (only) a matter of order
+        if total and 0 < fails < total:
+            # Flaky on its own; a polluter may still make it fail more often: compare rates.
+            rb = _rate_bisection(i, d.alone, records, jobs_by_id)
+            if rb is not None:
+                d.order_attempted = True
+                bisections.append(rb)
+            continue
+        if total == 0:
+            continue
         kind, alone_outcome = ("victim", "pass") if fails == 0 else ("brittle", "fail")
         ctx = pick_context(i, alone_outcome, records, jobs_by_id)
         if ctx is None:
@@ -320,8 +352,58 @@ def _order_phase(
         diagnoses[b.finding.test].order = b.finding
 
 
+def _rate_bisection(
+    test: int, alone: tuple[int, int], records: list[RunRecord], jobs_by_id: dict[int, Job]
+) -> RateBisection | None:
+    """A bisection by rate when the test fails clearly more often after other tests than alone."""
+    ctx = [r for r in records if r.idx == test and r.experiment in CONTEXT and r.copy == 0]
+    ctx_f = sum(failed(r.outcome) for r in ctx)
+    if not ctx or fisher_greater(ctx_f, len(ctx), *alone) >= 0.01:
+        return None
+    # The failing run with the most tests before it: the likeliest to hold the polluter (a
+    # short prefix may have failed on the test's own flakiness).
+    failing = [jobs_by_id.get(r.job) for r in ctx if failed(r.outcome)]
+    runs = [j for j in failing if j is not None and test in j.order]
+    if not runs:
+        return None
+    context = max(runs, key=lambda j: j.order.index(test))
+    rb = RateBisection(test, context, alone)
+    return None if rb.done else rb
+
+
+def _broken_env_phase(
+    everyone: list[int],
+    diagnoses: dict[int, Diagnosis],
+    sched: Scheduler,
+    run: RunPhase,
+    n_tests: int,
+    variants: list[str],
+) -> None:
+    """Run each broken test alone under the other timezones/locales: one that passes there says so."""
+    _, counts = tally(sched.records, n_tests)
+    broken = [i for i in everyone if counts[i][1] and counts[i][0] == counts[i][1]][:20]
+    if not broken or not variants:
+        return
+    jobs = [
+        Job(f"env:{v}", [i], {"env": v}, key=f"t{i}", run=r, target=i) for i in broken for v in variants for r in range(2)
+    ]
+    run("perturb", _round_robin([[j for j in jobs if j.target == i] for i in broken]))
+    for i in broken:
+        d = diagnoses.setdefault(i, Diagnosis())
+        for v in variants:
+            outs = [r.outcome for r in sched.records if r.idx == i and r.experiment == f"env:{v}"]
+            if outs and all(passed(o) for o in outs):
+                d.passes_under.append(v)
+
+
 def _perturb_phase(
-    candidates: list[int], diagnoses: dict[int, Diagnosis], sched: Scheduler, run: RunPhase, n_tests: int
+    candidates: list[int],
+    diagnoses: dict[int, Diagnosis],
+    sched: Scheduler,
+    run: RunPhase,
+    n_tests: int,
+    follow_ups: bool = True,
+    variants: list[str] | None = None,
 ) -> None:
     records = sched.records
     todo = [i for i in candidates if not (diagnoses[i].order is not None and diagnoses[i].order.confirmed)]
@@ -339,7 +421,10 @@ def _perturb_phase(
         )
         d.fail_seed = next((r.seed for r in seeded if failed(r.outcome)), None)
         d.pass_seed = next((r.seed for r in seeded if passed(r.outcome)), None)
-        groups.append(perturbation_jobs(i, d.fail_seed, d.pass_seed))
+        jobs_i = perturbation_jobs(i, d.fail_seed, d.pass_seed, variants if follow_ups else [])
+        if not follow_ups:
+            jobs_i = [j for j in jobs_i if j.experiment not in ("stretch", "seed-fast")]
+        groups.append(jobs_i)
         if d.fail_seed is None:
             d.notes.append("randomness not tested: no failing run had a recorded seed to replay")
     jobs = _round_robin(groups)

@@ -46,3 +46,26 @@ def runs_needed(p: float, confidence: float = 0.95) -> int:
     if p >= 1:
         return 1
     return math.ceil(math.log(1 - confidence) / math.log(1 - p))
+
+
+def _log_beta(a: float, b: float) -> float:
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def rate_likelihood_ratio(treated_fail: int, treated_runs: int, control_fail: int, control_runs: int) -> float:
+    """How much more likely the counts are if the change moved the failure rate than if it did not.
+
+    A Bayes factor with uniform priors on the rates: two rates (treated, control) against one
+    shared rate. Direction matters for a cause: when the treated rate is not higher, the ratio
+    is turned into evidence *against* (at most 1).
+    """
+    a, n1, c, n2 = treated_fail, treated_runs, control_fail, control_runs
+    if n1 <= 0 or n2 <= 0:
+        return 1.0
+    log_bf = (
+        _log_beta(a + 1, n1 - a + 1) + _log_beta(c + 1, n2 - c + 1) - _log_beta(a + c + 1, n1 + n2 - a - c + 1)
+    )
+    bf = math.exp(max(-700.0, min(700.0, log_bf)))
+    if a / n1 <= c / n2:
+        return min(1.0, 1.0 / bf) if bf > 0 else 1.0
+    return bf

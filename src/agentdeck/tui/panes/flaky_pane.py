@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Button, DataTable, ProgressBar, Static
 
 from agentdeck.errors import AgentdeckError
-from agentdeck.flaky.report import histogram_lines
+from agentdeck.flaky.report import histogram_lines, trend_lines
 
 VERDICT_ORDER = {"broken": 0, "flaky": 1, "stable": 2}
 
@@ -42,6 +42,7 @@ class FlakyPane(Widget, can_focus=False):
     FlakyPane #flaky-table { width: 3fr; height: 1fr; border: round $primary; }
     FlakyPane #flaky-side { width: 2fr; min-width: 30; height: 1fr; }
     FlakyPane #flaky-histogram { height: auto; border: round $primary; padding: 0 1; }
+    FlakyPane #flaky-trend { height: auto; max-height: 14; border: round $primary; padding: 0 1; }
     FlakyPane #flaky-detail-box { height: 1fr; border: round $primary; }
     FlakyPane #flaky-detail { padding: 0 1; }
     FlakyPane.-running #flaky-status { color: $warning; }
@@ -95,6 +96,7 @@ class FlakyPane(Widget, can_focus=False):
             yield DataTable(id="flaky-table", cursor_type="row", zebra_stripes=True)
             with Vertical(id="flaky-side"):
                 yield Static(id="flaky-histogram")
+                yield Static(id="flaky-trend")
                 with VerticalScroll(id="flaky-detail-box"):
                     yield Static("Select a test to see its evidence and the recommended fix.", id="flaky-detail")
 
@@ -109,25 +111,35 @@ class FlakyPane(Widget, can_focus=False):
         ):
             table.add_column(label, key=key)
         self._draw_histogram([])
+        self._draw_trend([], [])
         self.run_worker(self._load_last, thread=True, group="flaky-load", exit_on_error=False)
 
     # -- loading the last session ------------------------------------------------------------
     def _load_last(self) -> None:
-        from agentdeck.flaky.history import latest_report
-        from agentdeck.store import connect
-
         if not self.db_path.exists():
             return
+        loaded = self._read_history()
+        if loaded is None:
+            return
+        doc, points, rows = loaded
+        if doc is not None:
+            self._from_thread(self._show, doc, "last session")
+        self._from_thread(self._draw_trend, points, rows)
+
+    def _read_history(self) -> tuple[dict[str, Any] | None, list[Any], list[Any]] | None:
+        """The last session's report, the weekly flaky counts and the fixes being verified."""
+        from agentdeck.flaky.history import compare, latest_report, trend
+        from agentdeck.store import connect
+
+        project = str(self.project_dir.resolve())
         try:
             conn = connect(self.db_path)
             try:
-                doc = latest_report(conn, str(self.project_dir.resolve()))
+                return latest_report(conn, project), trend(conn, project, "week"), compare(conn, project)
             finally:
                 conn.close()
         except Exception:  # noqa: BLE001 - an unreadable history must not break the pane
-            return
-        if doc is not None:
-            self._from_thread(self._show, doc, "last session")
+            return None
 
     def _from_thread(self, fn: Any, *args: Any) -> None:
         try:
@@ -184,6 +196,7 @@ class FlakyPane(Widget, can_focus=False):
                 save_report(conn, report)
             finally:
                 conn.close()
+            history = self._read_history()
         except Cancelled:
             self._from_thread(self._finished, "run cancelled", False)
             return
@@ -194,6 +207,8 @@ class FlakyPane(Widget, can_focus=False):
             self._from_thread(self._finished, f"the run failed: {type(e).__name__}: {e}", True)
             return
         self._from_thread(self._show, report.to_json(), "this run")
+        if history is not None:
+            self._from_thread(self._draw_trend, history[1], history[2])
         self._from_thread(self._finished, None, False)
 
     def _on_progress(self, p: Any) -> None:
@@ -269,9 +284,33 @@ class FlakyPane(Widget, can_focus=False):
             body = Content.from_markup("\n".join(lines))
         self.query_one("#flaky-histogram", Static).update(body)
 
+    def _draw_trend(self, points: list[Any], rows: list[Any]) -> None:
+        """Flaky tests per week (the count that should reach zero) and each fix's clean runs so far."""
+        if not points:
+            body = Content.from_markup("[b]Flaky tests per week[/b]\n[$text-muted]no sessions yet[/]")
+        else:
+            lines = ["[b]Flaky tests per week[/b]"]
+            for period, bar, count in trend_lines(points[-8:], width=16):
+                colour = "$warning" if count else "$success"
+                lines.append(f"{period} [{colour}]{bar or '·'}[/] {count}")
+            verifying = [c for c in rows if c.status != "still failing"][:4]
+            if verifying:
+                lines.append("[b]Fixes being verified[/b] (clean runs / needed)")
+                for c in verifying:
+                    clean = c.after_runs if not c.after_failures else 0
+                    name = c.nodeid.split("::")[-1].replace("[", "\\[")
+                    lines.append(f"{name}: {clean}/{c.needed} {c.status}")
+            body = Content.from_markup("\n".join(lines))
+        self.query_one("#flaky-trend", Static).update(body)
+
     def _show_detail(self, t: dict[str, Any]) -> None:
         parts = [Content.from_markup("[b]$nodeid[/b]", nodeid=t["nodeid"])]
         head = f"{t['verdict']}" + (f" · cause: {t['root_cause']}" if t.get("root_cause") else "")
+        if t.get("confidence") is not None and t.get("root_cause"):
+            kind = t.get("evidence_kind") or ""
+            head += f" ({100 * t['confidence']:.0f}% confident, {kind}{'' if t.get('confirmed') else ', unconfirmed'})"
+        if t.get("latent"):
+            head += " · latent (fails only under stress)"
         parts.append(Content(f"{head} · failed {t['failures']} of {t['runs']} runs"))
         for e in t.get("evidence", []):
             parts.append(Content(f"• {e}"))
