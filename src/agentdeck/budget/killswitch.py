@@ -5,6 +5,12 @@ Why memory first, then the bus, then the disk: a stop must refuse the next call 
 store write comes last and makes the stop survive a restart; :meth:`KillSwitch.load`
 reads it back. Resuming is always explicit (a restart never lifts a stop).
 
+Durable or not, said plainly: :meth:`KillSwitch.engage` and :meth:`KillSwitch.lift` answer
+with an :class:`Ack` whose ``durable`` is True only once the row is committed to the
+database. When the disk cannot be written the stop is still in force (memory first), the
+store keeps retrying the row in the background, and the ack's ``note`` says that until
+then a restart would lose it.
+
 Scopes: ``None`` is global; any other name is a key or session name (one namespace, so
 ``agentdeck stop --key NAME`` works for both). A global resume lifts only the global stop;
 key stops stay until resumed by name.
@@ -46,6 +52,30 @@ class StopInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"reason": self.reason, "key": self.key, "actor": self.actor, "since": self.since}
+
+
+@dataclass(slots=True, frozen=True)
+class Ack:
+    """What a stop or resume command did: ``changed`` (False: nothing to resume), ``durable`` (on disk)."""
+
+    changed: bool
+    durable: bool
+    info: StopInfo | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"durable": self.durable}
+        if self.note:
+            out["warning"] = self.note
+        return out
+
+
+def _memory_only_note(store: "Store | None", what: str) -> str:
+    if store is None:
+        return f"the {what} is in memory only: this gateway has no database, so a restart loses it"
+    err = store.last_error or "unknown error"
+    return (f"the {what} is in force but in memory only: the database cannot be written ({err}); it is retried "
+            f"in the background, and a restart before it is written loses it")
 
 
 class KillSwitch:
@@ -102,6 +132,16 @@ class KillSwitch:
     # -- commands ------------------------------------------------------------------------
     async def stop(self, reason: str, key: str | None = None, actor: str = "api") -> StopInfo:
         """Engage the stop (globally, or for one key/session). Takes effect before the first await."""
+        ack = await self.engage(reason, key=key, actor=actor)
+        assert ack.info is not None
+        return ack.info
+
+    async def resume(self, key: str | None = None, actor: str = "api") -> bool:
+        """Lift the stop for that scope. Returns False (and records nothing) if it was not stopped."""
+        return (await self.lift(key=key, actor=actor)).changed
+
+    async def engage(self, reason: str, key: str | None = None, actor: str = "api") -> Ack:
+        """:meth:`stop`, answering whether the stop is durable (survives a restart) or in memory only."""
         reason = (reason or "").strip() or "no reason given"
         info = StopInfo(reason=reason, key=key, actor=actor, since=time.time())
         if key is None:
@@ -111,23 +151,21 @@ class KillSwitch:
         self._fire(key)
         ev = StopChanged(stopped=True, reason=reason, key=key, actor=actor, ts=info.since)
         self.bus.publish(ev)
-        if self.store is not None:
-            await self.store.record_stop(ev)
-        return info
+        durable = self.store is not None and await self.store.record_stop(ev)
+        return Ack(changed=True, durable=durable, info=info, note=None if durable else _memory_only_note(self.store, "stop"))
 
-    async def resume(self, key: str | None = None, actor: str = "api") -> bool:
-        """Lift the stop for that scope. Returns False (and records nothing) if it was not stopped."""
+    async def lift(self, key: str | None = None, actor: str = "api") -> Ack:
+        """:meth:`resume`, answering whether the resume is durable. Nothing to lift: changed=False, durable=True."""
         if key is None:
             was, self._global = self._global, None
         else:
             was = self._keys.pop(key, None)
         if was is None:
-            return False
+            return Ack(changed=False, durable=True)
         ev = StopChanged(stopped=False, reason=None, key=key, actor=actor)
         self.bus.publish(ev)
-        if self.store is not None:
-            await self.store.record_stop(ev)
-        return True
+        durable = self.store is not None and await self.store.record_stop(ev)
+        return Ack(changed=True, durable=durable, note=None if durable else _memory_only_note(self.store, "resume"))
 
     # -- reading -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

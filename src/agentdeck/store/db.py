@@ -41,10 +41,41 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
+# Prompts (with ``log_bodies``), spend and session digests live in these files: owner only.
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _private_dir(d: Path) -> None:
+    """Create the data dir owner-only. One that already exists keeps its mode: it may be shared
+    on purpose (a data_dir of ``/tmp`` must not be locked down), and the files in it are 0600."""
+    if not d.exists():
+        d.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            return  # another process made it a moment ago
+        os.chmod(d, DIR_MODE)  # mkdir's mode is masked by the umask; say it exactly
+
+
+def _private_files(p: Path) -> None:
+    """The database owner-only; SQLite gives its WAL and shared-memory files the database's mode."""
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    for f in (p, *(p.with_name(p.name + suffix) for suffix in _SIDE_FILES)):
+        try:
+            if f.stat().st_mode & 0o777 != FILE_MODE:
+                os.chmod(f, FILE_MODE)
+        except FileNotFoundError:
+            pass
+
+
 def prepare(path: str | os.PathLike[str]) -> Path:
-    """Create the folder and file, switch to WAL, apply migrations. Safe to call from many processes."""
+    """Create the folder (0700) and file (0600), switch to WAL, apply migrations. Safe to call from many processes."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(p.parent)
+    _private_files(p)
     conn = sqlite3.connect(p, timeout=30, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -53,6 +84,7 @@ def prepare(path: str | os.PathLike[str]) -> Path:
         migrate(conn)
     finally:
         conn.close()
+    _private_files(p)
     return p
 
 
