@@ -47,7 +47,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "run", parents=parents,
-        help="run a dev session (Claude Code, Codex, aider, an SDK script) through the gateway",
+        help="run a dev session (Claude Code, Codex, Gemini CLI, aider, an SDK script) through the gateway",
         description="Run CMD with ANTHROPIC_BASE_URL, OPENAI_BASE_URL and a session key of its own pointed at the "
                     "gateway. Example: agentdeck run --budget 5 -- claude",
     )
