@@ -308,6 +308,30 @@ class OtelConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="sent with each export (e.g. a vendor's API key)")
 
 
+class ClusterConfig(_Strict):
+    """Where the state several gateways must share lives (docs/cluster.md).
+
+    ``local`` keeps everything in this process (no Redis needed); ``redis`` shares the
+    ledger, the emergency stop and provider limits through one Redis, keys prefixed by ``name``.
+    """
+
+    backend: Literal["local", "redis"] = "local"
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL (may hold ${ENV} refs)")
+    name: str = Field("agentdeck", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$",
+                      description="prefixes every key, so two clusters can share one Redis")
+    connect_timeout_s: float = Field(1.0, gt=0)
+    op_timeout_s: float = Field(0.5, gt=0, description="one Redis command; past it the call counts as Redis down")
+    lease_s: float = Field(30.0, gt=0, description="a reservation or slot of a dead process is freed after this")
+    on_redis_down: Literal["fail", "local"] = Field("fail", description="fail: new calls get 503; local: per-process state")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+
 class Config(_Strict):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     keys: list[KeyConfig] = Field(default_factory=list)
@@ -320,6 +344,7 @@ class Config(_Strict):
     prices: dict[str, Price] = Field(default_factory=dict)
     tui: TuiConfig = Field(default_factory=TuiConfig)
     otel: OtelConfig = Field(default_factory=OtelConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     source: str = Field("<defaults>", exclude=True)
 
     @model_validator(mode="after")
