@@ -245,3 +245,35 @@ def test_the_limit_and_the_calls_made_survive_a_gateway_restart(make_gateway: An
     statuses = [httpx.post(again.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {secret}"},
                            timeout=20).status_code for _ in range(2)]
     assert statuses == [200, 403]  # one call left after the restart, not a fresh allowance of three
+
+
+SAMPLER = """
+import json, openai
+client = openai.OpenAI(max_retries=2, timeout=20)  # OPENAI_BASE_URL and OPENAI_API_KEY from agentdeck run
+out = []
+for _ in range(4):
+    try:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        out.append(200)
+    except openai.PermissionDeniedError as e:
+        out.append([e.status_code, e.code, e.response.headers.get("x-should-retry"),
+                    e.response.request.headers.get("x-stainless-retry-count")])
+print(json.dumps(out))
+"""
+
+
+def test_max_requests_through_the_real_command(served: tuple[str, Path], tmp_path: Path) -> None:
+    url, cfg = served
+    script = tmp_path / "sampler.py"
+    script.write_text(SAMPLER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTDECK_", "ANTHROPIC_", "OPENAI_"))}
+    r = subprocess.run([sys.executable, "-m", "agentdeck", "run", "--config", str(cfg), "--url", url, "--key", "sample",
+                        "--max-requests", "2", "--", sys.executable, str(script)],
+                       env=env, capture_output=True, text=True, timeout=90, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "at most 2 requests" in r.stderr
+    refused = [403, "session_request_limit", "false", "0"]  # retry count 0: the SDK did not retry the refusal
+    assert json.loads(r.stdout) == [200, 200, refused, refused]
+    rows = httpx.get(url + "/admin/requests?limit=20", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                     timeout=10).json()["requests"]
+    assert sorted(row["status"] for row in rows if row.get("session") == "sample") == [200, 200, 403, 403]
