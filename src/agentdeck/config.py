@@ -22,7 +22,7 @@ from agentdeck.providers.presets import (DEFAULT_PROVIDER_SECTIONS, PRESETS, fil
                                          price_provider_for)
 from agentdeck.providers.urls import check_base_url, endpoint_prefix, join_endpoint
 
-ProtocolName = Literal["openai", "anthropic"]
+ProtocolName = Literal["openai", "anthropic", "gemini"]
 TIERS: tuple[str, ...] = ("fast", "balanced", "smart")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

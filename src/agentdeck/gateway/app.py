@@ -43,9 +43,11 @@ from agentdeck.routing import DowngradeWatch, Router
 from agentdeck.routing.savings import SavingsTracker
 from agentdeck.state import LocalBackend, StateBackend
 from agentdeck.store import Store, db_path
-from agentdeck.wire import BY_PATH, PROVIDER_WIRES
+from agentdeck.wire import BY_PATH, PROVIDER_WIRES, gemini
 
 _SECRET_RE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,})")
+
+_GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 
 __all__ = ["Gateway", "Identity"]
 
@@ -192,6 +194,11 @@ class Gateway:
         if kind == "http":
             path = scope["path"]
             endpoint = BY_PATH.get(path)
+            wire = None
+            if endpoint is None and path.startswith(_GEMINI_PREFIXES):
+                matched = gemini.match_path(path)
+                if matched is not None:
+                    endpoint, wire = matched[0], gemini.PROTOCOL.for_model(matched[1])
             if endpoint is not None:
                 if scope["method"] != "POST":
                     wire = PROVIDER_WIRES[endpoint.protocol]
@@ -201,7 +208,7 @@ class Gateway:
                     return
                 self.in_flight += 1
                 try:
-                    await self.pipeline.handle(scope, receive, send, endpoint)
+                    await self.pipeline.handle(scope, receive, send, endpoint, wire)
                 finally:
                     self.in_flight -= 1
                 return

@@ -28,7 +28,7 @@ from agentdeck.limits import Throttled
 from agentdeck.limits.headers import retry_hint_headers
 from agentdeck.routing import error_problem, quality_problem
 from agentdeck.state import StopState
-from agentdeck.wire import PROTOCOLS, Endpoint, StreamMeter, WireProtocol
+from agentdeck.wire import PROTOCOLS, Endpoint, StreamMeter, WireProtocol, gemini
 from agentdeck.wire.estimate import estimate_input_tokens
 from agentdeck.wire.sse import SSEDecoder, SSEEvent
 
@@ -53,12 +53,17 @@ class Pipeline:
         self._redact = redact
         self._log_bodies = log_bodies
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint,
+                     wire: WireProtocol | None = None) -> None:
+        """``wire`` is given for a call whose path carries part of the request (Gemini's model)."""
         t0 = time.perf_counter()
         rid = self._new_id()
-        wire = PROTOCOLS[endpoint]
+        if wire is None:
+            wire = PROTOCOLS[endpoint]
         raw_headers = scope["headers"]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
+        if wire.name == "gemini" and "authorization" not in headers and "x-api-key" not in headers:
+            headers["x-api-key"] = gemini.caller_key(headers, scope.get("query_string", b""))
         # Every answer carries the three x-agentdeck-* headers; admission fills in model and tier as it learns them.
         seen = Seen({"x-agentdeck-request-id": rid, "x-agentdeck-model": "-", "x-agentdeck-tier": NO_TIER})
         try:
@@ -168,6 +173,13 @@ class Pipeline:
     def _upstream_body(self, call: Call) -> bytes:
         return call.wire.patch(call.parsed, call.route.model, call.max_tokens)
 
+    @staticmethod
+    def _upstream_path(call: Call) -> str:
+        """The provider's path: the client's endpoint, or for Gemini one naming the routed model."""
+        if call.wire.name == "gemini":
+            return gemini.upstream_path(call.route.model, call.parsed.stream)
+        return call.endpoint.value
+
     async def _unary_with_escalation(self, call: Call, send: Send) -> None:
         """A non-streamed call; a routed answer that fails its quality check is re-asked one tier up."""
         while True:
@@ -184,7 +196,7 @@ class Pipeline:
         await send_bytes(send, status, raw, headers, content_type=ctype)
 
     async def _unary_once(self, call: Call) -> tuple[int, dict[str, str], bytes, bytes]:
-        async with self.upstream.call(call.provider, call.endpoint.value, self._upstream_body(call), call.forward) as up:
+        async with self.upstream.call(call.provider, self._upstream_path(call), self._upstream_body(call), call.forward) as up:
             raw = await up.resp.read()
             status = up.resp.status
             headers = self._response_headers(call, up.resp)
@@ -208,7 +220,7 @@ class Pipeline:
     async def _stream_once(self, call: Call, receive: Receive, send: Send) -> bool:
         """One upstream stream; False when the call was escalated and must be tried again one tier up."""
         wire = call.wire
-        async with self.upstream.call(call.provider, call.endpoint.value, self._upstream_body(call), call.forward) as up:
+        async with self.upstream.call(call.provider, self._upstream_path(call), self._upstream_body(call), call.forward) as up:
             call.attempts += up.attempts
             if up.fallback_from is not None:
                 call.fallback_from, call.provider = up.fallback_from, up.provider

@@ -23,7 +23,7 @@ import aiohttp
 from agentdeck.config import Config, ProviderConfig
 from agentdeck.limits import RetryPolicy
 from agentdeck.state import LimitState
-from agentdeck.wire import PROVIDER_WIRES
+from agentdeck.wire import PROVIDER_WIRES, gemini
 
 FORWARD_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta", "x-stainless-retry-count")
 """Client headers that reach the provider, byte for byte; everything else (the caller's key first) stays here."""
@@ -82,6 +82,13 @@ class UpstreamStage:
                              **PROVIDER_WIRES[p.protocol].auth_headers(p.api_key)} for name, p in providers.items()}
         self.http: aiohttp.ClientSession | None = None
 
+    def _url(self, name: str, path: str) -> str:
+        """A Gemini path names its model: only its fixed prefix goes through the provider's URL cache."""
+        p = self._providers[name]
+        if path.startswith(gemini.UPSTREAM_PREFIX):
+            return p.url_for(gemini.UPSTREAM_PREFIX) + path[len(gemini.UPSTREAM_PREFIX):]
+        return p.url_for(path)
+
     @contextlib.asynccontextmanager
     async def call(self, provider: str, path: str, body: bytes, extra: dict[str, str]) -> AsyncIterator[Attempted]:
         """Hold a slot on ``provider`` and yield the final response after retries and fallback.
@@ -111,7 +118,7 @@ class UpstreamStage:
                 await lim.pace()
                 headers = {**self._auth[name], **extra} if extra else self._auth[name]
                 try:
-                    resp = await self.http.post(self._providers[name].url_for(path), data=body, headers=headers)
+                    resp = await self.http.post(self._url(name, path), data=body, headers=headers)
                 except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
                     lim.breaker.record_failure()
                     delay = policy.next_delay(retries, exc=e, elapsed_s=time.monotonic() - started)
@@ -123,13 +130,16 @@ class UpstreamStage:
                     continue
                 status = resp.status
                 statuses.append(status)
-                lim.observe(status, resp.headers)
+                resp_headers: Mapping[str, str] = resp.headers
+                if status == 429 and self._providers[name].protocol == "gemini":
+                    resp_headers = await _with_retry_delay(resp)
+                lim.observe(status, resp_headers)
                 if status >= 500 and status != 529:
                     lim.breaker.record_failure()
                 elif status < 500:
                     lim.breaker.record_success()
                 if status >= 400:
-                    delay = policy.next_delay(retries, status=status, headers=resp.headers,
+                    delay = policy.next_delay(retries, status=status, headers=resp_headers,
                                               elapsed_s=time.monotonic() - started)
                     if delay is not None:
                         resp.release()
@@ -139,3 +149,17 @@ class UpstreamStage:
                 stack.callback(resp.release)
                 yield Attempted(resp, name, retries + 1, primary if name != primary else None, statuses)
                 return
+
+
+async def _with_retry_delay(resp: aiohttp.ClientResponse) -> Mapping[str, str]:
+    """A Gemini 429's headers with its body's RetryInfo.retryDelay as ``retry-after``, so the limiter
+    and the retry policy honour it like any provider's header. The body stays readable (aiohttp keeps it)."""
+    if "retry-after" in resp.headers:
+        return resp.headers
+    try:
+        delay = gemini.retry_delay_s(await resp.read())
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return resp.headers
+    if delay is None:
+        return resp.headers
+    return {**resp.headers, "retry-after": f"{delay:g}"}

@@ -43,6 +43,9 @@ _HOST_PRICE_PROVIDER: dict[str, str] = {
     **{urlsplit(p.base_url).hostname or "": p.price_provider for p in PRESETS.values() if not p.local},
 }
 
+# A protocol whose genai-prices provider id is not its own name.
+_PROTOCOL_PRICE_PROVIDER: dict[str, str] = {"gemini": "google"}
+
 # The providers a config has when it names none. Raw sections (like a TOML table) so they take
 # the same path as a user's: `${NAME}` expansion, api_key_env, validation.
 DEFAULT_PROVIDER_SECTIONS: dict[str, dict[str, Any]] = {
@@ -88,4 +91,4 @@ def price_provider_for(preset: str | None, protocol: str, base_url: str) -> str:
     if preset in PRESETS:
         return PRESETS[preset].price_provider
     host = (urlsplit(base_url).hostname or "").lower()
-    return _HOST_PRICE_PROVIDER.get(host, protocol)
+    return _HOST_PRICE_PROVIDER.get(host, _PROTOCOL_PRICE_PROVIDER.get(protocol, protocol))

@@ -7,7 +7,7 @@ protocol is one module implementing ``WireProtocol`` and a line in each table.
 
 from __future__ import annotations
 
-from agentdeck.wire import anthropic, openai_chat, openai_responses
+from agentdeck.wire import anthropic, gemini, openai_chat, openai_responses
 from agentdeck.wire.base import BadRequest, ParsedRequest, StreamFailure, StreamMeter, WireProtocol
 from agentdeck.wire.endpoints import BY_PATH, Endpoint
 
@@ -16,8 +16,11 @@ PROTOCOLS: dict[Endpoint, WireProtocol] = {
     Endpoint.RESPONSES: openai_responses.PROTOCOL,
     Endpoint.MESSAGES: anthropic.PROTOCOL,
     Endpoint.COUNT_TOKENS: anthropic.PROTOCOL,
+    Endpoint.GENERATE: gemini.PROTOCOL,
+    Endpoint.STREAM_GENERATE: gemini.PROTOCOL,
 }
-PROVIDER_WIRES: dict[str, WireProtocol] = {"openai": openai_chat.PROTOCOL, "anthropic": anthropic.PROTOCOL}
+PROVIDER_WIRES: dict[str, WireProtocol] = {"openai": openai_chat.PROTOCOL, "anthropic": anthropic.PROTOCOL,
+                                           "gemini": gemini.PROTOCOL}
 
 __all__ = ["BY_PATH", "BadRequest", "Endpoint", "PROTOCOLS", "PROVIDER_WIRES", "ParsedRequest", "StreamFailure",
            "StreamMeter", "WireProtocol"]

@@ -17,10 +17,13 @@ class Endpoint(StrEnum):
     RESPONSES = "/v1/responses"
     MESSAGES = "/v1/messages"
     COUNT_TOKENS = "/v1/messages/count_tokens"
+    GENERATE = "/v1beta/models/{model}:generateContent"
+    """Gemini: the model is in the path (see ``agentdeck.wire.gemini.match_path``)."""
+    STREAM_GENERATE = "/v1beta/models/{model}:streamGenerateContent"
 
     @property
     def protocol(self) -> str:
-        """The provider protocol that speaks this endpoint ("openai" or "anthropic")."""
+        """The provider protocol that speaks this endpoint ("openai", "anthropic" or "gemini")."""
         return _PROTOCOL[self]
 
     @property
@@ -34,6 +37,9 @@ _PROTOCOL: dict[Endpoint, str] = {
     Endpoint.RESPONSES: "openai",
     Endpoint.MESSAGES: "anthropic",
     Endpoint.COUNT_TOKENS: "anthropic",
+    Endpoint.GENERATE: "gemini",
+    Endpoint.STREAM_GENERATE: "gemini",
 }
 
-BY_PATH: dict[str, Endpoint] = {e.value: e for e in Endpoint}
+BY_PATH: dict[str, Endpoint] = {e.value: e for e in Endpoint if "{" not in e.value}
+"""The endpoints served under one fixed path; Gemini's carry the model in theirs."""

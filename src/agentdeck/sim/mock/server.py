@@ -49,6 +49,8 @@ from agentdeck.sim.mock.answers import (
 from agentdeck.sim.mock.asgi import Disconnected, Headers, Receive, Request, Scope, Send, send_json, send_json_status
 from agentdeck.sim.mock.settings import SETTING_FIELDS, Magic, MockSettings, effective_magic, parse_magic
 from agentdeck.sim.mock.streams import Style, chat_plan, install_log_filter, messages_plan, responses_plan, send_stream
+from agentdeck.sim.mock import gemini
+from agentdeck.sim.mock.gemini import is_gemini_path
 
 def format_go_duration(seconds: float) -> str:
     """Format a duration like Go's time.Duration.String(), as OpenAI's reset headers do
@@ -130,7 +132,7 @@ class MockState:
         for k, v in self.last_raw_headers:
             name = k.decode("latin-1").lower()
             val = v.decode("latin-1")
-            if name in ("authorization", "x-api-key"):
+            if name in ("authorization", "x-api-key", "x-goog-api-key"):
                 val = f"<redacted-len-{len(val)}>"
             out[name] = val
         return out
@@ -316,6 +318,8 @@ class MockApp:
         # /_mock/stats is built lazily from the raw list (this is the hot path).
         raw_headers = scope["headers"]
         st.last_raw_headers = raw_headers
+        if is_gemini_path(path):
+            return await gemini.handle(st, scope, req, send, path)
         auth = xkey = aver = abeta = None
         for k, v in raw_headers:
             if k == b"authorization":
