@@ -3,7 +3,9 @@
 Why its own thread and loop beside the console: Textual's rendering must never share an
 event loop with the request path, or a busy frame would add latency to every call.
 uvicorn runs with httptools and uvloop, access logs off, and no signal capture in the
-thread variant (the console owns the terminal's signals).
+thread variant (the console owns the terminal's signals). Every connection goes through the
+front door (:mod:`agentdeck.gateway.frontdoor`): a header deadline, a header size cap and a
+connection cap under the file limit, so slow or huge headers cannot starve normal callers.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from agentdeck.bus import Bus
 from agentdeck.config import Config
 from agentdeck.errors import AgentdeckError, ConfigError
 from agentdeck.gateway.app import Gateway
+from agentdeck.gateway.frontdoor import FrontDoor, protocol_class
 
 T = TypeVar("T")
 
@@ -63,10 +66,12 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def uvicorn_config(app: Any, cfg: Config) -> uvicorn.Config:
+def uvicorn_config(app: Any, cfg: Config, door: FrontDoor | None = None) -> uvicorn.Config:
+    """uvicorn's settings; the HTTP protocol is httptools behind the front door's bounds."""
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     return uvicorn.Config(
-        app, http="httptools", loop="uvloop", lifespan="on", access_log=False, log_level="warning",
+        app, http=protocol_class(door or FrontDoor()), loop="uvloop", lifespan="on", access_log=False,
+        log_level="warning",
         log_config=None, timeout_graceful_shutdown=int(max(1, cfg.gateway.shutdown_grace_s)),
         timeout_keep_alive=30, backlog=2048, proxy_headers=False, server_header=False, date_header=False,
     )
@@ -75,7 +80,8 @@ def uvicorn_config(app: Any, cfg: Config) -> uvicorn.Config:
 class GatewayThread:
     """The gateway on a thread of its own, with its own event loop (for the console and tests)."""
 
-    def __init__(self, cfg: Config, *, host: str | None = None, port: int | None = None, bus: Bus | None = None) -> None:
+    def __init__(self, cfg: Config, *, host: str | None = None, port: int | None = None, bus: Bus | None = None,
+                 front_door: FrontDoor | None = None) -> None:
         self.cfg = cfg
         self.host = host or cfg.gateway.host
         check_bind(cfg, self.host)
@@ -84,7 +90,7 @@ class GatewayThread:
         self.gateway = Gateway(cfg, bus=bus)
         self.bus = self.gateway.bus
         self.admin_token = self.gateway.admin_token
-        self._server = uvicorn.Server(uvicorn_config(self.gateway, cfg))
+        self._server = uvicorn.Server(uvicorn_config(self.gateway, cfg, front_door))
         self._thread = threading.Thread(target=self._run, name="agentdeck-gateway", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()

@@ -19,6 +19,7 @@ import math
 import time
 from collections import deque
 from contextvars import ContextVar
+from types import EllipsisType
 from typing import Any, Callable, Mapping
 
 from agentdeck.bus import Alert, Bus, LimitChanged, ProviderThrottled
@@ -103,8 +104,11 @@ class ProviderLimiter:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         breaker: BreakerConfig | None = None,
+        fallback: "str | None | EllipsisType" = ...,
     ) -> None:
         self.name = name
+        # The provider calls go to while the breaker is open (None: none configured, ...: not told).
+        self.fallback = fallback
         self.cfg = cfg
         self.bus = bus
         self._clock = clock
@@ -449,16 +453,20 @@ class ProviderLimiter:
     # -- breaker ---------------------------------------------------------------------------
     def _breaker_changed(self, old: str, new: str) -> None:
         if new == "open":
-            self.bus.publish(
-                Alert(
-                    severity="P1",
-                    kind="breaker_open",
-                    message=f"provider {self.name}: circuit breaker open after repeated failures; "
-                    f"traffic goes to its fallback for {self.breaker.cfg.open_for_s:g}s",
-                )
-            )
+            self.bus.publish(Alert(severity="P1", kind="breaker_open", message=self.breaker_open_text()))
         elif new == "closed":
             self.bus.publish(Alert(severity="P2", kind="breaker_closed", message=f"provider {self.name}: circuit breaker closed"))
+
+    def breaker_open_text(self) -> str:
+        """The breaker_open alert: says where traffic goes, and never names a fallback that is not configured."""
+        head = f"provider {self.name}: circuit breaker open after repeated failures"
+        span = f"{self.breaker.cfg.open_for_s:g}s"
+        if isinstance(self.fallback, str):
+            return f"{head}; traffic goes to its fallback {self.fallback} for {span}"
+        if self.fallback is None:
+            return f"{head}; no fallback is configured, so calls still go to {self.name} (expect errors) for {span}"
+        return (f"{head} for {span}; calls go to its fallback if one is configured "
+                f"([providers.{self.name}] fallback), otherwise still to {self.name}")
 
     def close(self) -> None:
         """Cancel this limiter's timers (gateway shutdown, tests)."""

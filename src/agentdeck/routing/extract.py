@@ -4,6 +4,10 @@
 has text (an agent's last user turn is often only tool results; the task is the text
 before them). The context size counts every string in the prompt at ~4 characters per
 token: cheap (no JSON dump, no tokenizer) and close enough to tell 2k from 100k.
+
+Any JSON is accepted: the gateway forwards fields it does not govern as sent, so a tool
+whose ``description`` is a number or whose ``properties`` is a string is the provider's to
+judge; here an odd value only counts for nothing, it never raises.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ def _size(value: Any, depth: int = 0) -> int:
             v = value.get(k)
             if v is not None:
                 n += _size(v, depth + 1)
-        if isinstance(value.get("input"), dict):  # Anthropic tool_use input is an object
-            n += sum(len(str(v)) for v in value["input"].values())
+        inp = value.get("input")
+        if isinstance(inp, dict):  # Anthropic tool_use input is an object
+            n += sum(_size(v, depth + 1) if isinstance(v, (str, list, dict)) else len(str(v)) for v in inp.values())
         return n
     return 0
 
@@ -120,20 +125,32 @@ def extract_text(protocol: str, endpoint: str, body: dict[str, Any]) -> tuple[st
             chars += _size(system)
     tools = body.get("tools")
     if isinstance(tools, list):
-        for t in tools:
-            if isinstance(t, dict):
-                fn = t.get("function") if isinstance(t.get("function"), dict) else t
-                desc = fn.get("description")
-                if isinstance(desc, str):
-                    chars += len(desc) + len(str(fn.get("name", "")))
-                schema = fn.get("parameters") or fn.get("input_schema")
-                if isinstance(schema, dict):
-                    chars += 40 * len(schema.get("properties") or {})
+        chars += _tools_size(tools)
     return text, (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def _tools_size(tools: list[Any]) -> int:
+    """Characters the tool definitions add: description and name, ~40 per parameter."""
+    chars = 0
+    for t in tools:
+        if not isinstance(t, dict):
+            continue
+        fn = t.get("function") if isinstance(t.get("function"), dict) else t
+        desc, name = fn.get("description"), fn.get("name")
+        if isinstance(desc, str):
+            chars += len(desc) + (len(name) if isinstance(name, str) else 0)
+        schema = fn.get("parameters") or fn.get("input_schema")
+        if isinstance(schema, dict):
+            props = schema.get("properties")
+            if isinstance(props, (dict, list)):
+                chars += 40 * len(props)
+    return chars
 
 
 def system_text(protocol: str, endpoint: str, body: dict[str, Any]) -> str:
     """The system prompt / instructions as text (OpenAI system/developer messages included)."""
+    if not isinstance(body, dict):
+        return ""
     if protocol == "anthropic":
         return text_of(body.get("system"))
     if endpoint.rstrip("/").endswith("responses"):

@@ -1,0 +1,156 @@
+"""The front door: bounds on the header phase of every connection, before any ASGI code runs.
+
+Why here and not in uvicorn's options: uvicorn's httptools protocol has no header-read
+timeout (its keep-alive timer only runs between requests), no header size cap (llhttp
+buffers a 50 MB header value), and ``limit_concurrency`` answers a plain-text 503 only
+once the headers are complete, which a slowloris client never sends. So the gateway serves
+with a small subclass of that protocol that adds three bounds:
+
+- a header deadline: a request whose headers are not complete ``header_timeout_s`` after
+  its first byte (or after the connection opened) gets a 408 and is closed;
+- a header size cap: past ``max_header_bytes`` of request line and headers, a 431, closed,
+  before the parser buffers more;
+- a connection cap: a connection over ``max_connections`` open ones is answered at once
+  with a 503 that says so, and closed, so an attacker holding sockets cannot take the last
+  file descriptors from normal callers (the cap stays below the process's file limit).
+
+Refusals are JSON in the OpenAI error shape (the protocol is unknown before the headers),
+with ``connection: close``. The cost on a normal request: one ``find`` on its first chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# Header ends: CRLF CRLF as clients send it; bare LF LF as llhttp also accepts.
+_ENDS = (b"\r\n\r\n", b"\n\n")
+_FD_RESERVE_MIN = 64  # descriptors kept for upstream connections, the database, logs
+
+
+@dataclass(slots=True, frozen=True)
+class FrontDoor:
+    """The header-phase bounds. ``max_connections`` None: derived from the file limit (see :func:`connection_cap`)."""
+
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    max_connections: int | None = None
+
+
+def connection_cap(requested: int | None = None) -> int:
+    """Open connections allowed: ``requested`` (or 1024), kept under the soft file limit minus a reserve."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = requested if requested is not None else 1024
+    if soft == resource.RLIM_INFINITY:
+        return max(1, want)
+    reserve = max(_FD_RESERVE_MIN, soft // 4)
+    return max(1, min(want, soft - reserve))
+
+
+def _refusal(status: int, reason: str, message: str, code: str, extra: bytes = b"") -> bytes:
+    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}})
+    return (f"HTTP/1.1 {status} {reason}\r\n".encode("ascii") + b"content-type: application/json\r\n"
+            + b"content-length: " + str(len(body)).encode("ascii") + b"\r\n" + extra
+            + b"connection: close\r\n\r\n" + body)
+
+
+def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with ``door``'s bounds (pass as ``uvicorn.Config(http=...)``)."""
+    cap = connection_cap(door.max_connections)
+    timeout_s = door.header_timeout_s
+    limit = door.max_header_bytes
+    too_many = _refusal(503, "Service Unavailable",
+                        f"agentdeck: too many open connections (the cap is {cap}); retry in a moment",
+                        "too_many_connections", b"retry-after: 1\r\n")
+    too_slow = _refusal(408, "Request Timeout",
+                        f"agentdeck: request headers not complete within {timeout_s:g}s", "header_timeout")
+    too_big = _refusal(431, "Request Header Fields Too Large",
+                       f"agentdeck: request line and headers are larger than {limit} bytes", "headers_too_large")
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        """HttpToolsProtocol plus a header deadline, a header size cap and a connection cap."""
+
+        connection_cap = cap
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._awaiting_headers = True
+            self._header_bytes = 0
+            self._tail = b""
+            self._header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > cap:
+                self._refuse(too_many)
+                return
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._awaiting_headers:
+                if self._header_timer is None:
+                    self._arm()
+                seen = self._tail + data
+                end = -1
+                for marker in _ENDS:
+                    i = seen.find(marker)
+                    if i >= 0 and (end < 0 or i < end):
+                        end = i + len(marker)
+                if end < 0:
+                    self._header_bytes += len(data)
+                    self._tail = seen[-3:]
+                    if self._header_bytes > limit:
+                        self._refuse(too_big)
+                        return
+                else:
+                    self._header_bytes += end - len(self._tail)
+                    if self._header_bytes > limit:
+                        self._refuse(too_big)
+                        return
+                    self._headers_done()
+            super().data_received(data)
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            # The next request on this connection starts its own header phase (its timer starts
+            # with its first byte; until then uvicorn's keep-alive timeout applies).
+            self._awaiting_headers = True
+            self._header_bytes = 0
+            self._tail = b""
+
+        def _headers_done(self) -> None:
+            self._awaiting_headers = False
+            self._disarm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(timeout_s, self._header_timeout)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_timeout(self) -> None:
+            self._header_timer = None
+            if self._awaiting_headers and (self.cycle is None or self.cycle.response_complete):
+                self._refuse(too_slow)
+
+        def _refuse(self, answer: bytes) -> None:
+            self._disarm()
+            self._awaiting_headers = False
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(answer)
+                transport.close()
+
+    return GuardedHttpToolsProtocol
