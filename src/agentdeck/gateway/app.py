@@ -41,7 +41,8 @@ from agentdeck.pricing import PriceTable
 from agentdeck.providers import provider_warnings
 from agentdeck.routing import DowngradeWatch, Router
 from agentdeck.routing.savings import SavingsTracker
-from agentdeck.state import LocalBackend, StateBackend
+from agentdeck.state import StateBackend
+from agentdeck.state.backend import make_backend
 from agentdeck.store import Store, db_path
 from agentdeck.wire import BY_PATH, PROVIDER_WIRES, gemini
 
@@ -81,7 +82,7 @@ class Gateway:
         self._tick_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
-        self.state: StateBackend = LocalBackend(self.ledger, self.killswitch, self.limiters)
+        self.state: StateBackend = make_backend(cfg, self.ledger, self.killswitch, self.limiters, self.bus)
         balanced = cfg.routing.tiers["balanced"]
         caps = TokenCaps(cfg.caps, self.output_limit)
         self.admission = AdmissionStage(

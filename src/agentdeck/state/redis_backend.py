@@ -1,0 +1,38 @@
+"""The cluster backend: spend and the emergency stop shared through Redis (``[cluster] backend = "redis"``).
+
+Provider limits stay per process for now (``limits`` is this process's limiters): see
+docs/cluster.md for what is shared and what is not yet.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from agentdeck.budget.killswitch import KillSwitch
+from agentdeck.budget.ledger import Ledger
+from agentdeck.bus import Bus
+from agentdeck.config import ClusterConfig
+from agentdeck.limits import ProviderLimiter
+from agentdeck.state.redis_link import RedisLink
+from agentdeck.state.redis_spend import RedisSpend
+from agentdeck.state.redis_stop import RedisStop
+
+
+class RedisBackend:
+    """``StateBackend`` over one Redis; ``start`` reads the cluster's state, ``close`` lets go of it."""
+
+    def __init__(self, cfg: ClusterConfig, ledger: Ledger, killswitch: KillSwitch,
+                 limiters: Mapping[str, ProviderLimiter], bus: Bus) -> None:
+        self.link = RedisLink(cfg, bus)
+        self.spend = RedisSpend(self.link, ledger)
+        self.stop = RedisStop(self.link, killswitch, bus)
+        self.limits = limiters
+
+    async def start(self) -> None:
+        """Call after the kill switch has loaded its stops from disk, before serving."""
+        await self.stop.start()
+
+    async def close(self) -> None:
+        await self.stop.close()
+        await self.spend.close()
+        await self.link.close()
