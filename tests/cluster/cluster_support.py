@@ -88,3 +88,63 @@ def make_cluster_config(tmp_path: Path, url: str, name: str = "t", **sections: o
                                "cluster": {"backend": "redis", "url": url, "name": name, **cluster_keys}}
     data.update(sections)
     return parse_config(data, "<test>", environ={})
+
+
+def write_cluster_serve_config(path: Path, data_dir: Path, upstream: str, redis_url: str, *, hourly_usd: float = 1000.0,
+                               cluster_extra: str = "", extra: str = "") -> Path:
+    """An `agentdeck serve` config: the mock as an OpenAI provider with a house price, one key, the cluster on ``redis_url``."""
+    from deck_support import ADMIN_TOKEN, GATEWAY_KEY
+
+    path.write_text(f"""
+[gateway]
+port = 0
+admin_token = "{ADMIN_TOKEN}"
+data_dir = "{data_dir}"
+store_flush_interval_s = 0.2
+shutdown_grace_s = 5
+[[keys]]
+name = "dev"
+key = "{GATEWAY_KEY}"
+[budget]
+hourly_usd = {hourly_usd}
+daily_usd = 1000.0
+auto_stop_when_daily_spent = false
+[anomaly]
+enabled = false
+[providers.openai]
+protocol = "openai"
+base_url = "{upstream}"
+api_key = "sk-provider-x"
+models = ["house-mini"]
+[prices."house-mini"]
+input = 10.0
+output = 20.0
+max_output_tokens = 4096
+{extra}
+{cluster_toml(redis_url)}{cluster_extra}
+""")
+    return path
+
+
+def stored_rows(data_dir: Path) -> list[tuple[int, float]]:
+    """(status, cost_usd) of every request row a gateway stored in its own SQLite file."""
+    import sqlite3
+
+    from agentdeck.store import db_path
+
+    conn = sqlite3.connect(db_path(data_dir))
+    try:
+        return [(int(s), float(c or 0.0)) for s, c in conn.execute("SELECT status, cost_usd FROM requests")]
+    finally:
+        conn.close()
+
+
+def stop_serve(proc: "subprocess.Popen[str]") -> str:
+    """SIGINT (uvicorn drains, the store flushes), then the stderr it wrote."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err or ""
