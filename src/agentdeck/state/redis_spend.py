@@ -155,8 +155,10 @@ for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_, ARGV[i]) end
 return #ARGV - 1
 """
 
-# KEYS: leases, res, held, hour_g, day_g; the cluster's totals for status and tests.
+# KEYS: leases, res, held, hour_g, day_g; the cluster's totals for status and tests (expired holds dropped first).
 _TOTALS = _LIB + f"""
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, id in ipairs(expired) do close(KEYS[1], KEYS[2], KEYS[3], id) end
 local h = advance(KEYS[4], {HOUR_BUCKET_S}, {HOUR_BUCKETS})
 local d = advance(KEYS[5], {DAY_BUCKET_S}, {DAY_BUCKETS})
 local held_g = tonumber(redis.call('HGET', KEYS[3], 'g') or '0')
