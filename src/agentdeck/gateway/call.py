@@ -77,6 +77,8 @@ class Call:
     t0: float
     headers: dict[str, str]
     forward: dict[str, str]
+    query: str
+    """The client's query string (Claude Code sends ?beta=true), passed on as sent; Gemini's ?key= never."""
     ident: Identity
     parsed: ParsedRequest
     route: Route

@@ -67,7 +67,8 @@ class Pipeline:
         # Every answer carries the three x-agentdeck-* headers; admission fills in model and tier as it learns them.
         seen = Seen({"x-agentdeck-request-id": rid, "x-agentdeck-model": "-", "x-agentdeck-tier": NO_TIER})
         try:
-            call = await self._admit(receive, endpoint, wire, rid, t0, headers, raw_headers, seen)
+            query = "" if wire.name == "gemini" else scope.get("query_string", b"").decode("latin-1")
+            call = await self._admit(receive, endpoint, wire, rid, t0, headers, raw_headers, query, seen)
         except Refusal as r:
             await send_bytes(send, r.status, wire.error_body(r.status, r.message, r.code, r.param), {**seen.headers, **r.headers})
             self.accounting.refused(rid, wire, endpoint, seen, r.status, r.code, r.code or r.message, t0)
@@ -116,7 +117,7 @@ class Pipeline:
             self.accounting.finished(call)
 
     async def _admit(self, receive: Receive, endpoint: Endpoint, wire: WireProtocol, rid: str, t0: float,
-                     headers: dict[str, str], raw_headers: list[tuple[bytes, bytes]], seen: Seen) -> Call:
+                     headers: dict[str, str], raw_headers: list[tuple[bytes, bytes]], query: str, seen: Seen) -> Call:
         adm = self.admission
         ident = adm.identify(headers, seen)
         parsed = await adm.read(receive, headers, endpoint, wire, seen)
@@ -131,7 +132,7 @@ class Pipeline:
             raise Refusal(404, f"agentdeck: {routed.missing}", "model_not_found", param="model")
         adm.check_limits(ident, context_tokens)
         route = routed.route
-        call = Call(wire, endpoint, rid, t0, headers, forwarded_headers(raw_headers), ident, parsed, route,
+        call = Call(wire, endpoint, rid, t0, headers, forwarded_headers(raw_headers), query, ident, parsed, route,
                     routed.provider, adm.caps.max_tokens(route.model, parsed), context_tokens)
         if endpoint.billable:
             await self.reservation.reserve(call)
@@ -196,7 +197,8 @@ class Pipeline:
         await send_bytes(send, status, raw, headers, content_type=ctype)
 
     async def _unary_once(self, call: Call) -> tuple[int, dict[str, str], bytes, bytes]:
-        async with self.upstream.call(call.provider, self._upstream_path(call), self._upstream_body(call), call.forward) as up:
+        async with self.upstream.call(call.provider, self._upstream_path(call), self._upstream_body(call), call.forward,
+                                      call.query) as up:
             raw = await up.resp.read()
             status = up.resp.status
             headers = self._response_headers(call, up.resp)
@@ -220,7 +222,8 @@ class Pipeline:
     async def _stream_once(self, call: Call, receive: Receive, send: Send) -> bool:
         """One upstream stream; False when the call was escalated and must be tried again one tier up."""
         wire = call.wire
-        async with self.upstream.call(call.provider, self._upstream_path(call), self._upstream_body(call), call.forward) as up:
+        async with self.upstream.call(call.provider, self._upstream_path(call), self._upstream_body(call), call.forward,
+                                      call.query) as up:
             call.attempts += up.attempts
             if up.fallback_from is not None:
                 call.fallback_from, call.provider = up.fallback_from, up.provider
@@ -260,7 +263,8 @@ class Pipeline:
                 f = call.failure = meter.failure
                 call.status, call.error = f.status, f"upstream stream error: {f.kind}"
             if ended_by and ended_by[0] == "client":
-                call.status, call.error = 499, "client disconnected"
+                if not meter.done:  # a hang-up after the last event (Codex does) is a finished call
+                    call.status, call.error = 499, "client disconnected"
                 return True
             if ended_by and ended_by[0] == "stop":
                 stop = await self._stop.check(call.ident.key, call.ident.session)

@@ -25,8 +25,16 @@ from agentdeck.limits import RetryPolicy
 from agentdeck.state import LimitState
 from agentdeck.wire import PROVIDER_WIRES, gemini
 
-FORWARD_REQUEST_HEADERS = ("anthropic-version", "anthropic-beta", "openai-beta", "x-stainless-retry-count")
-"""Client headers that reach the provider, byte for byte; everything else (the caller's key first) stays here."""
+NOT_FORWARDED = frozenset({
+    # the caller's gateway key: the provider gets the gateway's own key instead
+    "authorization", "x-api-key", "x-goog-api-key", "api-key",
+    # hop-by-hop and framing: the gateway's own connection to the provider decides these
+    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade",
+    "proxy-authorization", "proxy-connection", "expect", "accept-encoding", "content-type", "cookie",
+})
+"""Client headers that stay in the gateway. Every other header (``anthropic-beta``, ``anthropic-version``,
+``x-stainless-*``, a client's session ids) reaches the provider byte for byte: the gateway is not stricter
+than the provider about what a client may say."""
 
 
 class UpstreamUnavailable(Exception):
@@ -62,7 +70,7 @@ def forwarded_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in raw_headers:
         name = k.decode("latin-1")
-        if name in FORWARD_REQUEST_HEADERS:
+        if name not in NOT_FORWARDED and not name.startswith("x-agentdeck-"):
             try:
                 out[name] = v.decode("utf-8")
             except UnicodeDecodeError:
@@ -90,7 +98,8 @@ class UpstreamStage:
         return p.url_for(path)
 
     @contextlib.asynccontextmanager
-    async def call(self, provider: str, path: str, body: bytes, extra: dict[str, str]) -> AsyncIterator[Attempted]:
+    async def call(self, provider: str, path: str, body: bytes, extra: dict[str, str],
+                   query: str = "") -> AsyncIterator[Attempted]:
         """Hold a slot on ``provider`` and yield the final response after retries and fallback.
 
         The response (and the slot, and a fallback provider's slot) are released when the
@@ -118,7 +127,8 @@ class UpstreamStage:
                 await lim.pace()
                 headers = {**self._auth[name], **extra} if extra else self._auth[name]
                 try:
-                    resp = await self.http.post(self._url(name, path), data=body, headers=headers)
+                    url = self._url(name, path)
+                    resp = await self.http.post(f"{url}?{query}" if query else url, data=body, headers=headers)
                 except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
                     lim.breaker.record_failure()
                     delay = policy.next_delay(retries, exc=e, elapsed_s=time.monotonic() - started)
