@@ -38,6 +38,7 @@ class Recorded:
     path: str
     headers: dict[str, bytes]
     body: bytes
+    query: str = ""
 
     @property
     def json(self) -> Any:
@@ -94,7 +95,7 @@ class ReplayProvider:
         headers = {k.lower(): v.encode("utf-8", "surrogateescape") for k, v in request.headers.items()}
         raw_headers = {k.decode("latin-1").lower(): v for k, v in request.raw_headers}
         headers.update(raw_headers)
-        self.requests.append(Recorded(request.path, headers, body))
+        self.requests.append(Recorded(request.path, headers, body, request.query_string))
         model = orjson.loads(body).get("model", "")
         if model in self.answers:
             status, extra, answer = self.answers[model]

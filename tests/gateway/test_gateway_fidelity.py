@@ -145,11 +145,15 @@ CLAUDE_CODE_BODY: dict[str, Any] = {
 
 def test_a_claude_code_body_arrives_unchanged_but_for_the_documented_keys(gw: Any, replay: ReplayProvider) -> None:
     beta = "interleaved-thinking-2025-05-14,context-management-2025-06-27,ünï"
-    r = httpx.post(gw.url + "/v1/messages", content=orjson.dumps(CLAUDE_CODE_BODY),
-                   headers={**_headers(), "anthropic-version": "2023-06-01", "anthropic-beta": beta.encode("utf-8")})
+    r = httpx.post(gw.url + "/v1/messages?beta=true", content=orjson.dumps(CLAUDE_CODE_BODY),
+                   headers={**_headers(), "anthropic-version": "2023-06-01", "anthropic-beta": beta.encode("utf-8"),
+                            "x-claude-code-session-id": "3f1c", "x-app": "cli", "x-stainless-retry-count": "0"})
     assert r.status_code == 200, r.text
     up = replay.requests[-1]
-    assert up.path == "/v1/messages"
+    assert up.path == "/v1/messages" and up.query == "beta=true"
+    assert (up.headers["x-claude-code-session-id"], up.headers["x-app"], up.headers["x-stainless-retry-count"]) == \
+        (b"3f1c", b"cli", b"0")  # the client's own headers pass; only its gateway key stays behind
+    assert GATEWAY_KEY.encode() not in b"".join(up.headers.values())
     sent = up.json
     changed = {k for k in CLAUDE_CODE_BODY if sent.get(k) != CLAUDE_CODE_BODY[k]} | (set(sent) - set(CLAUDE_CODE_BODY))
     assert changed <= {"max_tokens"}
