@@ -1,6 +1,6 @@
 """Scripted console inputs: deterministic events and a replay engine.
 
-``ReplayEngine`` is an Engine whose events are whatever the test puts on its list: the
+``ReplayEngine`` is a ConsoleEngine whose events are whatever the test puts on its list: the
 console under test is real, only its source of events is scripted, so snapshots and key
 tests are deterministic. Tests of the stop itself use the real gateway (``make_gateway``).
 """

@@ -50,11 +50,15 @@ def _console(args: argparse.Namespace, base: Any) -> int:
     from agentdeck.tui.theme import resolve_theme
 
     theme = resolve_theme(args.theme or (base.tui.theme if base is not None else None))
+    from agentdeck.cli.common import clear_runtime, write_runtime
+
     rig = DemoRig(base=base, rate=args.rate)
     rig.start()
     try:
         assert rig.cfg is not None
-        app = ConsoleApp(InProcessEngine(rig.gateway, owns_gateway=False), tui=rig.cfg.tui, theme=theme,
+        # Registered as a live gateway: `agentdeck status`/`stop`/`run` in another terminal find it.
+        write_runtime(rig.cfg, rig.gateway.url, rig.gateway.admin_token, kind="demo")
+        app = ConsoleApp(InProcessEngine(rig.gateway, owns_gateway=False, log_file=False), tui=rig.cfg.tui, theme=theme,
                          db_path=rig.db_path, banner="Demo: mock providers, four synthetic agents, no network. "
                          "! tries the emergency stop, ? lists keys.")
         if args.duration is not None:
@@ -63,5 +67,7 @@ def _console(args: argparse.Namespace, base: Any) -> int:
             timer.start()
         app.run()
     finally:
+        if rig.cfg is not None:
+            clear_runtime(rig.cfg)
         rig.stop()
     return 0

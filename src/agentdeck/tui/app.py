@@ -19,22 +19,23 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
 
-from agentdeck.bus import StatsTick
+from agentdeck.bus import Alert, StatsTick, StopChanged
 from agentdeck.config import TuiConfig
 from agentdeck.tui import commands
-from agentdeck.tui.engine import Engine, EngineError
+from agentdeck.tui.engine import ConsoleEngine, EngineError
 from agentdeck.tui.model import TopState, request_from_row
 from agentdeck.tui.panes.base import LivePane
 from agentdeck.tui.panes.budget import BudgetPane
-from agentdeck.tui.panes.external import diagnose_pane, flaky_pane, run_flaky, start_diagnosis
+from agentdeck.tui.panes.diagnose_pane import DiagnosePane
+from agentdeck.tui.panes.flaky_pane import FlakyPane
 from agentdeck.tui.panes.providers import ProvidersPane
+from agentdeck.tui.panes.registry import PANES
 from agentdeck.tui.panes.routing import RoutingPane
 from agentdeck.tui.screens import CallDetailScreen, ConfirmScreen, HelpScreen, StopScreen, diagnosis_prefill
 from agentdeck.tui.theme import DEFAULT_THEME, load_all_themes
 from agentdeck.tui.widgets.call_table import CallTable
 from agentdeck.tui.widgets.topbar import TopBar
 
-PANES = ("routing", "providers", "budget", "diagnose", "flaky")
 DROPS_SHOWN_FOR_S = 30.0
 # Embedded, the console and the gateway share one interpreter lock: fine for a dev session,
 # but under sustained heavy traffic the slowest calls pay for the console's frames. Past this
@@ -56,15 +57,18 @@ class ConsoleApp(App[None]):
         Binding("exclamation_mark", "emergency_stop", "STOP", priority=True, key_display="!"),
         Binding("R", "resume", "Resume", key_display="R"),
         Binding("question_mark", "help", "Keys", key_display="?"),
+        # k9s's ':'; not a priority binding, so ':' typed in a text field stays a character.
+        # (Its own action name: binding "command_palette" itself would drop Textual's ctrl+p.)
+        Binding("colon", "palette", "Commands", key_display=":"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("q", "request_quit", "Quit"),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
         Binding("escape", "leave_text", "Leave text field", show=False),
-        *[Binding(str(i + 1), f"show_pane('{name}')", name.title(), show=False) for i, name in enumerate(PANES)],
+        *[Binding(p.key, f"show_pane('{p.id}')", p.title, show=False) for p in PANES],
     ]
 
-    def __init__(self, engine: Engine, *, db_path: Path, tui: TuiConfig | None = None, theme: Theme | None = None,
+    def __init__(self, engine: ConsoleEngine, *, db_path: Path, tui: TuiConfig | None = None, theme: Theme | None = None,
                  project_dir: Path | None = None, banner: str | None = None, export_dir: Path | None = None) -> None:
         super().__init__()
         self.engine = engine
@@ -92,17 +96,10 @@ class ConsoleApp(App[None]):
     # -- layout -----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield TopBar(id="topbar")
-        with TabbedContent(initial="routing", id="tabs"):
-            with TabPane("1 Routing", id="routing"):
-                yield RoutingPane(self.tui.max_rows, id="routing-pane")
-            with TabPane("2 Providers", id="providers"):
-                yield ProvidersPane(id="providers-pane")
-            with TabPane("3 Budget", id="budget"):
-                yield BudgetPane(id="budget-pane")
-            with TabPane("4 Diagnose", id="diagnose"):
-                yield diagnose_pane(self.db_path, self.project_dir)
-            with TabPane("5 Flaky", id="flaky"):
-                yield flaky_pane(self.db_path, self.project_dir)
+        with TabbedContent(initial=PANES[0].id, id="tabs"):
+            for pane in PANES:
+                with TabPane(f"{pane.key} {pane.title}", id=pane.id):
+                    yield pane.build(self)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -138,16 +135,15 @@ class ConsoleApp(App[None]):
             self.events_seen += len(events)
             top = self.top
             for ev in events:
-                t = ev.type
-                if t == "tick":
-                    top.on_tick(ev)  # type: ignore[arg-type]
-                    self._watch_load(ev)  # type: ignore[arg-type]
-                elif t == "stop":
-                    top.on_stop(ev)  # type: ignore[arg-type]
-                elif t == "alert":
-                    top.alerts.append(ev)  # type: ignore[arg-type]
+                if isinstance(ev, StatsTick):
+                    top.on_tick(ev)
+                    self._watch_load(ev)
+                elif isinstance(ev, StopChanged):
+                    top.on_stop(ev)
+                elif isinstance(ev, Alert):
+                    top.alerts.append(ev)
             for pane in self.live_panes.values():
-                wanted = [ev for ev in events if ev.type in pane.EVENT_TYPES]
+                wanted = [ev for ev in events if isinstance(ev, pane.EVENTS)]
                 if wanted:
                     pane.ingest(wanted)
         if self.engine.generation != self._generation_seen:
@@ -269,17 +265,11 @@ class ConsoleApp(App[None]):
 
     def diagnose(self, prefill: str | None) -> None:
         self.action_show_pane("diagnose")
-        pane = self.query_one("#diagnose", TabPane).children[0]
-        if not start_diagnosis(pane, prefill or ""):
-            self.notify("The Diagnose pane is not available yet; run `agentdeck diagnose` in a terminal"
-                        + (f" with: {prefill[:80]}" if prefill else ""), severity="warning", timeout=8)
+        self.query_one(DiagnosePane).start(prefill or "")
 
     def run_flaky_tests(self) -> None:
         self.action_show_pane("flaky")
-        pane = self.query_one("#flaky", TabPane).children[0]
-        if not run_flaky(pane):
-            self.notify("The Flaky pane is not available yet; run `agentdeck flaky --runs 50` in your project",
-                        severity="warning", timeout=8)
+        self.query_one(FlakyPane).start()
 
     def action_leave_text(self) -> None:
         """escape in a text field hands the keys back to the console (1-5, !, q, ...)."""
@@ -358,6 +348,9 @@ class ConsoleApp(App[None]):
                 f"Quitting stops it: agents will get connection errors.")
         self.push_screen(ConfirmScreen("Quit and stop the gateway?", body, "Quit", danger=True),
                          lambda ok: self.exit() if ok else None)
+
+    def action_palette(self) -> None:
+        self.action_command_palette()
 
     def action_help(self) -> None:
         where = f"gateway: {self.engine.url} ({self.engine.mode})  ·  theme: {self.theme}  ·  database: {self.db_path}"

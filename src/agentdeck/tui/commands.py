@@ -1,4 +1,4 @@
-"""The command palette (ctrl+p): every action of the console, findable by name.
+"""The command palette (ctrl+p or :): every action of the console, findable by name.
 
 Why system commands and not only keys: in an emergency nobody remembers that resume is
 ``R``; typing "res" must be enough. Each command calls the same app action the key does,
@@ -12,6 +12,8 @@ import time
 from typing import TYPE_CHECKING, Iterable
 
 from textual.app import SystemCommand
+
+from agentdeck.tui.panes.registry import PANES
 
 if TYPE_CHECKING:
     from agentdeck.tui.app import ConsoleApp
@@ -32,9 +34,9 @@ def console_commands(app: "ConsoleApp") -> Iterable[SystemCommand]:
     yield SystemCommand("Run flaky tests", "Run the project's tests many times in the Flaky pane", app.run_flaky_tests)
     yield SystemCommand("Export calls (CSV)", "Write the calls in the live table to a CSV file",
                         lambda: export_calls(app))
-    for i, pane in enumerate(("routing", "providers", "budget", "diagnose", "flaky")):
-        yield SystemCommand(f"Go to {pane.title()}", f"Show the {pane} pane ({i + 1})",
-                            lambda p=pane: app.action_show_pane(p))
+    for pane in PANES:
+        yield SystemCommand(f"Go to {pane.title}", f"{pane.summary} ({pane.key})",
+                            lambda p=pane.id: app.action_show_pane(p))
 
 
 EXPORT_FIELDS = ("id", "ts", "key", "session", "model_requested", "model", "provider", "tier", "rule", "status",

@@ -3,7 +3,8 @@
 Why an interface with two implementations: the console must behave the same whether the
 gateway runs in this process (``agentdeck console``, the default) or in another one
 (``agentdeck console --attach URL`` to a running ``agentdeck serve``). Panes only ever see
-:class:`Engine`; they never reach into the gateway's objects.
+:class:`ConsoleEngine` (not to be confused with the flaky runner's ``RunEngine``); they never
+reach into the gateway's objects.
 
 - :class:`InProcessEngine` subscribes to the gateway's bus with a coalescing, bounded queue.
   The gateway keeps running on its own thread and loop; commands hop onto that loop.
@@ -17,9 +18,11 @@ what they had to drop so the console can say so instead of silently falling behi
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from agentdeck.gateway.server import GatewayThread
+    from agentdeck.observe import Observers
 
 GIL_SWITCH_S = 0.001  # see InProcessEngine.run
 QUEUE_MAX = 20_000  # 20 s of backlog at 1,000 events/s; past that the oldest go (and are counted)
@@ -41,7 +45,7 @@ class EngineError(Exception):
 
 
 @runtime_checkable
-class Engine(Protocol):
+class ConsoleEngine(Protocol):
     """What the console needs from a gateway."""
 
     mode: str  # "embedded", "attached", or "child process" (attached to a gateway this console started)
@@ -86,12 +90,22 @@ class InProcessEngine:
     mode = "embedded"
     owns_gateway_process = True
 
-    def __init__(self, gateway_thread: "GatewayThread", *, owns_gateway: bool = True, maxlen: int = QUEUE_MAX) -> None:
+    def __init__(self, gateway_thread: "GatewayThread", *, owns_gateway: bool = True, maxlen: int = QUEUE_MAX,
+                 log_file: "Path | None | bool" = True) -> None:
+        """``log_file``: where the embedded gateway's call log goes (True: ``gateway.log`` in its data
+        dir, False or None: nowhere); never the terminal, which Textual owns. Traces go out too
+        when the config has ``[otel] endpoint``."""
         self._gt = gateway_thread
         self._owns = owns_gateway
         self.url = gateway_thread.url
         self._sub = gateway_thread.bus.subscribe("console", maxlen=maxlen, policy=Policy.COALESCE)
         self._closed = asyncio.Event()
+        self.log_path: Path | None = None
+        if log_file is True:
+            self.log_path = gateway_thread.cfg.gateway.data_path / "gateway.log"
+        elif log_file:
+            self.log_path = Path(log_file)
+        self._observers = _observe(gateway_thread, self.log_path)
 
     @property
     def connected(self) -> bool:
@@ -185,8 +199,23 @@ class InProcessEngine:
     async def close(self) -> None:
         self._closed.set()
         self._sub.close()
+        await asyncio.to_thread(self._observers.close)
         if self._owns:
             await asyncio.to_thread(self._gt.stop)
+
+
+def _observe(gt: "GatewayThread", log_path: Path | None) -> "Observers":
+    """The embedded gateway's call log (to a 0600 file) and traces, drained off the request path."""
+    from agentdeck.observe import attach
+
+    stream = None
+    if log_path is not None:
+        from agentdeck.paths import private_dir
+
+        private_dir(log_path.parent)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        stream = os.fdopen(fd, "a", encoding="utf-8")
+    return attach(gt.bus, gt.cfg, log_stream=stream, secrets=gt.gateway.secrets(), close_stream=True)
 
 
 class RemoteEngine:

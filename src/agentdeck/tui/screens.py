@@ -265,6 +265,7 @@ HELP_ROWS: tuple[tuple[str, str, str], ...] = (
     ("anywhere", "R", "resume traffic after a stop (asks first)"),
     ("anywhere", "?", "this help"),
     ("anywhere", "ctrl+p", "command palette: stop, resume, pause, filter, theme, diagnose, flaky, export"),
+    ("anywhere", ":", "command palette too (as in k9s)"),
     ("anywhere", "1-5", "switch pane: routing, providers, budget, diagnose, flaky"),
     ("anywhere", "tab / shift+tab", "move focus"),
     ("text field", "escape", "leave the field: keys act on the console again (then ! stops, 1-5 switch)"),
@@ -272,7 +273,8 @@ HELP_ROWS: tuple[tuple[str, str, str], ...] = (
     ("dialogs", "enter / escape", "confirm / cancel"),
     ("routing", "p", "pause / unpause the live table (a PAUSED banner shows)"),
     ("routing", "/", "filter calls by words (key, model, tier, rule, status); escape clears"),
-    ("routing", "up/down, pgup/pgdn", "move through calls; home = newest"),
+    ("tables", "j/k or up/down", "move through rows (calls, spenders, the diagnosis log); pgup/pgdn a page"),
+    ("tables", "g / G", "top / bottom (in the calls: newest / oldest; also home / end)"),
     ("routing", "enter", "a call's details; on a failed call, d = diagnose this"),
     ("budget", "!", "the kill switch (same as everywhere)"),
 )

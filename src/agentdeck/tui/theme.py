@@ -6,7 +6,8 @@ touching code. The console uses only the theme's design variables (``$success`` 
 ``$error`` for STOPPED, ``$warning`` for PAUSED and amber meters, ...), so every colour on
 screen comes from these files.
 
-Search order for a name: ``$AGENTDECK_THEMES_DIR``, ``~/.config/agentdeck/themes/``, then the
+Search order for a name: ``$AGENTDECK_THEMES_DIR``, ``themes/`` in the user's config dir
+(``~/.config/agentdeck`` on Linux; the old place is still searched elsewhere), then the
 themes shipped inside the package. ``--theme`` also accepts a path to a ``.toml`` file.
 """
 
@@ -21,6 +22,7 @@ from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
 from agentdeck.errors import ConfigError
+from agentdeck.paths import config_dirs
 
 PACKAGE_THEMES = Path(__file__).resolve().parent.parent / "themes"
 DEFAULT_THEME = "dark"
@@ -33,7 +35,7 @@ def theme_dirs() -> list[Path]:
     env = os.environ.get("AGENTDECK_THEMES_DIR")
     if env:
         dirs.append(Path(env).expanduser())
-    dirs.append(Path("~/.config/agentdeck/themes").expanduser())
+    dirs += [d / "themes" for d in config_dirs()]  # the platform's config dir, then ~/.config/agentdeck
     dirs.append(PACKAGE_THEMES)
     return dirs
 

@@ -16,7 +16,8 @@ from agentdeck.bus import Event
 class LivePane:
     """Mixin for panes fed by the event pump."""
 
-    EVENT_TYPES: ClassVar[frozenset[str]] = frozenset()
+    EVENTS: ClassVar[tuple[type[Event], ...]] = ()
+    """The bus event classes this pane ingests (dispatched by type, not by name)."""
 
     def ingest(self, events: list[Event]) -> None:
         """Record events (no rendering). Called for every drain, visible or not."""

@@ -15,7 +15,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Label, Static
 
-from agentdeck.bus import Event, StatsTick
+from agentdeck.bus import Alert, BudgetDowngrade, Event, StatsTick, StopChanged
+from agentdeck.tui.keys import NavTable
 from agentdeck.tui.model import BudgetModel, fmt_clock, fmt_duration, fmt_usd
 from agentdeck.tui.panes.base import LivePane
 from agentdeck.tui.widgets.meter import AMBER_AT, Meter
@@ -103,15 +104,17 @@ class AlertFeed(Static):
         return t
 
 
-class KillSwitch(Horizontal):
+class StopControl(Horizontal):
+    """The emergency stop's state and its two buttons (the domain's ``KillSwitch`` is what they drive)."""
+
     DEFAULT_CSS = """
-    KillSwitch { height: 3; padding: 0 1; margin-bottom: 1; }
-    KillSwitch #ks-state { width: 1fr; height: 3; content-align: left middle; }
-    KillSwitch.-stopped #ks-state { color: $error; text-style: bold; }
-    KillSwitch #ks-stop { display: block; }
-    KillSwitch #ks-resume { display: none; }
-    KillSwitch.-stopped #ks-stop { display: none; }
-    KillSwitch.-stopped #ks-resume { display: block; }
+    StopControl { height: 3; padding: 0 1; margin-bottom: 1; }
+    StopControl #ks-state { width: 1fr; height: 3; content-align: left middle; }
+    StopControl.-stopped #ks-state { color: $error; text-style: bold; }
+    StopControl #ks-stop { display: block; }
+    StopControl #ks-resume { display: none; }
+    StopControl.-stopped #ks-stop { display: none; }
+    StopControl.-stopped #ks-resume { display: block; }
     """
 
     def compose(self) -> ComposeResult:
@@ -140,7 +143,7 @@ class KillSwitch(Horizontal):
 
 
 class BudgetPane(Vertical, LivePane):
-    EVENT_TYPES = frozenset({"tick", "alert", "stop", "downgrade"})
+    EVENTS = (StatsTick, Alert, StopChanged, BudgetDowngrade)
     DEFAULT_CSS = """
     BudgetPane { height: 1fr; }
     BudgetPane #meters { height: auto; padding: 1 1 0 1; }
@@ -165,11 +168,11 @@ class BudgetPane(Vertical, LivePane):
             yield Meter("hour", id="meter-hour")
             yield Meter("day", id="meter-day")
         yield Projection("", id="projection")
-        yield KillSwitch(id="killswitch")
+        yield StopControl(id="killswitch")
         with Horizontal(id="lower"):
             with Vertical(id="spenders-box"):
                 yield Label("top keys and sessions (today)", classes="section")
-                yield DataTable(id="spenders", cursor_type="row", zebra_stripes=False)
+                yield NavTable(id="spenders", cursor_type="row", zebra_stripes=False)
             with Vertical(id="feed-box"):
                 yield Label("alerts", classes="section")
                 yield AlertFeed("", id="feed")
@@ -189,7 +192,7 @@ class BudgetPane(Vertical, LivePane):
                 self.model.on_event(ev)
 
     def set_status(self, st: dict[str, Any]) -> None:
-        """Spend per key from the ledger (``Engine.status()``)."""
+        """Spend per key from the ledger (``ConsoleEngine.status()``)."""
         self.model.seed_status(st)
 
     def wants_status(self, now: float | None = None) -> bool:
@@ -215,7 +218,7 @@ class BudgetPane(Vertical, LivePane):
         feed = self.query_one(AlertFeed)
         feed.update(feed.build(m), layout=False)
         stopped = m.tick.stopped if m.tick is not None else m.stop_reason is not None
-        self.query_one(KillSwitch).show(stopped, m.stop_reason, m.stop_actor, m.stop_since, m.stopped_keys)
+        self.query_one(StopControl).show(stopped, m.stop_reason, m.stop_actor, m.stop_since, m.stopped_keys)
         self._show_spenders()
 
     def _show_spenders(self) -> None:

@@ -23,7 +23,6 @@ from textual.widget import Widget
 from textual.widgets import (
     Button,
     ContentSwitcher,
-    DataTable,
     Input,
     Label,
     RadioButton,
@@ -41,6 +40,7 @@ from agentdeck.diagnose.framework import CATEGORIES, CATEGORY_KEYS
 from agentdeck.diagnose.second_opinion import SecondOpinion
 from agentdeck.diagnose.wizard import Step, Wizard
 from agentdeck.errors import AgentdeckError
+from agentdeck.tui.keys import NavTable
 
 _STEP_LABELS: dict[Step, str] = {
     Step.DESCRIBE: "1/7 Describe the error",
@@ -55,7 +55,7 @@ _STEP_LABELS: dict[Step, str] = {
 _LOG_ROWS = 50
 
 
-class _LogTable(DataTable[str]):
+class _LogTable(NavTable):
     """Recent diagnoses; `s` / `r` record whether the selected fix stuck or the error recurred."""
 
     BINDINGS = [

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from agentdeck.bus import Event, LimitChanged, RequestCompleted, StatsTick
+from agentdeck.bus import Event, LimitChanged, ProviderThrottled, RequestCompleted, StatsTick
 from agentdeck.tui.model import ProviderSeries, ProvidersModel
 from agentdeck.tui.panes.base import LivePane
 from agentdeck.tui.widgets.graph import Line, LineGraph
@@ -101,7 +101,7 @@ class ProviderCard(Horizontal):
 class ProvidersPane(VerticalScroll, LivePane):
     """One card per provider, added as providers appear in the stats ticks."""
 
-    EVENT_TYPES = frozenset({"tick", "limit", "request", "throttled"})
+    EVENTS = (StatsTick, LimitChanged, RequestCompleted, ProviderThrottled)
     DEFAULT_CSS = """
     ProvidersPane { height: 1fr; }
     ProvidersPane #providers-empty { color: $foreground-muted; padding: 1 2; }

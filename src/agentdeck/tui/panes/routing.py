@@ -62,7 +62,7 @@ class RoutingSummary(Static):
 class RoutingPane(Vertical, LivePane):
     """The live call table with its summary line, PAUSED banner and filter box."""
 
-    EVENT_TYPES = frozenset({"request"})
+    EVENTS = (RequestCompleted,)
     DEFAULT_CSS = """
     RoutingPane { height: 1fr; }
     RoutingPane #filter { display: none; height: 3; border: tall $accent; }

@@ -22,6 +22,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from agentdeck.tui.keys import table_bindings
 from agentdeck.tui.model import COLUMNS, CallRow
 
 GAP = 1
@@ -86,12 +87,9 @@ class CallTable(ScrollView, can_focus=True):
     CallTable > .call-table--dim { color: $foreground-muted; }
     """
     BINDINGS = [
-        Binding("up,k", "cursor(-1)", "Up", show=False),
-        Binding("down,j", "cursor(1)", "Down", show=False),
+        *table_bindings("cursor(1)", "cursor(-1)", "top", "bottom"),  # g = newest (the top), G = oldest
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home,g", "top", "Newest", show=False),
-        Binding("end,G", "bottom", "Oldest", show=False),
         Binding("enter", "select", "Details"),
     ]
 
