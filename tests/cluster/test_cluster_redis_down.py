@@ -61,7 +61,7 @@ async def test_redis_down_fails_closed_and_calls_in_flight_settle_when_it_is_bac
                     break
                 await asyncio.sleep(0.1)
             else:
-                raise AssertionError("the gateway did not come back with Redis")
+                raise AssertionError(f"the gateway did not come back with Redis: {await _call(c)}")
         await asyncio.sleep(0.5)
     finally:
         for c in clients:

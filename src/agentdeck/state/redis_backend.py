@@ -1,7 +1,5 @@
-"""The cluster backend: spend and the emergency stop shared through Redis (``[cluster] backend = "redis"``).
-
-Provider limits stay per process for now (``limits`` is this process's limiters): see
-docs/cluster.md for what is shared and what is not yet.
+"""The cluster backend: spend, the emergency stop and provider limits shared through Redis
+(``[cluster] backend = "redis"``); docs/cluster.md says what is shared and what is not yet.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from agentdeck.budget.ledger import Ledger
 from agentdeck.bus import Bus
 from agentdeck.config import ClusterConfig
 from agentdeck.limits import ProviderLimiter
+from agentdeck.state.redis_limits import shared_limits
 from agentdeck.state.redis_link import RedisLink
 from agentdeck.state.redis_spend import RedisSpend
 from agentdeck.state.redis_stop import RedisStop
@@ -26,7 +25,7 @@ class RedisBackend:
         self.link = RedisLink(cfg, bus)
         self.spend = RedisSpend(self.link, ledger)
         self.stop = RedisStop(self.link, killswitch, bus)
-        self.limits = limiters
+        self.limits, self._freed = shared_limits(self.link, limiters, bus)
 
     async def start(self) -> None:
         """Call after the kill switch has loaded its stops from disk, before serving."""
@@ -35,4 +34,7 @@ class RedisBackend:
     async def close(self) -> None:
         await self.stop.close()
         await self.spend.close()
+        for lim in self.limits.values():
+            lim.close()
+        self._freed.close()
         await self.link.close()

@@ -85,6 +85,7 @@ class RedisLink:
         self.fallback = cfg.on_redis_down == "local"
         self._hooks: list[RecoveryHook] = []
         self._probe: asyncio.Task[None] | None = None
+        self._recovering = False
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -113,6 +114,8 @@ class RedisLink:
         if not self.up:
             return
         self.up = False
+        if self._recovering:
+            return  # the probe is running and said so already
         then = ("new calls run on this process's own budget, stop and limits until it is back "
                 "(on_redis_down = \"local\"): the cluster's budget is not enforced across processes")
         if not self.fallback:
@@ -125,26 +128,37 @@ class RedisLink:
             self._probe = asyncio.get_running_loop().create_task(self._wait_for_redis(), name="cluster-probe")
 
     async def _wait_for_redis(self) -> None:
+        """Ping until Redis answers, then run the recovery hooks; start over if it fails again meanwhile."""
         while True:
             await asyncio.sleep(PROBE_EVERY_S)
             try:
+                # Connections idle in the pool since the outage are dead sockets: drop them first.
+                await self.client.connection_pool.disconnect(inuse_connections=False)
                 await self.client.ping()
             except (RedisError, *_DOWN_ERRORS) as e:
                 self.last_error = f"{type(e).__name__}: {e}"[:200]
                 continue
-            break
-        self.up = True
-        for hook in self._hooks:
-            try:
-                await hook()
-            except RedisDown:
-                return  # down again: mark_down has started a new probe
-            except Exception as e:  # a broken hook must not keep the link down; say so
-                print(f"agentdeck: cluster recovery step failed: {type(e).__name__}: {e}", file=sys.stderr)
-        if self.up:
-            self.bus.publish(Alert(severity="P1", kind="cluster-redis-back",
-                                   message=f"cluster '{self.cfg.name}': Redis at {self.where} answers again; "
-                                           "shared budget, stop and limits are back in force"))
+            self.up = True
+            if await self._recover():
+                break
+            self.up = False
+        self.bus.publish(Alert(severity="P1", kind="cluster-redis-back",
+                               message=f"cluster '{self.cfg.name}': Redis at {self.where} answers again; "
+                                       "shared budget, stop and limits are back in force"))
+
+    async def _recover(self) -> bool:
+        self._recovering = True
+        try:
+            for hook in self._hooks:
+                try:
+                    await hook()
+                except RedisDown:
+                    return False
+                except Exception as e:  # a broken hook must not keep the link down; say so
+                    print(f"agentdeck: cluster recovery step failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return self.up
+        finally:
+            self._recovering = False
 
     async def close(self) -> None:
         if self._probe is not None:

@@ -1,0 +1,485 @@
+"""One limit per provider across the cluster: leased slots, one token bucket, shared AIMD numbers.
+
+Why in Redis and not per process: N processes each holding the configured limit hit the
+provider N times harder than AIMD intends. Here each provider has, in Redis:
+
+- ``aimd``: the current requests/s and slots, when they were last cut or raised and when
+  the last 429 came. A 429 seen by any process cuts them once per congestion window (a 429
+  for an attempt sent before the last cut is old news and ignored); after
+  ``increase_every_s`` without one, the next success raises them. Same rule as
+  :class:`~agentdeck.limits.aimd.AimdController`, as one atomic script.
+- ``slots``: a distributed semaphore, holder -> lease expiry. A holder is one call's slot;
+  its process renews the lease while the call runs, so the slots of a killed process come
+  back after the lease. Waiters queue in their own process (FIFO) and one task per provider
+  asks Redis for as many slots as are waiting; a release publishes on ``freed`` so waiting
+  processes ask again at once (and every 50 ms in any case: a lost message only costs time).
+- ``bucket``: one token bucket. A pace takes a token and, when there is none, the time at
+  which its token will be there (the balance goes negative), so the cluster's attempts are
+  spaced at the shared rate with one round trip and no polling.
+
+Per process still: the circuit breaker, and pacing on the provider's rate-limit headers
+(docs/cluster.md). While Redis is down a call uses this process's own limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import time
+from collections import deque
+from contextvars import ContextVar
+from typing import Any, Mapping
+
+from agentdeck.bus import Bus, LimitChanged, ProviderThrottled
+from agentdeck.limits import ProviderLimiter, Throttled
+from agentdeck.state.redis_link import RedisDown, RedisLink
+
+_POLL_S = 0.05
+
+# Shared by the scripts: the clock, and the AIMD hash created from this process's config if absent.
+_LIB = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function aimd(k, rps, slots)
+  if redis.call('HSETNX', k, 'rps', rps) == 1 then
+    redis.call('HSET', k, 'slots', slots, 'change_at', now, 'cut_at', '-1', 'cong_at', '-1')
+  end
+  local v = redis.call('HMGET', k, 'rps', 'slots', 'change_at', 'cut_at', 'cong_at')
+  return tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4]), tonumber(v[5])
+end
+"""
+
+# KEYS: aimd, slots; ARGV: lease_s, cfg_rps, cfg_slots, member...
+_ACQUIRE = _LIB + """
+local rps, slots = aimd(KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local used = redis.call('ZCARD', KEYS[2])
+local granted = 0
+for i = 4, #ARGV do
+  if used + granted >= slots then break end
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[i])
+  granted = granted + 1
+end
+return {granted, tostring(rps), slots, used + granted}
+"""
+
+# KEYS: slots; ARGV: channel, member
+_RELEASE = """
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 1 then redis.call('PUBLISH', ARGV[1], '1') end
+return 1
+"""
+
+# KEYS: slots; ARGV: lease_s, member...
+_RENEW = """
+local t = redis.call('TIME')
+local until_ = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_, ARGV[i]) end
+return 1
+"""
+
+# KEYS: aimd, bucket; ARGV: cfg_rps, cfg_slots. Returns {wait_s, sent_at, rps}.
+_PACE = _LIB + """
+local rps = aimd(KEYS[1], ARGV[1], ARGV[2])
+local cap = math.max(1, rps)
+local v = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
+local tokens, ts = tonumber(v[1] or '1'), tonumber(v[2] or tostring(now))
+tokens = math.min(cap, tokens + (now - ts) * rps) - 1
+redis.call('HSET', KEYS[2], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+redis.call('EXPIRE', KEYS[2], 3600)
+local wait = 0
+if tokens < 0 then wait = -tokens / rps end
+return {string.format('%.17g', wait), string.format('%.17g', now + wait), tostring(rps)}
+"""
+
+# KEYS: aimd, bucket; ARGV: cfg_rps, cfg_slots, sent_at ('' unknown), window_s, decrease, min_rps, min_slots
+_CONGESTION = _LIB + """
+local rps, slots, change_at, cut_at = aimd(KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'cong_at', now)
+if now - cut_at < tonumber(ARGV[4]) - 1e-9 then return {0, tostring(rps), slots} end
+if ARGV[3] ~= '' and tonumber(ARGV[3]) < cut_at then return {0, tostring(rps), slots} end
+local d = tonumber(ARGV[5])
+rps = math.max(tonumber(ARGV[6]), math.floor(rps * d * 1000000 + 0.5) / 1000000)
+slots = math.max(tonumber(ARGV[7]), math.floor(slots * d + 1e-9))
+redis.call('HSET', KEYS[1], 'rps', string.format('%.17g', rps), 'slots', slots, 'cut_at', now, 'change_at', now)
+local tokens = tonumber(redis.call('HGET', KEYS[2], 'tokens') or '0')
+if tokens > 0 then redis.call('HSET', KEYS[2], 'tokens', '0', 'ts', string.format('%.17g', now)) end
+return {1, tostring(rps), slots}
+"""
+
+# KEYS: aimd; ARGV: cfg_rps, cfg_slots, increase, every_s, top_rps, top_slots. Returns {raised, rps, slots, due_in_s}.
+_INCREASE = _LIB + """
+local rps, slots, change_at, cut_at, cong_at = aimd(KEYS[1], ARGV[1], ARGV[2])
+local every = tonumber(ARGV[4])
+local due = math.max(change_at, cong_at) + every
+if now + 1e-9 < due then return {0, tostring(rps), slots, string.format('%.17g', due - now)} end
+local inc, top_rps, top_slots = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local new_rps, new_slots = rps, slots
+if rps < top_rps then new_rps = math.min(top_rps, math.floor((rps + inc) * 1000000 + 0.5) / 1000000) end
+if slots < top_slots then new_slots = math.min(top_slots, slots + math.floor(inc + 0.5)) end
+if new_rps == rps and new_slots == slots then return {0, tostring(rps), slots, tostring(every)} end
+redis.call('HSET', KEYS[1], 'rps', string.format('%.17g', new_rps), 'slots', new_slots, 'change_at', now)
+return {1, tostring(new_rps), new_slots, tostring(every)}
+"""
+
+# (limiter, Redis time its current attempt was paced at) for the task running it, as the local limiter does.
+_SENT: ContextVar[tuple[object, float] | None] = ContextVar("agentdeck_cluster_attempt", default=None)
+
+
+class _Scripts:
+    """The limit scripts, registered once per client."""
+
+    def __init__(self, link: RedisLink) -> None:
+        c = link.client
+        self.acquire = c.register_script(_ACQUIRE)
+        self.release = c.register_script(_RELEASE)
+        self.renew = c.register_script(_RENEW)
+        self.pace = c.register_script(_PACE)
+        self.congestion = c.register_script(_CONGESTION)
+        self.increase = c.register_script(_INCREASE)
+
+
+class _ClusterSlot:
+    """``async with limit.slot():`` one cluster-wide slot for the whole call (this process's slot while Redis is down)."""
+
+    __slots__ = ("_lim", "_member", "_local")
+
+    def __init__(self, lim: "RedisLimit") -> None:
+        self._lim = lim
+        self._member: str | None = None
+        self._local: Any = None
+
+    async def __aenter__(self) -> None:
+        lim = self._lim
+        if not lim.enabled:
+            return
+        if lim.link.up:
+            try:
+                self._member = await lim._acquire()
+                return
+            except RedisDown:
+                pass
+        self._local = lim.local.slot()  # calls in flight finish on this process's own limiter
+        await self._local.__aenter__()
+
+    async def __aexit__(self, et: object, ev: object, tb: object) -> bool:
+        if self._member is not None:
+            member, self._member = self._member, None
+            await self._lim._release(member)
+        elif self._local is not None:
+            local, self._local = self._local, None
+            await local.__aexit__(et, ev, tb)
+        return False
+
+
+class RedisLimit:
+    """``LimitState`` of one provider shared by the cluster; see the module docstring."""
+
+    def __init__(self, link: RedisLink, scripts: _Scripts, local: ProviderLimiter, bus: Bus,
+                 freed: "ClusterFreed") -> None:
+        self.link = link
+        self.local = local
+        self.bus = bus
+        self.name = local.name
+        self.cfg = local.cfg
+        self.breaker = local.breaker
+        self.enabled = local.cfg.enabled
+        self._s = scripts
+        self._freed = freed
+        base = link.key("lim", local.name)
+        self._aimd, self._slots, self._bucket = base + ":aimd", base + ":slots", base + ":bucket"
+        self.channel = base + ":freed"
+        self._seq = itertools.count(1)
+        self._held: set[str] = set()
+        self._waiters: deque[tuple[float, asyncio.Future[str | None]]] = deque()
+        self._pump: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._increasing: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.rps: float = local.rps_limit
+        self.slots: int = local.slots_limit
+        self.cluster_in_flight = 0
+        self._increase_due = time.monotonic() + local.cfg.increase_every_s
+        self._last_throttled_pub = -1e18
+        self.rate_limited_total = 0
+        self.throttled_total = 0
+        self.cuts = 0
+
+    def _cfg_args(self) -> list[str]:
+        start = self.local.aimd
+        return [repr(start.start_rps), str(start.start_slots)]
+
+    # -- slots -------------------------------------------------------------------------------
+    def slot(self) -> _ClusterSlot:
+        return _ClusterSlot(self)
+
+    async def _acquire(self) -> str:
+        if not self._waiters:  # nobody ahead in this process: try at once
+            member = self._new_member()
+            out = await self.link.run(self._s.acquire(keys=[self._aimd, self._slots],
+                                                      args=[repr(self.link.cfg.lease_s), *self._cfg_args(), member]))
+            self._learn(float(out[1]), int(out[2]), "cluster")
+            self.cluster_in_flight = int(out[3])
+            if int(out[0]) == 1:
+                self._hold(member)
+                return member
+        wait_s = self.cfg.max_queue_wait_s
+        if wait_s <= 0:
+            self.throttled_total += 1
+            raise Throttled(1.0, self.name)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str | None] = loop.create_future()
+        self._waiters.append((loop.time() + wait_s, fut))
+        if self._pump is None or self._pump.done():
+            self._pump = loop.create_task(self._grant_waiters(), name=f"cluster-slots-{self.name}")
+        self._freed.follow(self)
+        try:
+            member = await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and isinstance(fut.result(), str):
+                self._spawn(self._release(fut.result()))  # handed over just as we were cancelled: give it back
+            raise
+        if member is None:
+            if not self.link.up:
+                raise RedisDown(self.link.last_error)
+            self.throttled_total += 1
+            raise Throttled(max(1.0, wait_s), self.name)
+        return member
+
+    async def _grant_waiters(self) -> None:
+        """Ask Redis for as many slots as this process has waiters, oldest first; wait for a release between tries."""
+        loop = asyncio.get_running_loop()
+        while self._waiters:
+            now = loop.time()
+            while self._waiters and (self._waiters[0][1].done() or self._waiters[0][0] <= now):
+                _, fut = self._waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)  # no slot within max_queue_wait_s
+            if not self._waiters:
+                return
+            live = [w for w in self._waiters if not w[1].done()]
+            members = [self._new_member() for _ in range(min(len(live), 256))]
+            try:
+                out = await self.link.run(self._s.acquire(keys=[self._aimd, self._slots],
+                                                          args=[repr(self.link.cfg.lease_s), *self._cfg_args(), *members]))
+            except RedisDown:
+                while self._waiters:
+                    _, fut = self._waiters.popleft()
+                    if not fut.done():
+                        fut.set_result(None)
+                return
+            except Exception as e:
+                print(f"agentdeck: cluster slot request failed: {type(e).__name__}: {e}", file=sys.stderr)
+                await asyncio.sleep(_POLL_S)
+                continue
+            self._learn(float(out[1]), int(out[2]), "cluster")
+            self.cluster_in_flight = int(out[3])
+            granted = members[:int(out[0])]
+            for member in granted:
+                handed = False
+                while self._waiters and not handed:
+                    _, fut = self._waiters.popleft()
+                    if not fut.done():
+                        self._hold(member)
+                        fut.set_result(member)
+                        handed = True
+                if not handed:
+                    self._spawn(self._release(member))
+            if self._waiters:
+                await self._freed.wait(self, _POLL_S)
+
+    def _new_member(self) -> str:
+        return f"{self.link.proc}:{next(self._seq)}"
+
+    def _hold(self, member: str) -> None:
+        self._held.add(member)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew(), name=f"cluster-slot-lease-{self.name}")
+
+    async def _release(self, member: str) -> None:
+        self._held.discard(member)
+        self._freed.poke(self)
+        try:
+            await self.link.run(self._s.release(keys=[self._slots], args=[self.channel, member]))
+        except RedisDown:
+            pass  # its lease frees it
+        except Exception as e:
+            print(f"agentdeck: cluster slot release failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+    async def _renew(self) -> None:
+        every = max(0.05, self.link.cfg.lease_s / 3.0)
+        while True:
+            await asyncio.sleep(every)
+            held = list(self._held)
+            if not held or not self.link.up:
+                continue
+            try:
+                for i in range(0, len(held), 500):
+                    await self.link.run(self._s.renew(keys=[self._slots], args=[repr(self.link.cfg.lease_s), *held[i:i + 500]]))
+            except RedisDown:
+                continue
+            except Exception as e:
+                print(f"agentdeck: cluster slot renewal failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+    # -- pacing ------------------------------------------------------------------------------
+    async def pace(self) -> None:
+        if not self.enabled:
+            return
+        if self.link.up:
+            try:
+                out = await self.link.run(self._s.pace(keys=[self._aimd, self._bucket], args=self._cfg_args()))
+            except RedisDown:
+                out = None
+            if out is not None:
+                wait = float(out[0])
+                _SENT.set((self, float(out[1])))
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                return
+        await self.local.pace()
+
+    # -- feedback ----------------------------------------------------------------------------
+    def observe(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+        if status == 429 or status == 529:
+            self.rate_limited_total += 1
+            now = time.monotonic()
+            if now - self._last_throttled_pub >= self.cfg.congestion_window_s:
+                self._last_throttled_pub = now
+                self.bus.publish(ProviderThrottled(provider=self.name, status=status))
+            att = _SENT.get()
+            sent_at = att[1] if att is not None and att[0] is self else None
+            self._spawn(self._congestion(sent_at))
+        elif time.monotonic() >= self._increase_due and (self._increasing is None or self._increasing.done()):
+            self._increasing = self._spawn(self._increase())
+
+    async def _congestion(self, sent_at: float | None) -> None:
+        c = self.cfg
+        try:
+            out = await self.link.run(self._s.congestion(
+                keys=[self._aimd, self._bucket],
+                args=[*self._cfg_args(), "" if sent_at is None else repr(sent_at), repr(c.congestion_window_s),
+                      repr(c.decrease), repr(c.min_rps), str(c.min_slots)]))
+        except RedisDown:
+            return
+        self._increase_due = time.monotonic() + c.increase_every_s
+        if int(out[0]) == 1:
+            self.cuts += 1
+        self._learn(float(out[1]), int(out[2]), "congestion")
+
+    async def _increase(self) -> None:
+        c = self.cfg
+        try:
+            out = await self.link.run(self._s.increase(
+                keys=[self._aimd], args=[*self._cfg_args(), repr(c.increase), repr(c.increase_every_s),
+                                         repr(c.max_rps), str(c.max_slots)]))
+        except RedisDown:
+            return
+        self._increase_due = time.monotonic() + float(out[3])
+        self._learn(float(out[1]), int(out[2]), "recovery")
+
+    def _learn(self, rps: float, slots: int, reason: str) -> None:
+        """Take the cluster's numbers; tell the bus when they moved."""
+        if rps == self.rps and slots == self.slots:
+            return
+        self.rps, self.slots = rps, slots
+        self.bus.publish(LimitChanged(provider=self.name, rps_limit=rps, slots_limit=slots, reason=reason))
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = self.local.snapshot()
+        snap.update(rps_limit=self.rps, slots_limit=self.slots, in_flight=len(self._held) + self.local.in_flight,
+                    queued=len(self._waiters), rate_limited_total=self.rate_limited_total,
+                    throttled_total=self.throttled_total + self.local.throttled_total,
+                    cluster_in_flight=self.cluster_in_flight, shared=True)
+        return snap
+
+    # -- properties the gateway reads ---------------------------------------------------------
+    @property
+    def rps_limit(self) -> float:
+        return self.rps
+
+    @property
+    def slots_limit(self) -> int:
+        return self.slots
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._held) + self.local.in_flight
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def close(self) -> None:
+        for t in (self._pump, self._renewer, *self._tasks):
+            if t is not None:
+                t.cancel()
+        self.local.close()
+
+
+class ClusterFreed:
+    """One pub/sub connection per process for every provider's ``freed`` channel: wakes that provider's waiters."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+        self._events: dict[str, asyncio.Event] = {}
+        self._by_channel: dict[str, str] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def _event(self, lim: RedisLimit) -> asyncio.Event:
+        ev = self._events.get(lim.name)
+        if ev is None:
+            ev = self._events[lim.name] = asyncio.Event()
+            self._by_channel[lim.channel] = lim.name
+        return ev
+
+    def follow(self, lim: RedisLimit) -> None:
+        self._event(lim)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._listen(), name="cluster-slots-freed")
+
+    def poke(self, lim: RedisLimit) -> None:
+        self._event(lim).set()
+
+    async def wait(self, lim: RedisLimit, timeout: float) -> None:
+        ev = self._event(lim)
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        ev.clear()
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self.link.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(*self._by_channel)
+                async for message in pubsub.listen():
+                    name = self._by_channel.get(message.get("channel", b"").decode())
+                    if name is not None:
+                        self._events[name].set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass  # waiters poll every 50 ms anyway; reconnect
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:
+                    pass
+            await asyncio.sleep(0.2)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def shared_limits(link: RedisLink, limiters: Mapping[str, ProviderLimiter], bus: Bus) -> tuple[dict[str, RedisLimit], ClusterFreed]:
+    """One ``RedisLimit`` per provider, over the process's own limiters (kept for the breaker and for Redis outages)."""
+    scripts = _Scripts(link)
+    freed = ClusterFreed(link)
+    limits = {name: RedisLimit(link, scripts, lim, bus, freed) for name, lim in limiters.items()}
+    for lim in limits.values():
+        freed.poke(lim)  # registers its channel before the listener subscribes
+    return limits, freed
