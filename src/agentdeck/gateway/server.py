@@ -2,7 +2,7 @@
 
 Why its own thread and loop beside the console: Textual's rendering must never share an
 event loop with the request path, or a busy frame would add latency to every call.
-uvicorn runs with httptools and uvloop, access logs off, and no signal capture in the
+uvicorn runs with httptools and uvloop (plain asyncio where uvloop is missing), access logs off, and no signal capture in the
 thread variant (the console owns the terminal's signals). Every connection goes through the
 front door (:mod:`agentdeck.gateway.frontdoor`): a header deadline, a header size cap and a
 connection cap under the file limit, so slow or huge headers cannot starve normal callers.
@@ -28,6 +28,15 @@ from agentdeck.gateway.app import Gateway
 from agentdeck.gateway.frontdoor import FrontDoor, protocol_class
 
 T = TypeVar("T")
+
+
+def _uvloop() -> Any:
+    """uvloop where it is installed (Linux and macOS with uvicorn[standard]); None means plain asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop
 
 
 def _is_loopback(host: str) -> bool:
@@ -70,7 +79,7 @@ def uvicorn_config(app: Any, cfg: Config, door: FrontDoor | None = None) -> uvic
     """uvicorn's settings; the HTTP protocol is httptools behind the front door's bounds."""
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     return uvicorn.Config(
-        app, http=protocol_class(door or FrontDoor()), loop="uvloop", lifespan="on", access_log=False,
+        app, http=protocol_class(door or FrontDoor()), loop="uvloop" if _uvloop() is not None else "asyncio", lifespan="on", access_log=False,
         log_level="warning",
         log_config=None, timeout_graceful_shutdown=int(max(1, cfg.gateway.shutdown_grace_s)),
         timeout_keep_alive=30, backlog=2048, proxy_headers=False, server_header=False, date_header=False,
@@ -97,9 +106,8 @@ class GatewayThread:
         self._error: BaseException | None = None
 
     def _run(self) -> None:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
+        uv = _uvloop()
+        loop = uv.new_event_loop() if uv is not None else asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
@@ -183,6 +191,8 @@ def serve_forever(cfg: Config, host: str, port: int, *, on_ready: Any = None) ->
                 on_ready(url_of(sock), gateway)
         await task
 
-    import uvloop
-
-    uvloop.run(main())
+    uv = _uvloop()
+    if uv is not None:
+        uv.run(main())
+    else:
+        asyncio.run(main())
