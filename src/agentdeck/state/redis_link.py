@@ -32,6 +32,8 @@ from agentdeck.config import ClusterConfig
 from agentdeck.gateway.call import Refusal
 
 PROBE_EVERY_S = 0.2
+POOL_SIZE = 256
+POOL_WAIT_S = 10.0
 _DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
 
@@ -76,7 +78,9 @@ class RedisLink:
         self.proc = process_id()
         self.prefix = f"agentdeck:{cfg.name}:"
         pool = aioredis.BlockingConnectionPool.from_url(
-            cfg.url, max_connections=128, timeout=cfg.connect_timeout_s + cfg.op_timeout_s,
+            # A wait for a free connection is not Redis being down: it gets a long bound (a Redis that
+            # hangs is caught by op_timeout_s on the connections that are out).
+            cfg.url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S,
             socket_connect_timeout=cfg.connect_timeout_s, socket_timeout=cfg.op_timeout_s,
             retry=Retry(NoBackoff(), 0))
         self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
