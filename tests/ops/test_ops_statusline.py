@@ -58,3 +58,32 @@ def test_no_gateway_is_still_one_line_and_exit_0(env: dict[str, str]) -> None:
 def test_settings_for_claude_code() -> None:
     doc = json.loads(claude_settings_json())
     assert doc == {"statusLine": {"type": "command", "command": "agentdeck statusline", "padding": 0}}
+
+
+FAKE_CLAUDE = '''#!{python}
+"""Stands in for Claude Code: reads --settings and runs its statusLine command as Claude Code does."""
+import json, subprocess, sys
+settings = json.loads(sys.argv[sys.argv.index("--settings") + 1])
+cmd = settings["statusLine"]["command"]
+out = subprocess.run(cmd, shell=True, input={stdin!r}, capture_output=True, text=True, timeout=30)
+print("STATUSLINE:" + out.stdout.strip())
+'''
+
+
+def test_run_installs_the_status_line_for_a_claude_session(tmp_path: Path, env: dict[str, str], config: Path) -> None:
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "claude"
+    fake.write_text(FAKE_CLAUDE.format(python=sys.executable, stdin=CLAUDE_STDIN))
+    fake.chmod(0o755)
+    s = Served(["--config", str(config), "--quiet"], env, tmp_path / "logs")
+    try:
+        run_env = {**env, "PATH": f"{bin_dir}:{env['PATH']}"}
+        p = agentdeck(run_env, "run", "--statusline", "--key", "dev", "--", "claude", "-p", "hello", cwd=tmp_path)
+    finally:
+        s.stop()
+    assert p.returncode == 0, p.stderr
+    [line] = [ln for ln in p.stdout.splitlines() if ln.startswith("STATUSLINE:")]
+    assert line.startswith("STATUSLINE:agentdeck LIVE") and "session $" in line, line

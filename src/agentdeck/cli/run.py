@@ -66,6 +66,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help=f"seconds between SIGTERM and SIGKILL with --kill-on-stop or --timeout "
                         f"(default {DEFAULT_GRACE_S:g})")
     p.add_argument("--url", metavar="U", help="gateway URL (default: the local gateway, then the config's host:port)")
+    p.add_argument("--statusline", action="store_true",
+                   help="Claude Code: show `agentdeck statusline` (LIVE/STOPPED, spend, this session's spend) in its "
+                        "status line for this session (passed as --settings; your settings files are not changed)")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the command to run")
     p.set_defaults(func=run)
 
@@ -229,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
                              f"'{cmd[0]}' without it")
 
     argv = codex_args(cmd, url)
+    if args.statusline and command_name(argv) == "claude" and "--settings" not in argv:
+        from agentdeck.cli.statusline import claude_settings_json
+
+        argv = [argv[0], "--settings", claude_settings_json(), *argv[1:]]
     env = session_env(dict(os.environ), url, session, secret, argv)
     extras = [f"budget ${args.budget:.2f}"] if args.budget is not None else []
     if timeout_s is not None:
