@@ -18,6 +18,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", parents=parents, help="run the gateway headless (logs a line per call on stderr)")
     p.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default from config: 8787; 0 picks a free one)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="N gateway processes behind one port (needs [cluster] backend = \"redis\"; docs/cluster.md)")
     p.add_argument("--log-format", choices=("human", "json"), default=None,
                    help="stderr log lines: human (default, or [gateway] log_format) or json, one object per line")
     noise = p.add_mutually_exclusive_group()
@@ -38,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     port = cfg.gateway.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise AgentdeckError(f"--port: {port} is not a port number (0-65535)")
+    if args.workers != 1:
+        from agentdeck.gateway.workers import serve_workers
+
+        return serve_workers(args, cfg, host, port, args.workers)
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
     if cfg.otel.endpoint:  # fail before listening, in one line, when the extra is missing
         from agentdeck.observe.otel import otlp_exporter
