@@ -88,7 +88,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     sh.add_argument("id", type=int, metavar="ID")
     sh.add_argument("--json", action="store_true")
 
-    ex = sub.add_parser("export", parents=cfg_parent, help="the whole log as Markdown (seed's format) or JSON")
+    ex = sub.add_parser("export", parents=cfg_parent, help="the whole log as Markdown (Date, Error, Root Cause, Fix Applied, Verification, Result) or JSON")
     ex.add_argument("--format", choices=("md", "json"), default="md")
     ex.add_argument("--output", "-o", metavar="P", help="write to this file instead of standard output")
 

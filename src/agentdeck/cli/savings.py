@@ -11,7 +11,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("savings", parents=parents,
                        help="cost per tier against the all-balanced baseline, escalation rates, monthly projection")
     p.add_argument("--since", default="24h", metavar="DUR", help="window: 90m, 24h, 7d, 2w or 'all' (default: 24h)")
-    p.add_argument("--work-days", type=int, default=22, metavar="N", help="work days in the monthly projection (default: 22, as in the seed)")
+    p.add_argument("--work-days", type=int, default=22, metavar="N", help="work days in the monthly projection (default: 22, a working month)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
