@@ -14,8 +14,9 @@ with a small subclass of that protocol that adds three bounds:
   with a 503 that says so, and closed, so an attacker holding sockets cannot take the last
   file descriptors from normal callers (the cap stays below the process's file limit).
 
-Refusals are JSON in the OpenAI error shape (the protocol is unknown before the headers),
-with ``connection: close``. The cost on a normal request: one ``find`` on its first chunk.
+A request the HTTP parser rejects gets a 400 in the same JSON (uvicorn's is plain text).
+Refusals are JSON in the error shape of the protocol the path names (as far as it has
+arrived; OpenAI's otherwise), with ``connection: close``. The cost on a normal request: one ``find`` on its first chunk.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from agentdeck.wire import PROVIDER_WIRES
 
 # Header ends: CRLF CRLF as clients send it; bare LF LF as llhttp also accepts.
 _ENDS = (b"\r\n\r\n", b"\n\n")
@@ -35,7 +37,7 @@ _FD_RESERVE_MIN = 64  # descriptors kept for upstream connections, the database,
 
 @dataclass(slots=True, frozen=True)
 class FrontDoor:
-    """The header-phase bounds. ``max_connections`` None: derived from the file limit (see :func:`connection_cap`)."""
+    """The header-phase bounds. ``max_connections`` None: from the file limit (see :func:`connection_cap`)."""
 
     header_timeout_s: float = 10.0
     max_header_bytes: int = 64 * 1024
@@ -43,20 +45,34 @@ class FrontDoor:
 
 
 def connection_cap(requested: int | None = None) -> int:
-    """Open connections allowed: ``requested`` (or 1024), kept under the soft file limit minus a reserve."""
+    """Open connections allowed: what the file limit leaves after a reserve (a quarter, at least 64),
+    or ``requested`` if that is lower. Not lower by default: 10,000 callers at once are a load the
+    gateway must queue and answer (429 past the slots' wait), not refuse at the door."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = requested if requested is not None else 1024
     if soft == resource.RLIM_INFINITY:
-        return max(1, want)
-    reserve = max(_FD_RESERVE_MIN, soft // 4)
-    return max(1, min(want, soft - reserve))
+        return max(1, requested) if requested is not None else 1_000_000
+    room = max(1, soft - max(_FD_RESERVE_MIN, soft // 4))
+    return min(room, requested) if requested is not None else room
 
 
-def _refusal(status: int, reason: str, message: str, code: str, extra: bytes = b"") -> bytes:
-    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}})
-    return (f"HTTP/1.1 {status} {reason}\r\n".encode("ascii") + b"content-type: application/json\r\n"
-            + b"content-length: " + str(len(body)).encode("ascii") + b"\r\n" + extra
-            + b"connection: close\r\n\r\n" + body)
+def _protocol_of(path: bytes) -> str:
+    """Whose error shape a refusal takes, from the request path (as much of it as has arrived)."""
+    if path.startswith(b"/v1/messages"):
+        return "anthropic"
+    if (path.startswith(b"/v1beta/") or path.startswith(b"/v1/models/")) and b":" in path:
+        return "gemini"
+    return "openai"
+
+
+def _refusal(status: int, reason: str, message: str, code: str, extra: bytes = b"") -> dict[str, bytes]:
+    """The whole HTTP answer, one per protocol's error shape (built once, not per refusal)."""
+    out = {}
+    for proto, wire in PROVIDER_WIRES.items():
+        body = wire.error_body(status, message, code)
+        out[proto] = (f"HTTP/1.1 {status} {reason}\r\n".encode("ascii") + b"content-type: application/json\r\n"
+                      + b"content-length: " + str(len(body)).encode("ascii") + b"\r\n" + extra
+                      + b"connection: close\r\n\r\n" + body)
+    return out
 
 
 def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
@@ -69,6 +85,8 @@ def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
                         "too_many_connections", b"retry-after: 1\r\n")
     too_slow = _refusal(408, "Request Timeout",
                         f"agentdeck: request headers not complete within {timeout_s:g}s", "header_timeout")
+    bad_http = _refusal(400, "Bad Request", "agentdeck: the request is not valid HTTP/1.1 (request line or headers)",
+                        "invalid_http")
     too_big = _refusal(431, "Request Header Fields Too Large",
                        f"agentdeck: request line and headers are larger than {limit} bytes", "headers_too_large")
 
@@ -119,6 +137,10 @@ def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
                     self._headers_done()
             super().data_received(data)
 
+        def send_400_response(self, msg: str) -> None:
+            """A request the HTTP parser rejects (NUL in a header, a broken request line): JSON, not plain text."""
+            self._refuse(bad_http)
+
         def on_message_complete(self) -> None:
             super().on_message_complete()
             # The next request on this connection starts its own header phase (its timer starts
@@ -145,12 +167,12 @@ def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
             if self._awaiting_headers and (self.cycle is None or self.cycle.response_complete):
                 self._refuse(too_slow)
 
-        def _refuse(self, answer: bytes) -> None:
+        def _refuse(self, answers: dict[str, bytes]) -> None:
             self._disarm()
             self._awaiting_headers = False
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                transport.write(answer)
+                transport.write(answers[_protocol_of(getattr(self, "url", b"") or b"")])
                 transport.close()
 
     return GuardedHttpToolsProtocol
