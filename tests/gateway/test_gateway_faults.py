@@ -253,3 +253,23 @@ def test_breaker_open_alert_says_where_traffic_goes() -> None:
     assert "traffic goes to its fallback azure" in opened(fallback="azure")
     untold = opened()  # a limiter built without saying (the gateway passes fallback=p.fallback)
     assert "if one is configured" in untold and "traffic goes to its fallback for" not in untold
+
+
+def test_kept_alive_connections_are_not_cut_between_requests(door_gateway: GatewayThread) -> None:
+    import time
+
+    s = socket.create_connection(host_port(door_gateway.url))
+    s.settimeout(10)
+    req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    s.sendall(req)
+    first = s.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200"), first
+    time.sleep(1.0)  # idle for twice the header deadline: uvicorn's keep-alive governs, not the deadline
+    s.sendall(req + req)  # and two pipelined requests at once
+    got = b""
+    while got.count(b"HTTP/1.1 200") < 2:
+        chunk = s.recv(65536)
+        assert chunk, got
+        got += chunk
+    assert b"408" not in got
+    s.close()

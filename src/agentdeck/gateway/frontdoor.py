@@ -137,6 +137,11 @@ def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
                     self._headers_done()
             super().data_received(data)
 
+        def on_headers_complete(self) -> None:
+            # The parser's word is final (a pipelined request's headers may sit in an earlier chunk).
+            self._headers_done()
+            super().on_headers_complete()
+
         def send_400_response(self, msg: str) -> None:
             """A request the HTTP parser rejects (NUL in a header, a broken request line): JSON, not plain text."""
             self._refuse(bad_http)
