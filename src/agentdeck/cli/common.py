@@ -90,14 +90,16 @@ def _describe(entries: list[runtime.LiveGateway]) -> str:
 
 def live_gateways(cfg: Config) -> list[runtime.LiveGateway]:
     """Every live local gateway: this config's first, then the registry's."""
+    registered = runtime.live()
     out: list[runtime.LiveGateway] = []
     rt = read_runtime(cfg)
     if rt is not None:
-        out.append(runtime.LiveGateway(pid=int(rt.get("pid") or 0), url=rt["url"].rstrip("/"),
-                                       token_file=str(runtime_path(cfg)), kind="config",
-                                       data_dir=str(cfg.gateway.data_path)))
+        url = rt["url"].rstrip("/")
+        known = next((e for e in registered if e.url == url), None)
+        out.append(known or runtime.LiveGateway(pid=int(rt.get("pid") or 0), url=url, token_file=str(runtime_path(cfg)),
+                                                kind="this config's", data_dir=str(cfg.gateway.data_path)))
     seen = {e.url for e in out}
-    out += [e for e in runtime.live() if e.url not in seen]
+    out += [e for e in registered if e.url not in seen]
     return out
 
 
