@@ -89,7 +89,9 @@ class Gateway:
             keys=cfg.key_by_secret(), sessions=self.sessions, open_access=not cfg.keys, stop=self.state.stop,
             anomaly=self.anomaly, throttle_rps=cfg.anomaly.throttle_rps, caps=caps,
             max_body_bytes=cfg.gateway.max_body_bytes)
-        self.routing = RoutingStage(self.router, self.matcher, self.state.spend.share_used, caps, cfg.routing.escalate)
+        self.routing = RoutingStage(self.router, self.matcher, self.state.spend.share_used, caps, cfg.routing.escalate,
+                                    protocols={name: p.protocol for name, p in cfg.providers.items()}
+                                    if cfg.routing.translate else None)
         self.reservation = ReservationStage(self.state.spend, self.prices)
         self.upstream = UpstreamStage(cfg.providers, self.state.limits, self.retry)
         self.accounting = AccountingStage(

@@ -28,7 +28,8 @@ from agentdeck.limits import Throttled
 from agentdeck.limits.headers import retry_hint_headers
 from agentdeck.routing import error_problem, quality_problem
 from agentdeck.state import StopState
-from agentdeck.wire import PROTOCOLS, Endpoint, StreamMeter, WireProtocol, gemini
+from agentdeck.wire import PROTOCOLS, PROVIDER_WIRES, Endpoint, StreamMeter, WireProtocol, gemini
+from agentdeck.wire.translate import Translator, translator
 from agentdeck.wire.estimate import estimate_input_tokens
 from agentdeck.wire.sse import SSEDecoder, SSEEvent
 
@@ -145,14 +146,37 @@ class Pipeline:
         except Exception:  # the response may already have started (a stream); nothing more to send
             pass
 
-    def _response_headers(self, call: Call, resp: aiohttp.ClientResponse) -> dict[str, str]:
+    def _response_headers(self, call: Call, resp: aiohttp.ClientResponse, tr: Translator | None = None) -> dict[str, str]:
         """Ours, plus the provider's retry, request-id and rate-limit headers as it sent them."""
         h = call.out_headers
         for name, value in resp.headers.items():
             low = name.lower()
             if low in _PASS_RESPONSE_HEADERS or low.startswith(_PASS_RESPONSE_PREFIXES):
                 h[low] = value
+        if tr is not None:
+            h["x-agentdeck-translated"] = tr.header
         return h
+
+    def _translator(self, call: Call) -> Translator | None:
+        """The translation this call's provider needs (None for a provider of the caller's own protocol)."""
+        protocol = self.upstream.protocol_of(call.provider)
+        return None if protocol == call.wire.name else translator(call.endpoint, protocol)
+
+    def _upstream_request(self, call: Call, tr: Translator | None) -> tuple[str, bytes, dict[str, str], str]:
+        """(path, body, headers, query) for the provider: the caller's as patched, or translated."""
+        if tr is None:
+            return self._upstream_path(call), self._upstream_body(call), call.forward, call.query
+        body = tr.request(call.parsed, call.route.model, call.max_tokens)
+        return tr.path(call.route.model, call.parsed.stream), body, {**call.forward, **tr.headers()}, ""
+
+    async def _translated_error(self, call: Call, tr: Translator, resp: aiohttp.ClientResponse, raw: bytes,
+                                headers: dict[str, str]) -> bytes:
+        """A provider error in the caller's shape; a Gemini rate limit's retryDelay becomes retry-after."""
+        if resp.status == 429 and tr.provider.name == "gemini" and "retry-after" not in headers:
+            delay = gemini.retry_delay_s(raw)
+            if delay is not None:
+                headers["retry-after"] = f"{max(1, round(delay))}"
+        return tr.error(resp.status, self._redact(raw).encode("utf-8"))
 
     async def _escalate(self, call: Call, problem: str | None) -> bool:
         """Move an `auto` call one tier up after a failed check; False when it stays."""
@@ -197,19 +221,25 @@ class Pipeline:
         await send_bytes(send, status, raw, headers, content_type=ctype)
 
     async def _unary_once(self, call: Call) -> tuple[int, dict[str, str], bytes, bytes]:
-        async with self.upstream.call(call.provider, self._upstream_path(call), self._upstream_body(call), call.forward,
-                                      call.query) as up:
+        tr = self._translator(call)
+        async with self.upstream.call(call.provider, *self._upstream_request(call, tr)) as up:
             raw = await up.resp.read()
             status = up.resp.status
-            headers = self._response_headers(call, up.resp)
+            headers = self._response_headers(call, up.resp, tr)
             ctype = up.resp.headers.get("content-type", "application/json").encode("latin-1")
             call.attempts += up.attempts
             if up.fallback_from is not None:
                 call.fallback_from, call.provider = up.fallback_from, up.provider
+            if tr is not None and status >= 400:
+                call.error = f"upstream {status}"
+                return status, headers, await self._translated_error(call, tr, up.resp, raw, headers), b"application/json"
         if status == 200 and call.endpoint.billable:
+            wire = call.wire if tr is None else PROVIDER_WIRES[tr.provider.name]
             try:
-                usage = call.wire.usage_from_json(orjson.loads(raw))
-            except orjson.JSONDecodeError:
+                usage = wire.usage_from_json(orjson.loads(raw))
+                if tr is not None:
+                    raw, ctype = tr.response(raw, call.route.model), b"application/json"
+            except (orjson.JSONDecodeError, orjson.JSONEncodeError):
                 usage = None
             self.accounting.add_unary(call, usage, len(raw))
             if self._log_bodies:
@@ -222,8 +252,8 @@ class Pipeline:
     async def _stream_once(self, call: Call, receive: Receive, send: Send) -> bool:
         """One upstream stream; False when the call was escalated and must be tried again one tier up."""
         wire = call.wire
-        async with self.upstream.call(call.provider, self._upstream_path(call), self._upstream_body(call), call.forward,
-                                      call.query) as up:
+        tr = self._translator(call)
+        async with self.upstream.call(call.provider, *self._upstream_request(call, tr)) as up:
             call.attempts += up.attempts
             if up.fallback_from is not None:
                 call.fallback_from, call.provider = up.fallback_from, up.provider
@@ -233,17 +263,23 @@ class Pipeline:
                 if await self._escalate(call, self._problem(call, resp.status, raw)):
                     return False
                 call.status, call.error = resp.status, f"upstream {resp.status}"
-                await send_bytes(send, resp.status, self._redact(raw).encode("utf-8"), self._response_headers(call, resp),
+                headers = self._response_headers(call, resp, tr)
+                if tr is not None:
+                    await send_bytes(send, resp.status, await self._translated_error(call, tr, resp, raw, headers), headers)
+                    return True
+                await send_bytes(send, resp.status, self._redact(raw).encode("utf-8"), headers,
                                  content_type=resp.headers.get("content-type", "application/json").encode("latin-1"))
                 return True
             call.status = 200
-            meter = wire.meter(call.parsed)
+            meter: StreamMeter = wire.meter(call.parsed) if tr is None else tr.meter(
+                wire, PROVIDER_WIRES[tr.provider.name].meter(call.parsed), call.parsed, call.route.model)
             decoder = SSEDecoder()
             stop_event = self._stop.watch(call.ident.key, call.ident.session)
             ended_by: list[str] = []
             watcher = asyncio.ensure_future(_watch(receive, stop_event, resp, ended_by))
-            await start_stream(send, 200, self._response_headers(call, resp),
-                               resp.headers.get("content-type", "text/event-stream").encode("latin-1"))
+            await start_stream(send, 200, self._response_headers(call, resp, tr),
+                               resp.headers.get("content-type", "text/event-stream").encode("latin-1") if tr is None
+                               else b"text/event-stream")
             cut = False
             try:
                 async for chunk in resp.content.iter_any():

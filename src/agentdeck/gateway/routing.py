@@ -8,13 +8,14 @@ them to one call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from agentdeck.gateway.admission import TokenCaps
 from agentdeck.gateway.call import Call
 from agentdeck.providers import ModelMatcher
 from agentdeck.routing import Route, Router, UnknownModel, extract_text
 from agentdeck.wire import ParsedRequest, WireProtocol
+from agentdeck.wire.translate import can_translate
 
 
 @dataclass(slots=True)
@@ -36,7 +37,10 @@ class Escalation:
 
 class RoutingStage:
     def __init__(self, router: Router, matcher: ModelMatcher, budget_share: Callable[[], float], caps: TokenCaps,
-                 escalate: bool) -> None:
+                 escalate: bool, protocols: Mapping[str, str] | None = None) -> None:
+        """``protocols`` (provider name -> protocol) turns translation on: a model no provider of the
+        caller's protocol serves goes to one of another protocol the call can be translated for."""
+        self._protocols = protocols
         self._router = router
         self._matcher = matcher
         self._share = budget_share
@@ -51,8 +55,18 @@ class RoutingStage:
             return Routed(None, None, self._matcher.explain_missing(parsed.model, wire.name))
         provider = self._matcher.provider_for(route.model, wire.name)
         if provider is None:
-            return Routed(route, None, self._matcher.explain_missing(route.model, wire.name))
+            provider = self._translated_provider(route.model, parsed)
+            if provider is None:
+                return Routed(route, None, self._matcher.explain_missing(route.model, wire.name))
         return Routed(route, provider)
+
+    def _translated_provider(self, model: str, parsed: ParsedRequest) -> str | None:
+        if self._protocols is None:
+            return None
+        provider = self._matcher.any_provider_for(model)
+        if provider is None or not can_translate(parsed.endpoint, self._protocols[provider]):
+            return None
+        return provider
 
     def escalation(self, call: Call, problem: str | None) -> Escalation | None:
         """One tier up for an `auto` call whose answer failed a check; None when it stays

@@ -90,6 +90,9 @@ class UpstreamStage:
                              **PROVIDER_WIRES[p.protocol].auth_headers(p.api_key)} for name, p in providers.items()}
         self.http: aiohttp.ClientSession | None = None
 
+    def protocol_of(self, provider: str) -> str:
+        return self._providers[provider].protocol
+
     def _url(self, name: str, path: str) -> str:
         """A Gemini path names its model: only its fixed prefix goes through the provider's URL cache."""
         p = self._providers[name]

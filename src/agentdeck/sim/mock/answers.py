@@ -213,8 +213,28 @@ def models_body(anthropic: bool, dated: bool = False) -> bytes:
     return orjson.dumps(body)
 
 
-def chat_body(model: str, input_tokens: int, ans: Answer, magic: Magic) -> bytes:
+def ends_with_tool_result(body: dict[str, Any]) -> bool:
+    """The last turn hands back a tool's result (OpenAI role "tool", Anthropic tool_result blocks)."""
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs or not isinstance(msgs[-1], dict):
+        return False
+    last = msgs[-1]
+    if last.get("role") == "tool":
+        return True
+    content = last.get("content")
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+
+
+def chat_tool_call(ans: Answer) -> dict[str, Any]:
+    return {"id": "call_" + hexid(), "type": "function",
+            "function": {"name": TOOL_NAME, "arguments": orjson.dumps(tool_input(ans)).decode()}}
+
+
+def chat_body(model: str, input_tokens: int, ans: Answer, magic: Magic, tool_use: bool = False) -> bytes:
     cached = min(magic.cached, input_tokens)
+    message: dict[str, Any] = {"role": "assistant", "content": ans.text, "refusal": None, "annotations": []}
+    if tool_use:
+        message["tool_calls"] = [chat_tool_call(ans)]
     return orjson.dumps({
         "id": "chatcmpl-" + hexid(),
         "object": "chat.completion",
@@ -222,9 +242,9 @@ def chat_body(model: str, input_tokens: int, ans: Answer, magic: Magic) -> bytes
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": ans.text, "refusal": None, "annotations": []},
+            "message": message,
             "logprobs": None,
-            "finish_reason": "length" if ans.truncated else "stop",
+            "finish_reason": "length" if ans.truncated else "tool_calls" if tool_use else "stop",
         }],
         "usage": chat_usage(input_tokens, ans.output_tokens, cached, ans.reasoning_tokens),
         "service_tier": "default",

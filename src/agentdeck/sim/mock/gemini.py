@@ -152,7 +152,7 @@ async def handle(st: "MockState", scope: Scope, req: Request, send: Send, path: 
         return send_json_status(send, status, error_body(status, message or default_message(status, PROTOCOL), retry_s),
                                 base)
 
-    raw = await req.body()
+    raw = st.last_body = await req.body()
     matched = match_path(path)
     if matched is None:
         return await error(404, f"Method not found: {path}")
@@ -209,7 +209,7 @@ async def handle(st: "MockState", scope: Scope, req: Request, send: Send, path: 
         return await error(400, "The input token count (250000) exceeds the maximum number of tokens allowed (200000).")
 
     ans = st.answer(model, text, magic, max_tokens)
-    tool_use = settings.tool_use and not _has_tool_result(body)
+    tool_use = settings.tool_use or (magic.tool and not _has_tool_result(body))
     if endpoint.name == "STREAM_GENERATE":
         plan = stream_plan(model, input_tokens, ans, magic, Style.of(settings), tool_use)
         return await send_stream(req, send, base, plan, magic, settings.token_ms)

@@ -34,6 +34,7 @@ from agentdeck.sim.mock.answers import (
     Answer,
     anthropic_error_body,
     chat_body,
+    ends_with_tool_result,
     dated_model,
     default_message,
     estimate_tokens,
@@ -104,6 +105,8 @@ class MockState:
     max_in_flight: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
     last_raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    last_body: bytes = b""
+    """The last provider request's body as received (in-process tests read it; never in the stats)."""
     api_keys_seen: set[str] = field(default_factory=set)
     _key_hashes: dict[bytes, str] = field(init=False, default_factory=dict)
     _answers: dict[tuple[Any, ...], Answer] = field(init=False, default_factory=dict)
@@ -362,7 +365,7 @@ class MockApp:
             await req.body()
             return await error(405 if anthropic else 404, f"Method {method} not allowed on {path}")
 
-        raw = await req.body()
+        raw = st.last_body = await req.body()
 
         if not key:
             if anthropic:
@@ -467,13 +470,14 @@ class MockApp:
         headers = base + rl
         echo = dated_model(model, anthropic) if settings.dated_models else model
         style = Style.of(settings)
+        tool = settings.tool_use or (magic.tool and not ends_with_tool_result(body))
         if path == "/v1/chat/completions":
             if stream:
                 so = body.get("stream_options")
                 include_usage = isinstance(so, dict) and so.get("include_usage") is True
-                plan = chat_plan(echo, input_tokens, ans, magic, include_usage, style)
+                plan = chat_plan(echo, input_tokens, ans, magic, include_usage, style, tool)
                 return await send_stream(req, send, headers, plan, magic, settings.token_ms)
-            return await self._answer(send, chat_body(echo, input_tokens, ans, magic), headers)
+            return await self._answer(send, chat_body(echo, input_tokens, ans, magic, tool), headers)
         reasoning_item = settings.reasoning_tokens > 0
         if path == "/v1/responses":
             if stream:
@@ -484,9 +488,9 @@ class MockApp:
             return await self._answer(send, orjson.dumps(obj), headers)
         # /v1/messages
         if stream:
-            plan = messages_plan(echo, input_tokens, ans, magic, style, settings.thinking, settings.tool_use)
+            plan = messages_plan(echo, input_tokens, ans, magic, style, settings.thinking, tool)
             return await send_stream(req, send, headers, plan, magic, settings.token_ms)
-        return await self._answer(send, messages_body(echo, input_tokens, ans, magic, settings.thinking, settings.tool_use), headers)
+        return await self._answer(send, messages_body(echo, input_tokens, ans, magic, settings.thinking, tool), headers)
 
     async def _answer(self, send: Send, body: bytes, headers: Headers) -> int:
         """A 200 JSON answer, re-spaced when the run asks for spaced JSON."""

@@ -86,6 +86,7 @@ class MockSettings:
 SETTING_FIELDS = {f.name for f in dataclasses.fields(MockSettings)}
 
 MAGIC_WORDS: dict[str, str] = {
+    "[mock:tool]": "answer with a call of the tool 'lookup' (after the text), unless the last turn is a tool result",
     "[mock:truncate]": "the answer hits max_tokens (finish_reason length / stop_reason max_tokens / status incomplete)",
     "[mock:badjson]": "the text is invalid JSON (an unterminated object)",
     "[mock:json]": 'the text is valid JSON: {"ok": true, "model": ..., "words": ...}',
@@ -121,6 +122,7 @@ class Magic:
     cache_write: int = 0
     reasoning: int = 0
     too_long: bool = False
+    tool: bool = False
 
 
 NO_MAGIC = Magic()
@@ -161,6 +163,8 @@ def parse_magic(text: str) -> Magic:
                 m.reasoning = max(0, int(value))
             elif name == "too-long":
                 m.too_long = True
+            elif name == "tool":
+                m.tool = True
         except ValueError:
             continue
     return m

@@ -22,6 +22,8 @@ from agentdeck.sim.mock.answers import (
     Answer,
     anthropic_stop_reason,
     anthropic_usage,
+    TOOL_NAME,
+    chat_tool_call,
     chat_usage,
     hexid,
     responses_obj,
@@ -143,7 +145,7 @@ PLAIN = Style()
 
 
 def chat_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, include_usage: bool,
-              style: Style = PLAIN) -> StreamPlan:
+              style: Style = PLAIN, tool_use: bool = False) -> StreamPlan:
     """`/v1/chat/completions` with `stream: true`: data-only chunks, then `[DONE]`."""
     cid = "chatcmpl-" + hexid()
     created = int(time.time())
@@ -155,7 +157,14 @@ def chat_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, include_
     first = data(prefix + b'{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]' + usage_tail)
     chunks = style.many(None, [prefix + b'{"content":' + orjson.dumps(p) + b'},"logprobs":null,"finish_reason":null}]' + usage_tail
                                for p in ans.pieces])
-    finish = b"length" if ans.truncated else b"stop"
+    if tool_use:
+        call = chat_tool_call(ans)
+        args = call["function"]["arguments"]
+        start = {"index": 0, "id": call["id"], "type": "function", "function": {"name": TOOL_NAME, "arguments": ""}}
+        chunks += style.many(None, [prefix + orjson.dumps({"tool_calls": [d]}) + b',"logprobs":null,"finish_reason":null}]'
+                                    + usage_tail for d in [start] + [{"index": 0, "function": {"arguments": a}}
+                                                                     for a in split_even(args, 3)]])
+    finish = b"length" if ans.truncated else b"tool_calls" if tool_use else b"stop"
     tail = [data(prefix + b'{},"logprobs":null,"finish_reason":"' + finish + b'"}]' + usage_tail)]
     if include_usage:
         tail.append(style.event(None, {

@@ -1,0 +1,132 @@
+"""Translation between protocols through one canonical form (``canonical``), one codec per protocol.
+
+A call whose routed provider speaks another protocol than its caller gets a ``Translator``:
+the caller's body is decoded to the canonical request and encoded for the provider; the
+answer goes back the same way, a stream event by event as it passes (``TranslatingMeter``),
+never buffered. The provider's own meter still reads every upstream event, so usage and cost
+come from what the provider said, exactly as for a direct call.
+
+Adding a protocol: one codec module implementing ``canonical.Codec`` and a line in ``CODECS``.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from agentdeck.pricing import Usage
+from agentdeck.wire.base import ParsedRequest, StreamFailure, StreamMeter, WireProtocol
+from agentdeck.wire.endpoints import Endpoint
+from agentdeck.wire.sse import SSEEvent
+from agentdeck.wire.translate import anthropic, gemini, openai_chat
+from agentdeck.wire.translate.canonical import Codec, Failure, Finish
+
+CODECS: dict[str, Codec] = {"openai": openai_chat.CODEC, "anthropic": anthropic.CODEC, "gemini": gemini.CODEC}
+"""By protocol: the provider side of "openai" is chat completions."""
+
+CALLER_CODECS: dict[Endpoint, Codec] = {Endpoint.CHAT: openai_chat.CODEC, Endpoint.MESSAGES: anthropic.CODEC,
+                                        Endpoint.GENERATE: gemini.CODEC, Endpoint.STREAM_GENERATE: gemini.CODEC}
+"""The caller endpoints that can be translated (the Responses API and count_tokens are not yet)."""
+
+
+def can_translate(endpoint: Endpoint, provider_protocol: str) -> bool:
+    return endpoint in CALLER_CODECS and provider_protocol in CODECS and endpoint.protocol != provider_protocol
+
+
+class Translator:
+    """One call's translation: caller codec <-> provider codec, built when the call is routed."""
+
+    __slots__ = ("caller", "provider", "header")
+
+    def __init__(self, caller: Codec, provider: Codec) -> None:
+        self.caller = caller
+        self.provider = provider
+        self.header = f"{caller.name}->{provider.name}"
+        """The value of ``x-agentdeck-translated``."""
+
+    def request(self, p: ParsedRequest, model: str, max_tokens: int) -> bytes:
+        req = self.caller.decode_request(p.body)
+        return orjson.dumps(self.provider.encode_request(req, model, max_tokens, p.stream))
+
+    def path(self, model: str, stream: bool) -> str:
+        return self.provider.upstream_path(model, stream)
+
+    def headers(self) -> dict[str, str]:
+        return self.provider.upstream_headers()
+
+    def response(self, raw: bytes, model: str) -> bytes:
+        """A whole answer in the caller's protocol (``model`` is what ran)."""
+        resp = self.provider.decode_response(orjson.loads(raw))
+        resp.model = resp.model or model
+        return orjson.dumps(self.caller.encode_response(resp))
+
+    def error(self, status: int, raw: bytes) -> bytes:
+        """A provider error in the caller's shape, same status, the provider's own message."""
+        try:
+            message = self.provider.error_message(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            message = ""
+        return self.caller.error_body(status, message or raw.decode("utf-8", "replace")[:300] or f"provider error {status}",
+                                      "upstream_error")
+
+    def meter(self, caller_wire: WireProtocol, provider_meter: StreamMeter, p: ParsedRequest, model: str) -> "TranslatingMeter":
+        return TranslatingMeter(self, caller_wire, provider_meter, p, model)
+
+
+class TranslatingMeter:
+    """A ``StreamMeter`` over the provider's stream that forwards the caller's events.
+
+    Usage, size, end and failure are the provider meter's (it reads the provider's events);
+    the bytes forwarded are the caller codec's encoding of each canonical event.
+    """
+
+    __slots__ = ("inner", "decoder", "encoder", "wire", "ended")
+
+    def __init__(self, t: Translator, caller_wire: WireProtocol, inner: StreamMeter, p: ParsedRequest, model: str) -> None:
+        self.inner = inner
+        self.decoder = t.provider.stream_decoder()
+        self.encoder = t.caller.stream_encoder(model, p.wants_stream_usage)
+        self.wire = caller_wire
+        self.ended = False
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.inner.usage
+
+    @property
+    def text_chars(self) -> int:
+        return self.inner.text_chars
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    @property
+    def failure(self) -> StreamFailure | None:
+        return self.inner.failure
+
+    def feed(self, ev: SSEEvent) -> bytes | None:
+        self.inner.feed(ev)
+        if self.ended:
+            return None
+        out = b""
+        for cev in self.decoder.feed(ev):
+            if isinstance(cev, Failure):
+                self.ended = True
+                return out + self.wire.stream_error_event(cev.message or "the provider's stream failed", "upstream_error")
+            out += self.encoder.encode(cev)
+            if isinstance(cev, Finish):
+                self.ended = True
+        return out or None
+
+
+def translator(endpoint: Endpoint, provider_protocol: str) -> Translator | None:
+    """The translation for a caller endpoint and a provider protocol; None when none is needed (or possible)."""
+    if not can_translate(endpoint, provider_protocol):
+        return None
+    return _TRANSLATORS.get((endpoint, provider_protocol))
+
+
+_TRANSLATORS: dict[tuple[Endpoint, str], Translator] = {
+    (e, proto): Translator(c, CODECS[proto]) for e, c in CALLER_CODECS.items() for proto in CODECS if e.protocol != proto}
+
+__all__ = ["CALLER_CODECS", "CODECS", "TranslatingMeter", "Translator", "can_translate", "translator"]

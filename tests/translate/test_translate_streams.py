@@ -1,0 +1,68 @@
+"""Translated streams go event by event, and a provider's mid-stream error ends them in the caller's format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from agentdeck.sim import MockServer
+from deck_support import GATEWAY_KEY
+from translate_support import translate_config, wait_rows
+
+
+@pytest.fixture
+def gw(make_gateway: Any, mock: MockServer) -> Any:
+    return make_gateway(**translate_config(mock.url))
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/messages", {"model": "gpt-4o-mini", "max_tokens": 100, "stream": True,
+                      "messages": [{"role": "user", "content": "count slowly"}]}),
+    ("/v1/chat/completions", {"model": "claude-haiku-4-5", "stream": True,
+                              "messages": [{"role": "user", "content": "count slowly"}]}),
+    ("/v1beta/models/claude-haiku-4-5:streamGenerateContent", {"contents": [{"role": "user", "parts": [{"text": "count"}]}]}),
+], ids=["anthropic->openai", "openai->anthropic", "gemini->anthropic"])
+def test_first_translated_event_arrives_while_the_provider_still_streams(gw: Any, mock: MockServer, path: str,
+                                                                         body: dict[str, Any]) -> None:
+    mock.update(token_ms=60.0, output_tokens=30)
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}", "x-goog-api-key": GATEWAY_KEY}
+    with httpx.stream("POST", gw.url + path, json=body, headers=headers, timeout=20) as r:
+        assert r.status_code == 200 and "x-agentdeck-translated" in r.headers
+        lines = r.iter_lines()
+        for line in lines:
+            if "model=" in line:  # the first text delta, in the caller's shape
+                break
+        assert mock.stats()["in_flight"] == 1, "the first text went out before the provider's stream ended"
+        rest = "\n".join(lines)
+    assert rest.strip(), "the stream went on after the first text"
+
+
+def test_provider_stream_error_becomes_the_callers_error_event(gw: Any) -> None:
+    a = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    with pytest.raises(anthropic.APIStatusError):
+        with a.messages.stream(model="gpt-4o-mini", max_tokens=100,
+                               messages=[{"role": "user", "content": "go [mock:stream-error]"}]) as s:
+            list(s)
+    o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    with pytest.raises(openai.APIError):
+        list(o.chat.completions.create(model="claude-haiku-4-5", stream=True,
+                                       messages=[{"role": "user", "content": "go [mock:stream-error]"}]))
+    rows = wait_rows(gw, 2)
+    assert all(r["status"] >= 500 and r["error"].startswith("upstream stream error") for r in rows)
+
+
+def test_a_model_of_the_callers_own_protocol_is_never_translated(gw: Any) -> None:
+    o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    raw = o.chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert "x-agentdeck-translated" not in raw.headers
+
+
+def test_translation_is_off_unless_configured(make_gateway: Any, mock: MockServer) -> None:
+    gw = make_gateway()
+    a = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    with pytest.raises(anthropic.NotFoundError):
+        a.messages.create(model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "x"}])
