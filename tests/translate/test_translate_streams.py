@@ -66,3 +66,19 @@ def test_translation_is_off_unless_configured(make_gateway: Any, mock: MockServe
     a = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
     with pytest.raises(anthropic.NotFoundError):
         a.messages.create(model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+def test_a_tier_may_name_another_vendors_model(make_gateway: Any, mock: MockServer) -> None:
+    cfg = translate_config(mock.url)
+    cfg["routing"]["tiers"] = {"fast": {"anthropic": "gemini-2.5-flash", "openai": "claude-haiku-4-5"}}
+    gw = make_gateway(**cfg)
+    a = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    raw = a.messages.with_raw_response.create(model="fast", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
+    assert raw.headers["x-agentdeck-translated"] == "anthropic->gemini"
+    assert raw.headers["x-agentdeck-model"] == "gemini-2.5-flash" and raw.headers["x-agentdeck-tier"] == "fast"
+    assert "model=gemini-2.5-flash" in raw.parse().content[0].text
+    o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    r = o.chat.completions.with_raw_response.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    assert r.headers["x-agentdeck-translated"] == "openai->anthropic"
+    rows = wait_rows(gw, 2)
+    assert {r["provider"] for r in rows} == {"google", "anthropic"} and all(r["tier"] == "fast" for r in rows)
