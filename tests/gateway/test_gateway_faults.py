@@ -8,11 +8,9 @@ names which in its output (``-rs`` / the assertion text). See gateway_faults_sup
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
