@@ -89,14 +89,20 @@ async def test_full_disk_then_freed_loses_nothing(disk: SmallDisk, rig: tuple[Bu
     assert ks.check("dev") is not None
     assert not ack.durable and ack.note is not None and "in memory only" in ack.note
     assert "full" in ack.note
+    # A session made now works in memory and is written later, after the stop (in order).
+    assert not await store.record_session("s1", "d" * 64, "dev", 1.0, time.time())
+    resumed = await ks.lift(actor="api")
+    assert resumed.changed and not resumed.durable
 
     disk.free()
     await _until(lambda: store.pending == 0, "the backlog written after the disk was freed")
     recovered = _alerts(seen, "store-write-recovered")
     assert len(recovered) == 1 and recovered[0].severity == "P2"
     assert _count(store.path, "requests") == 105
-    # The stop that was in memory only is on disk now: a restart keeps it.
-    assert (await store.stop_state())[None]["reason"] == "disk drill"
+    # The stop and the resume that were in memory only are on disk now, in order: not stopped.
+    assert None not in await store.stop_state()
+    assert [h["stopped"] for h in await store.stop_history()] == [0, 1]  # newest first
+    assert [r["name"] for r in await store.sessions()] == ["s1"]
     assert await store.close() == 0
 
 
