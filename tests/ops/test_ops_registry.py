@@ -103,6 +103,9 @@ def test_a_running_demo_is_found_from_elsewhere(tmp_path: Path, env: dict[str, s
         stopped = agentdeck(env, "status", cwd=other)
         assert stopped.returncode == 4 and "demo drill" in stopped.stdout
         assert agentdeck(env, "resume", cwd=other).returncode == 0
+        show_url = "import os; print(os.environ['AGENTDECK_URL'])"
+        ran = agentdeck(env, "run", "--", sys.executable, "-c", show_url, cwd=other)
+        assert ran.returncode == 0 and ran.stdout.strip() == info["url"], ran.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
