@@ -16,6 +16,15 @@ from agentdeck.config import Config, parse_config
 from agentdeck.sim import MockServer, MockSettings
 from deck_support import GATEWAY_KEY, gateway_config_dict
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The live-gateway registry of this run in a directory of its own: `status` in a test must not find
+    the developer's running demo, and the developer's `status` must not list the tests' gateways."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("AGENTDECK_RUNTIME_DIR", tempfile.mkdtemp(prefix="agentdeck-test-runtime-"))
+
 @pytest.fixture(scope="session")
 def mock_server() -> Iterator[MockServer]:
     with MockServer() as m:
