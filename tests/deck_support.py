@@ -93,11 +93,46 @@ models = ["gpt-4o-mini"]
     return path
 
 
+class _DrainedStream:
+    """A child's pipe read on a thread into memory; ``read()`` returns everything once the pipe closes."""
+
+    def __init__(self, stream: Any) -> None:
+        import threading
+
+        self._stream = stream
+        self._parts: list[str] = []
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        for chunk in iter(lambda: self._stream.read(65536), ""):
+            self._parts.append(chunk)
+
+    def read(self) -> str:
+        self._thread.join(30)
+        return "".join(self._parts)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _ServeProcess(subprocess.Popen):  # type: ignore[type-arg]
+    """A serve child whose stderr is drained on a thread; ``communicate`` waits and returns what it wrote."""
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[str, str]:  # noqa: A002
+        self.wait(timeout)
+        out = self.stdout.read() if self.stdout is not None else ""
+        return out, self.stderr.read() if self.stderr is not None else ""
+
+
 def serve_process(config: Path) -> tuple["subprocess.Popen[str]", str]:
     """Start `agentdeck serve --config ...` and return it with the URL it printed."""
-    proc = subprocess.Popen([sys.executable, "-m", "agentdeck", "serve", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
+    proc = _ServeProcess([sys.executable, "-m", "agentdeck", "serve", "--config", str(config)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    # serve logs a line per call on stderr: drain it as it comes, or a busy test fills the pipe and the
+    # gateway blocks on its next write (it then cannot even shut down). proc.stderr.read() still works.
+    proc.stderr = _DrainedStream(proc.stderr)  # type: ignore[assignment]
     line = proc.stdout.readline()
     m = re.search(r"(http://\S+)", line)
     assert m, f"serve did not start: {line!r} {proc.stderr.read() if proc.poll() is not None and proc.stderr else ''}"
