@@ -14,9 +14,9 @@ import pytest
 
 from agentdeck.pricing import PriceTable, Usage
 from agentdeck.sim import MockServer
-from translate_support import CALLERS, MODEL_OF, PROVIDER_OF, translate_config, wait_rows
+from translate_support import CALLERS, MODEL_OF, PROTOCOL_OF, PROVIDER_OF, PROVIDERS, translate_config, wait_rows
 
-DIRECTIONS = [(c, p) for c in CALLERS for p in CALLERS if c != p]
+DIRECTIONS = [(c, p) for c in CALLERS for p in PROVIDERS if PROTOCOL_OF[c] != p]
 IDS = [f"{c}->{p}" for c, p in DIRECTIONS]
 
 
@@ -37,7 +37,7 @@ def test_text_answer_usage_and_cost(gw: Any, mock: MockServer, caller: str, prov
     model = MODEL_OF[provider]
     r = c.ask(model, [c.user("say hello")], stream)
     assert f"model={model}" in r.text
-    assert r.headers["x-agentdeck-translated"] == f"{caller}->{provider}"
+    assert r.headers["x-agentdeck-translated"] == f"{PROTOCOL_OF[caller]}->{provider}"
     assert r.headers["x-agentdeck-model"] == model
     assert r.stop == c.stop_end
     [row] = wait_rows(gw, 1)
@@ -114,6 +114,6 @@ def test_provider_errors_in_the_callers_format(gw: Any, caller: str, provider: s
     else:
         assert e429.value.status_code == 429 and e400.value.status_code == 400
         assert e429.value.response.headers.get("retry-after") == "1", "the provider's wait reaches the caller"
-        assert e429.value.response.headers["x-agentdeck-translated"] == f"{caller}->{provider}"
+        assert e429.value.response.headers["x-agentdeck-translated"] == f"{PROTOCOL_OF[caller]}->{provider}"
     rows = wait_rows(gw, 2)
     assert sorted(r["status"] for r in rows) == [400, 429]

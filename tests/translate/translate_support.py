@@ -230,6 +230,55 @@ class GeminiCaller:
         return errors.ClientError, errors.ClientError
 
 
-CALLERS = {"anthropic": AnthropicCaller, "openai": OpenAICaller, "gemini": GeminiCaller}
+class ResponsesCaller:
+    name = "responses"
+    stop_tool, stop_end = "completed", "completed"
+
+    def __init__(self, gw: Any) -> None:
+        import openai
+
+        self.sdk = openai
+        self.client = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+
+    def user(self, text: str, image: bool = False) -> dict[str, Any]:
+        content: list[dict[str, Any]] = [{"type": "input_text", "text": text}]
+        if image:
+            content.insert(0, {"type": "input_image", "image_url": "data:image/png;base64," + PNG_1PX})
+        return {"role": "user", "content": content}
+
+    def ask(self, model: str, history: list[Any], stream: bool, tools: bool = False) -> Reply:
+        kw: dict[str, Any] = {"model": model, "max_output_tokens": 200, "instructions": "You are terse.",
+                              "input": history}
+        if tools:
+            kw["tools"] = [{"type": "function", "name": TOOL["name"], "description": TOOL["description"],
+                            "parameters": TOOL["schema"], "strict": False}]
+        if stream:
+            raw = self.client.responses.with_raw_response.create(**kw, stream=True)
+            events = list(raw.parse())
+            headers = raw.headers
+            assert events[-1].type in ("response.completed", "response.incomplete")
+            deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+            r = events[-1].response
+            assert r.output_text == deltas
+        else:
+            raw = self.client.responses.with_raw_response.create(**kw)
+            r, headers = raw.parse(), raw.headers
+        self.last_output = [item.model_dump(exclude_none=True) for item in r.output]
+        calls = [item for item in r.output if item.type == "function_call"]
+        tool = (calls[0].call_id, calls[0].name, json.loads(calls[0].arguments)) if calls else None
+        return Reply(r.output_text, tool, str(r.status), (r.usage.input_tokens, r.usage.output_tokens), headers)
+
+    def after_tool(self, history: list[Any], reply: Reply, result: str) -> list[Any]:
+        assert reply.tool is not None
+        items = [{k: v for k, v in item.items() if k != "status"} for item in self.last_output]
+        return [*history, *items, {"type": "function_call_output", "call_id": reply.tool[0], "output": result}]
+
+    def errors(self) -> tuple[type[Exception], type[Exception]]:
+        return self.sdk.RateLimitError, self.sdk.BadRequestError
+
+
+CALLERS = {"anthropic": AnthropicCaller, "openai": OpenAICaller, "gemini": GeminiCaller, "responses": ResponsesCaller}
+PROTOCOL_OF = {"anthropic": "anthropic", "openai": "openai", "gemini": "gemini", "responses": "openai"}
+PROVIDERS = ("anthropic", "openai", "gemini")
 MODEL_OF = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash"}
 PROVIDER_OF = {"anthropic": "anthropic", "openai": "openai", "gemini": "google"}

@@ -7,7 +7,7 @@ import importlib.util
 import json
 from typing import Any
 
-SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky", "sse")
+SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky", "sse", "translate")
 # psutil is the `bench` extra: only these scenarios read process CPU and memory with it.
 NEEDS_PSUTIL = ("gateway", "clients", "console")
 
@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
 
         result = compare_console(duration_s=args.duration)
         print(json.dumps(result, indent=2) if args.json else format_comparison(result))
+        return 0
+    if args.scenario == "translate":
+        from agentdeck.bench.translate import format_translate_report, run_translate_bench
+
+        trows = run_translate_bench(duration=args.duration, concurrency=args.concurrency, rounds=args.rounds)
+        print(json.dumps(trows, indent=2) if args.json else format_translate_report(trows))
         return 0
     if args.scenario == "sse":
         from agentdeck.bench.sse import format_sse_report, run_sse_bench

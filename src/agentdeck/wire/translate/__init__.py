@@ -6,7 +6,8 @@ answer goes back the same way, a stream event by event as it passes (``Translati
 never buffered. The provider's own meter still reads every upstream event, so usage and cost
 come from what the provider said, exactly as for a direct call.
 
-Adding a protocol: one codec module implementing ``canonical.Codec`` and a line in ``CODECS``.
+Adding a protocol: one codec module implementing ``canonical.Codec`` and a line in ``CODECS`` (and in
+``CALLER_CODECS`` for its endpoints).
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from agentdeck.pricing import Usage
 from agentdeck.wire.base import ParsedRequest, StreamFailure, StreamMeter, WireProtocol
 from agentdeck.wire.endpoints import Endpoint
 from agentdeck.wire.sse import SSEEvent
-from agentdeck.wire.translate import anthropic, gemini, openai_chat
-from agentdeck.wire.translate.canonical import Codec, Failure, Finish
+from agentdeck.wire.translate import anthropic, gemini, openai_chat, openai_responses
+from agentdeck.wire.translate.canonical import CallerCodec, Failure, Finish, ProviderCodec
 
-CODECS: dict[str, Codec] = {"openai": openai_chat.CODEC, "anthropic": anthropic.CODEC, "gemini": gemini.CODEC}
+CODECS: dict[str, ProviderCodec] = {"openai": openai_chat.CODEC, "anthropic": anthropic.CODEC, "gemini": gemini.CODEC}
 """By protocol: the provider side of "openai" is chat completions."""
 
-CALLER_CODECS: dict[Endpoint, Codec] = {Endpoint.CHAT: openai_chat.CODEC, Endpoint.MESSAGES: anthropic.CODEC,
-                                        Endpoint.GENERATE: gemini.CODEC, Endpoint.STREAM_GENERATE: gemini.CODEC}
-"""The caller endpoints that can be translated (the Responses API and count_tokens are not yet)."""
+CALLER_CODECS: dict[Endpoint, CallerCodec] = {
+    Endpoint.CHAT: openai_chat.CODEC, Endpoint.RESPONSES: openai_responses.CODEC, Endpoint.MESSAGES: anthropic.CODEC,
+    Endpoint.GENERATE: gemini.CODEC, Endpoint.STREAM_GENERATE: gemini.CODEC}
+"""The caller endpoints that can be translated (count_tokens is not)."""
 
 
 def can_translate(endpoint: Endpoint, provider_protocol: str) -> bool:
@@ -37,7 +39,7 @@ class Translator:
 
     __slots__ = ("caller", "provider", "header")
 
-    def __init__(self, caller: Codec, provider: Codec) -> None:
+    def __init__(self, caller: CallerCodec, provider: ProviderCodec) -> None:
         self.caller = caller
         self.provider = provider
         self.header = f"{caller.name}->{provider.name}"

@@ -130,12 +130,24 @@ class StreamEncoder(Protocol):
         ...
 
 
-class Codec(Protocol):
-    """One protocol's half of every translation (see the module docstring)."""
+class CallerCodec(Protocol):
+    """The caller's half of a translation: read its request, write the answer in its protocol."""
 
     name: str
 
     def decode_request(self, body: dict[str, Any]) -> Request: ...
+
+    def encode_response(self, resp: Response) -> dict[str, Any]: ...
+
+    def stream_encoder(self, model: str, include_usage: bool) -> StreamEncoder: ...
+
+    def error_body(self, status: int, message: str, code: str | None = None, param: str | None = None) -> bytes: ...
+
+
+class ProviderCodec(Protocol):
+    """The provider's half: write the request in its protocol, read its answer, stream and errors."""
+
+    name: str
 
     def encode_request(self, req: Request, model: str, max_tokens: int, stream: bool) -> dict[str, Any]: ...
 
@@ -145,15 +157,13 @@ class Codec(Protocol):
 
     def decode_response(self, body: Any) -> Response: ...
 
-    def encode_response(self, resp: Response) -> dict[str, Any]: ...
-
     def stream_decoder(self) -> StreamDecoder: ...
-
-    def stream_encoder(self, model: str, include_usage: bool) -> StreamEncoder: ...
 
     def error_message(self, body: Any) -> str: ...
 
-    def error_body(self, status: int, message: str, code: str | None = None, param: str | None = None) -> bytes: ...
+
+class Codec(CallerCodec, ProviderCodec, Protocol):
+    """A protocol that is both a caller's and a provider's (all but the Responses API, caller-only)."""
 
 
 def total_input(u: Usage) -> int:
