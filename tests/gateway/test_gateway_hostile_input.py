@@ -112,10 +112,18 @@ def test_json_at_the_documented_depth_is_served(gw: Any) -> None:
                                   b"x-\xff\xfe-raw", "caf\u00e9".encode("latin-1")])
 def test_anthropic_beta_bytes_reach_the_provider_unchanged(make_gateway: Callable[..., Any], mock: MockServer,
                                                            beta: bytes) -> None:
+    """UTF-8 reaches the provider byte for byte; other bytes could only be garbled by the HTTP client
+    on the way, so the caller gets one 400 naming the header instead and nothing is sent."""
     gw = make_gateway()
     r = httpx.post(gw.url + "/v1/messages", json={"model": "claude-haiku-4-5", "max_tokens": 8,
                                                   "messages": [{"role": "user", "content": "hi"}]},
                    headers={**ANT, "anthropic-beta": beta}, timeout=20)
+    try:
+        beta.decode("utf-8")
+    except UnicodeDecodeError:
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+        assert "anthropic-beta" in r.json()["error"]["message"]
+        return
     assert r.status_code == 200, r.text[:300]
     seen = dict(mock.state.last_raw_headers)
     assert seen.get(b"anthropic-beta") == beta

@@ -23,7 +23,7 @@ from agentdeck.gateway.http import ClientGone, Receive, Scope, Send, send_bytes,
 from agentdeck.gateway.metrics import Metrics
 from agentdeck.gateway.reservation import ReservationStage
 from agentdeck.gateway.routing import RoutingStage
-from agentdeck.gateway.upstream import UpstreamStage, UpstreamUnavailable, forwarded_headers
+from agentdeck.gateway.upstream import UnforwardableHeader, UpstreamStage, UpstreamUnavailable, forwarded_headers
 from agentdeck.limits import Throttled
 from agentdeck.limits.headers import retry_hint_headers
 from agentdeck.routing import error_problem, quality_problem
@@ -131,9 +131,14 @@ class Pipeline:
         await adm.check_stop(ident)  # the stop first: while it is engaged every call gets the same 403
         if routed.route is None or routed.provider is None:
             raise Refusal(404, f"agentdeck: {routed.missing}", "model_not_found", param="model")
+        try:
+            forward = forwarded_headers(raw_headers)
+        except UnforwardableHeader as u:
+            raise Refusal(400, f"agentdeck: header '{u.name}' is not UTF-8 text; the gateway cannot pass it on unchanged",
+                          "invalid_header", param=u.name) from None
         adm.check_limits(ident, context_tokens)
         route = routed.route
-        call = Call(wire, endpoint, rid, t0, headers, forwarded_headers(raw_headers), query, ident, parsed, route,
+        call = Call(wire, endpoint, rid, t0, headers, forward, query, ident, parsed, route,
                     routed.provider, adm.caps.max_tokens(route.model, parsed), context_tokens)
         if endpoint.billable:
             await self.reservation.reserve(call)

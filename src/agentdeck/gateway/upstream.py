@@ -64,9 +64,18 @@ def make_session(cfg: Config) -> aiohttp.ClientSession:
                                  skip_auto_headers=("User-Agent",), raise_for_status=False)
 
 
+class UnforwardableHeader(ValueError):
+    """A client header whose bytes the gateway cannot pass on unchanged (not UTF-8)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
 def forwarded_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The client headers that go upstream, decoded so that aiohttp (which writes UTF-8) sends the
-    same bytes back out: UTF-8 when the value is UTF-8, else Latin-1."""
+    """The client headers that go upstream, decoded as UTF-8 so that aiohttp (which writes UTF-8)
+    sends the very same bytes. A value that is not UTF-8 could only be garbled on the way, so it
+    raises ``UnforwardableHeader`` (the caller gets a 400 naming the header) instead."""
     out: dict[str, str] = {}
     for k, v in raw_headers:
         name = k.decode("latin-1")
@@ -74,7 +83,7 @@ def forwarded_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
             try:
                 out[name] = v.decode("utf-8")
             except UnicodeDecodeError:
-                out[name] = v.decode("latin-1")
+                raise UnforwardableHeader(name) from None
     return out
 
 
