@@ -63,7 +63,8 @@ class Gateway:
         self.metrics = Metrics()
         self.wires = PROVIDER_WIRES
         self.store = Store(db_path(cfg.gateway.data_dir), self.bus, cfg.gateway.store_flush_interval_s)
-        self.limiters = {name: ProviderLimiter(name, p.limits, self.bus, breaker=p.breaker) for name, p in cfg.providers.items()}
+        self.limiters = {name: ProviderLimiter(name, p.limits, self.bus, breaker=p.breaker, fallback=p.fallback)
+                         for name, p in cfg.providers.items()}
         self.retry = {name: RetryPolicy(p.retry) for name, p in cfg.providers.items()}
         self.ledger = Ledger(cfg, self.bus, on_daily_exhausted=self._auto_stop)
         self.killswitch = KillSwitch(self.bus, self.store)
