@@ -216,8 +216,19 @@ class ProviderConfig(_Strict):
 
 
 class TierModels(_Strict):
+    """A tier's model for each calling protocol; a plain string (`fast = "gemini-2.5-flash"`) names one
+    model for every protocol (a caller of another protocol reaches it through `[routing] translate`)."""
+
     anthropic: str | None = None
     openai: str | None = None
+    gemini: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_for_all(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"anthropic": data, "openai": data, "gemini": data}
+        return data
 
 
 def _default_tiers() -> dict[str, TierModels]:

@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 from agentdeck.gateway.admission import TokenCaps
 from agentdeck.gateway.call import Call
 from agentdeck.providers import ModelMatcher
-from agentdeck.routing import Route, Router, UnknownModel, extract_text
+from agentdeck.routing import ALIASES, Route, Router, UnknownModel, extract_text
 from agentdeck.wire import ParsedRequest, WireProtocol
 from agentdeck.wire.translate import can_translate
 
@@ -51,8 +51,10 @@ class RoutingStage:
         text = extract_text(wire.name, parsed.endpoint.value, parsed.body)[0] if parsed.model == "auto" else ""
         try:
             route = self._router.resolve(parsed.model, wire.name, text, context_tokens, self._share())
-        except UnknownModel:
-            return Routed(None, None, self._matcher.explain_missing(parsed.model, wire.name))
+        except UnknownModel as e:
+            # an alias whose tier has no model for this protocol: the router's message names the key to set
+            missing = str(e) if parsed.model in ALIASES else self._matcher.explain_missing(parsed.model, wire.name)
+            return Routed(None, None, missing)
         provider = self._matcher.provider_for(route.model, wire.name)
         if provider is None:
             provider = self._translated_provider(route.model, parsed)

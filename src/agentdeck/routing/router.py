@@ -61,7 +61,7 @@ class Router:
             models = cfg.routing.tiers.get(tier)
             if models is None:
                 continue
-            for protocol in ("anthropic", "openai"):
+            for protocol in ("anthropic", "openai", "gemini"):
                 model = getattr(models, protocol)
                 if model:
                     self._table[(tier, protocol)] = model
