@@ -333,7 +333,7 @@ class ClusterConfig(_Strict):
     name: str = Field("agentdeck", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$",
                       description="prefixes every key, so two clusters can share one Redis")
     connect_timeout_s: float = Field(1.0, gt=0)
-    op_timeout_s: float = Field(0.5, gt=0, description="one Redis command; past it the call counts as Redis down")
+    op_timeout_s: float = Field(2.0, gt=0, description="one Redis command; past it the call counts as Redis down")
     lease_s: float = Field(30.0, gt=0, description="a reservation or slot of a dead process is freed after this")
     on_redis_down: Literal["fail", "local"] = Field("fail", description="fail: new calls get 503; local: per-process state")
 

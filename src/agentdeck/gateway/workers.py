@@ -177,6 +177,9 @@ def _worker(argv: list[str]) -> int:
                 loop.add_signal_handler(sig, _request_exit, server)
             observers = attach(gateway.bus, cfg, log_stream=sys.stderr, log_format=args.log_format,
                                verbosity=verbosity, secrets=gateway.secrets())
+            start = getattr(gateway.state, "start", None)
+            if start is not None:  # follow the cluster's stop from the start, not from the first call
+                await start()
             print(f"worker {args.index} ready", flush=True)
         try:
             await task

@@ -50,18 +50,35 @@ local function aimd(k, rps, slots)
 end
 """
 
-# KEYS: aimd, slots; ARGV: lease_s, cfg_rps, cfg_slots, member...
-_ACQUIRE = _LIB + """
+# Take one token from the bucket; when there is none, the wait until it is there (the balance goes negative).
+_TAKE = """
+local function take(bucket, rps)
+  local cap = math.max(1, rps)
+  local v = redis.call('HMGET', bucket, 'tokens', 'ts')
+  local tokens, ts = tonumber(v[1] or '1'), tonumber(v[2] or tostring(now))
+  tokens = math.min(cap, tokens + (now - ts) * rps) - 1
+  redis.call('HSET', bucket, 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+  redis.call('EXPIRE', bucket, 3600)
+  local wait = 0
+  if tokens < 0 then wait = -tokens / rps end
+  return wait
+end
+"""
+
+# KEYS: aimd, slots, bucket; ARGV: lease_s, cfg_rps, cfg_slots, pace ('1': also take the first attempt's token), member...
+_ACQUIRE = _LIB + _TAKE + """
 local rps, slots = aimd(KEYS[1], ARGV[2], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local used = redis.call('ZCARD', KEYS[2])
 local granted = 0
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   if used + granted >= slots then break end
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[i])
   granted = granted + 1
 end
-return {granted, tostring(rps), slots, used + granted}
+local wait = -1
+if ARGV[4] == '1' and granted == 1 then wait = take(KEYS[3], rps) end
+return {granted, tostring(rps), slots, used + granted, string.format('%.17g', wait), string.format('%.17g', now + math.max(wait, 0))}
 """
 
 # KEYS: slots; ARGV: channel, member
@@ -79,16 +96,9 @@ return 1
 """
 
 # KEYS: aimd, bucket; ARGV: cfg_rps, cfg_slots. Returns {wait_s, sent_at, rps}.
-_PACE = _LIB + """
+_PACE = _LIB + _TAKE + """
 local rps = aimd(KEYS[1], ARGV[1], ARGV[2])
-local cap = math.max(1, rps)
-local v = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
-local tokens, ts = tonumber(v[1] or '1'), tonumber(v[2] or tostring(now))
-tokens = math.min(cap, tokens + (now - ts) * rps) - 1
-redis.call('HSET', KEYS[2], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
-redis.call('EXPIRE', KEYS[2], 3600)
-local wait = 0
-if tokens < 0 then wait = -tokens / rps end
+local wait = take(KEYS[2], rps)
 return {string.format('%.17g', wait), string.format('%.17g', now + wait), tostring(rps)}
 """
 
@@ -124,6 +134,8 @@ return {1, tostring(new_rps), new_slots, tostring(every)}
 
 # (limiter, Redis time its current attempt was paced at) for the task running it, as the local limiter does.
 _SENT: ContextVar[tuple[object, float] | None] = ContextVar("agentdeck_cluster_attempt", default=None)
+# (limiter, wait, sent_at) of the token the slot request already took for the call's first attempt.
+_PREPAID: ContextVar[tuple[object, float, float] | None] = ContextVar("agentdeck_cluster_prepaid", default=None)
 
 
 class _Scripts:
@@ -165,7 +177,10 @@ class _ClusterSlot:
     async def __aexit__(self, et: object, ev: object, tb: object) -> bool:
         if self._member is not None:
             member, self._member = self._member, None
-            await self._lim._release(member)
+            lim = self._lim
+            lim._held.discard(member)
+            lim._freed.poke(lim)
+            lim._spawn(lim._release(member))  # off the caller's path: until it lands the slot only looks taken
         elif self._local is not None:
             local, self._local = self._local, None
             await local.__aexit__(et, ev, tb)
@@ -216,12 +231,14 @@ class RedisLimit:
     async def _acquire(self) -> str:
         if not self._waiters:  # nobody ahead in this process: try at once
             member = self._new_member()
-            out = await self.link.run(self._s.acquire(keys=[self._aimd, self._slots],
-                                                      args=[repr(self.link.cfg.lease_s), *self._cfg_args(), member]))
+            out = await self.link.run(self._s.acquire(
+                keys=[self._aimd, self._slots, self._bucket],
+                args=[repr(self.link.cfg.lease_s), *self._cfg_args(), "1", member]))
             self._learn(float(out[1]), int(out[2]), "cluster")
             self.cluster_in_flight = int(out[3])
             if int(out[0]) == 1:
                 self._hold(member)
+                _PREPAID.set((self, float(out[4]), float(out[5])))
                 return member
         wait_s = self.cfg.max_queue_wait_s
         if wait_s <= 0:
@@ -257,11 +274,11 @@ class RedisLimit:
                     fut.set_result(None)  # no slot within max_queue_wait_s
             if not self._waiters:
                 return
-            live = [w for w in self._waiters if not w[1].done()]
-            members = [self._new_member() for _ in range(min(len(live), 256))]
+            members = [self._new_member() for _ in range(min(len(self._waiters), 256))]
             try:
-                out = await self.link.run(self._s.acquire(keys=[self._aimd, self._slots],
-                                                          args=[repr(self.link.cfg.lease_s), *self._cfg_args(), *members]))
+                out = await self.link.run(self._s.acquire(
+                    keys=[self._aimd, self._slots, self._bucket],
+                    args=[repr(self.link.cfg.lease_s), *self._cfg_args(), "0", *members]))
             except RedisDown:
                 while self._waiters:
                     _, fut = self._waiters.popleft()
@@ -324,6 +341,13 @@ class RedisLimit:
     # -- pacing ------------------------------------------------------------------------------
     async def pace(self) -> None:
         if not self.enabled:
+            return
+        prepaid = _PREPAID.get()
+        if prepaid is not None and prepaid[0] is self:  # the slot request took this attempt's token
+            _PREPAID.set(None)
+            _SENT.set((self, prepaid[2]))
+            if prepaid[1] > 0:
+                await asyncio.sleep(prepaid[1])
             return
         if self.link.up:
             try:

@@ -29,6 +29,9 @@ from agentdeck.bus import Bus, StopChanged
 from agentdeck.state.redis_link import RedisDown, RedisLink
 
 GLOBAL = "*"  # the hash field of the global stop (key and session stops use their name)
+READ_EVERY_S = 0.05
+"""Admission reads the stop hash when the last read is older than this: pub/sub brings a stop at
+once, and a lost message delays it by at most this long (one read per 50 ms, not one per call)."""
 
 # KEYS: stops, init marker; ARGV: field/json pairs to seed when the cluster has no state yet.
 _INIT = """
@@ -69,6 +72,10 @@ class RedisStop:
         self._unsent: list[StopChanged] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._started: asyncio.Future[None] | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._sending = asyncio.Lock()
+        self._fresh_until = -1.0
+        self._remote: set[str] = set()  # fields whose stop in this process came from the cluster
         self.applied_remote = 0
         link.on_recovery(self._resync)
 
@@ -82,9 +89,10 @@ class RedisStop:
             if self.link.fallback:
                 return None
             raise self.link.unavailable()
-        fields = [GLOBAL, key] if session is None else [GLOBAL, key, session]
+        if asyncio.get_running_loop().time() < self._fresh_until:
+            return None  # read less than READ_EVERY_S ago, and pub/sub applies what changed since
         try:
-            raw = await self.link.run(self.link.client.hmget(self._stops, fields))
+            await self._read()
         except RedisDown:
             if self.link.fallback:
                 return None
@@ -92,12 +100,26 @@ class RedisStop:
         except Exception as e:
             print(f"agentdeck: cluster stop read failed: {type(e).__name__}: {e}", file=sys.stderr)
             raise self.link.unavailable() from None
-        for field, value in zip(fields, raw):
-            if value is not None:
-                info = _info(value)
-                self._apply(None if field == GLOBAL else field, info)
-                return info
-        return None
+        return self.killswitch.check(key, session)
+
+    async def _read(self) -> None:
+        """Read the cluster's stops into this process's switch; concurrent admissions share one read."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.get_running_loop().create_task(self._read_once())
+        await asyncio.shield(self._reading)
+
+    async def _read_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self._flush()  # a local command not yet sent must not be undone by what Redis still says
+        raw = await self.link.run(self.link.client.hgetall(self._stops))
+        cluster = {f.decode(): _info(v) for f, v in raw.items()}
+        self._apply(None, cluster.pop(GLOBAL, None), only_remote=True)
+        for name in [n for n in self._remote if n != GLOBAL and n not in cluster]:
+            self._apply(name, None, only_remote=True)
+        for name, info in cluster.items():
+            self._apply(name, info)
+        self._fresh_until = started + READ_EVERY_S
 
     def watch(self, key: str, session: str | None = None) -> asyncio.Event:
         return self.killswitch.watch(key, session)
@@ -145,9 +167,20 @@ class RedisStop:
         for name, info in cluster.items():
             self._apply(name, info)
 
-    def _apply(self, key: str | None, info: StopInfo | None) -> None:
-        """Set this process's switch to a stop taken elsewhere (memory only: the origin recorded it)."""
+    def _apply(self, key: str | None, info: StopInfo | None, only_remote: bool = False) -> None:
+        """Set this process's switch to a stop taken elsewhere (memory only: the origin recorded it).
+
+        ``only_remote``: lift only a stop that came from the cluster, never one this process
+        took and has not sent yet (a periodic read must not undo a local command in flight).
+        """
         ks = self.killswitch
+        field = GLOBAL if key is None else key
+        if only_remote and info is None and field not in self._remote:
+            return
+        if info is None:
+            self._remote.discard(field)
+        else:
+            self._remote.add(field)
         if key is None:
             if info is None and ks._global is None:
                 return
@@ -178,9 +211,16 @@ class RedisStop:
     async def _flush(self) -> None:
         # Commands still on the bus go first: a resync must never undo a local stop not yet sent.
         self._unsent.extend(ev for ev in self._commands.drain() if isinstance(ev, StopChanged))
+        if not self._unsent:
+            return
+        async with self._sending:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         while self._unsent:
             ev = self._unsent[0]
             field = GLOBAL if ev.key is None else ev.key
+            self._remote.discard(field)
             body = ""
             if ev.stopped:
                 body = orjson.dumps({"reason": ev.reason or "", "key": ev.key, "actor": ev.actor, "since": ev.ts}).decode()
