@@ -8,7 +8,7 @@ from flaky_support import FIXTURES, fast_pytest
 
 from agentdeck.flaky.runner import FlakyOptions, FlakyReport, run_flaky
 
-DB_TEST = "test_orders_db.py::test_order_count_after_insert"
+DB_TEST = "test_orders_db.py::test_reserves_a_connection_slot"
 MEMORY_TEST = "test_memory.py::test_loads_the_whole_export_at_once"
 
 
@@ -24,7 +24,7 @@ def test_latent_tests_are_reported_with_the_experiment_that_broke_them(latent_re
         assert t.verdict == "flaky" and t.latent and t.evidence_kind == "experiment", t.evidence
     assert db.root_cause == "resource" and db.stress["experiment"] == "parallel", db.evidence
     assert memory.root_cause == "resource" and memory.stress["experiment"] == "limits", memory.evidence
-    assert any("database is locked" in e for e in db.evidence) and "4 copies" in db.recommendation
+    assert any("connection slots are in use" in e for e in db.evidence) and "4 copies" in db.recommendation
     assert any("MemoryError" in e for e in memory.evidence)
     for name in ("test_upper", "test_join", "test_sorted"):
         assert tests[f"test_fine.py::{name}"].verdict == "stable"

@@ -6,10 +6,15 @@ Measured side by side in one call (never a timed test):
 - ``fork``: the runner's same-order runs with the fork-after-collection engine;
 - ``subprocess``: the same with a fresh pytest process per run (the other engine);
 - ``diagnosis``: the whole diagnosis with the fork engine (same-order, shuffled and isolated
-  runs, the candidates alone, bisection and perturbations).
+  runs, the candidates alone, bisection and perturbations);
+- ``diagnosis_base``: the same without the timing experiments issue 18 added (the
+  stretched-time perturbation and the shrunk-time / other-timezone replays of a failing
+  seed), so their cost is measured, not guessed;
+- ``hunt``: the whole diagnosis plus hunt mode (every test under every stress).
 
-The suite has 200 quick tests, four of them with a known problem (two unseeded-random
-tests, a victim and its polluter), so the diagnosis has real work to do.
+The suite has 200 quick tests, five of them with a known problem (two unseeded-random
+tests, a victim and its polluter, and an asyncio deadline raced by a random delay), so the
+diagnosis has real work to do.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ SPECIAL = (  # (fraction of the way through the suite, test source)
     (
         0.85,
         "def test_cache_warmup():\n    import bench_state\n    bench_state.CACHE['k'] = 1\n    assert bench_state.CACHE\n",
+    ),
+    (
+        0.95,
+        "def test_quote_beats_its_deadline():\n    import asyncio, random\n"
+        "    delay = 0.1 if random.random() < 0.2 else 0.001\n"
+        "    asyncio.run(asyncio.wait_for(asyncio.sleep(delay), timeout=0.05))\n",
     ),
 )
 
@@ -105,6 +116,7 @@ def bench_flaky(
     engines: tuple[str, ...] = ("fork", "subprocess"),
     diagnose: bool = True,
     seed: int = 1,
+    hunt: bool = True,
 ) -> dict[str, Any]:
     """Time the engines and the full diagnosis against plain reruns; return seconds and ratios.
 
@@ -143,6 +155,16 @@ def bench_flaky(
             result[f"{engine}_flaky_found"] = report.count("flaky")
         if diagnose:
             with _Meter() as m:
+                base = run_flaky(
+                    FlakyOptions(
+                        project_dir=suite, runs=runs, workers=workers, diagnose=True, seed=seed, timing_follow_ups=False
+                    )
+                )
+            result["diagnosis_base_s"], result["diagnosis_base_cpu_s"] = round(m.wall, 3), round(m.cpu, 3)
+            result["diagnosis_base_found"] = {
+                t.nodeid.split("::")[-1]: t.root_cause for t in base.tests if t.verdict != "stable"
+            }
+            with _Meter() as m:
                 report = run_flaky(
                     FlakyOptions(project_dir=suite, runs=runs, workers=workers, diagnose=True, seed=seed)
                 )
@@ -151,13 +173,32 @@ def bench_flaky(
             result["diagnosis_found"] = {
                 t.nodeid.split("::")[-1]: t.root_cause for t in report.tests if t.verdict != "stable"
             }
+            result["timing_overhead"] = round(result["diagnosis_s"] / result["diagnosis_base_s"], 3)
+            result["timing_overhead_cpu"] = round(result["diagnosis_cpu_s"] / result["diagnosis_base_cpu_s"], 3)
+            if hunt:
+                with _Meter() as m:
+                    hunted = run_flaky(
+                        FlakyOptions(
+                            project_dir=suite, runs=runs, workers=workers, diagnose=True, seed=seed, hunt=True,
+                            budget_s=3600,
+                        )
+                    )
+                result["hunt_s"], result["hunt_cpu_s"] = round(m.wall, 3), round(m.cpu, 3)
+                result["hunt_rounds"] = hunted.hunt.rounds if hunted.hunt else 0
+                result["hunt_phase_s"] = round(hunted.phases.get("hunt", 0.0), 2)
+                result["hunt_vs_diagnosis"] = round(result["hunt_s"] / result["diagnosis_s"], 3)
+                result["hunt_vs_diagnosis_cpu"] = round(result["hunt_cpu_s"] / result["diagnosis_cpu_s"], 3)
+                result["hunt_latent"] = [
+                    t.nodeid.split("::")[-1] for t in hunted.tests if t.latent
+                ]
         with _Meter() as m:  # plain again, last: the load on a shared machine drifts; average both rounds
             _plain_runs(suite, runs, workers, env)
         plain.append(m)
         result["plain_s"] = round(sum(p.wall for p in plain) / len(plain), 3)
         result["plain_cpu_s"] = round(sum(p.cpu for p in plain) / len(plain), 3)
         result["plain_rounds_s"] = [round(p.wall, 2) for p in plain]
-        for name in (*engines, *(("diagnosis",) if diagnose else ())):
+        measured = [*engines, *(("diagnosis_base", "diagnosis") if diagnose else ()), *(("hunt",) if diagnose and hunt else ())]
+        for name in measured:
             result[f"{name}_ratio"] = round(result[f"{name}_s"] / result["plain_s"], 3)
             result[f"{name}_cpu_ratio"] = round(result[f"{name}_cpu_s"] / result["plain_cpu_s"], 3)
         return result
@@ -180,18 +221,34 @@ def format_flaky_report(r: dict[str, Any]) -> str:
         f"   (two rounds: {', '.join(f'{x:.1f}s' for x in r['plain_rounds_s'])})",
     ]
     for name, label, target in (
-        ("fork", "same-order, fork", 1.2),
-        ("subprocess", "same-order, subprocess", 1.2),
-        ("diagnosis", "full diagnosis (fork)", 3.0),
+        ("fork", "same-order, fork", "<= 1.2x"),
+        ("subprocess", "same-order, subprocess", "<= 1.2x"),
+        ("diagnosis_base", "diagnosis, old timing", "<= 3x"),
+        ("diagnosis", "full diagnosis (fork)", "<= 3x"),
+        ("hunt", "diagnosis + hunt mode", "<= 5x the diagnosis"),
     ):
         if f"{name}_s" in r:
             lines.append(
                 f"  {label:24}{r[f'{name}_s']:8.2f}s  {r[f'{name}_ratio']:6.2f}x  {r[f'{name}_cpu_s']:8.2f}s  "
-                f"{r[f'{name}_cpu_ratio']:6.2f}x   (target <= {target}x)"
+                f"{r[f'{name}_cpu_ratio']:6.2f}x   (target {target})"
             )
+    if "timing_overhead" in r:
+        lines.append(
+            f"    the new timing experiments: {r['timing_overhead']:.2f}x the diagnosis without them "
+            f"(cpu {r['timing_overhead_cpu']:.2f}x; target <= 1.2x)"
+        )
+    if "hunt_s" in r:
+        lines.append(
+            f"    hunt mode: {r['hunt_vs_diagnosis']:.2f}x the diagnosis (cpu {r['hunt_vs_diagnosis_cpu']:.2f}x; "
+            f"target <= 5x), {r['hunt_rounds']} rounds in {r['hunt_phase_s']:.1f}s, latent: "
+            f"{', '.join(r['hunt_latent']) or 'none'}"
+        )
     if "diagnosis_s" in r:
         phases = ", ".join(f"{k} {v:.1f}s" for k, v in r["diagnosis_phases_s"].items())
         lines.append(f"    diagnosis phases: {phases}")
         found = ", ".join(f"{k}: {v}" for k, v in r["diagnosis_found"].items())
         lines.append(f"    found: {found}")
+    if "diagnosis_base_found" in r:
+        found = ", ".join(f"{k}: {v}" for k, v in r["diagnosis_base_found"].items())
+        lines.append(f"    found without the new timing experiments: {found}")
     return "\n".join(lines)

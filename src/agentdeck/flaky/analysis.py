@@ -228,7 +228,8 @@ def _latent(v: TestVerdict, lt: Latent, root: Path) -> None:
     v.stress = {"experiment": lt.stress.name, "runs": n, "failures": f}
     v.evidence = [
         f"latent: passed all {v.runs} plain runs ({_breakdown_text(v.breakdown)}), failed {f}/{n} "
-        f"{lt.stress.label} (sweeps {lt.sweep[0]}/{lt.sweep[1]}, alone {lt.confirm[0]}/{lt.confirm[1]}; p={lt.p_value:.2g})",
+        f"{lt.stress.label} (sweeps {lt.sweep[0]}/{lt.sweep[1]}, alone {lt.confirm[0]}/{lt.confirm[1]}; "
+        f"p={lt.p_value:.2g})",
         f"cause: {lt.stress.cause}, because it fails {lt.stress.label} and never without",
     ]
     if lt.example:
@@ -288,7 +289,12 @@ def _flaky(
     if d.order is not None and d.order.confirmed:
         _state(v, d.order, nodeids, d.alone)
         return
-    if d.order is not None and d.order.reproduced is False and d.order_attempted:
+    if d.order is not None and d.order.partial and not d.order.reproduced and d.order_attempted:
+        v.evidence.append(
+            f"no polluter: after the {d.order.prefix_len} tests that ran before it in a failing run, it failed no "
+            "more often than alone"
+        )
+    elif d.order is not None and d.order.reproduced is False and d.order_attempted:
         v.evidence.append(
             f"not order-dependent: the failing order did not fail again when replayed in one process "
             f"({d.order.prefix_len} tests before it)"

@@ -223,11 +223,12 @@ class RateBisection:
 
     Each step runs each half of the candidates before the test ``RUNS`` times and keeps the
     half whose failure rate is higher than the rate alone (one-sided Fisher, p < STEP_P); the
-    last candidate is confirmed against the rate alone at the strict THRESHOLD.
+    last candidate is confirmed against the rate alone at ALPHA (one search per test, not one
+    of the perturbations: no Bonferroni share).
     """
 
     RUNS = 6
-    CONFIRM = 8
+    CONFIRM = 12
     STEP_P = 0.05
 
     def __init__(self, test: int, context: Job, alone: tuple[int, int]) -> None:
@@ -255,7 +256,8 @@ class RateBisection:
         if self.state == "bisect":
             h = len(self.candidates) // 2
             self.halves = (self.candidates[:h], self.candidates[h:])
-            return self._jobs("bisect", self.halves[0], self.RUNS, 0) + self._jobs("bisect", self.halves[1], self.RUNS, 1)
+            first, second = self.halves
+            return self._jobs("bisect", first, self.RUNS, 0) + self._jobs("bisect", second, self.RUNS, 1)
         if self.state == "confirm":
             return self._jobs("confirm", self.finding.culprit, self.CONFIRM) + [
                 Job("statediff", [*self.finding.culprit, self.finding.test], {"diff": True}, key=f"t{self.finding.test}",
@@ -295,7 +297,7 @@ class RateBisection:
             confirms = [j for j in jobs if j.experiment == "confirm"]
             f, n = self._rate(confirms)
             self.finding.confirm_flips, self.finding.confirm_runs = f, n
-            self.finding.confirmed = n > 0 and fisher_greater(f, n, *self.alone) < THRESHOLD
+            self.finding.confirmed = n > 0 and fisher_greater(f, n, *self.alone) < ALPHA
             for j in jobs:
                 if j.experiment == "statediff":
                     for rec in j.records:
@@ -352,7 +354,7 @@ PERTURBATIONS = (
         "timing",
         "with time stretched in every thread (time.sleep, asyncio.sleep, Event/Condition waits 3x + 20 ms; "
         "timeout budgets cut to a third)",
-        16,
+        12,
         perturb=(("timescale", STRETCH[0]), ("budget", STRETCH[1])),
     ),
     Perturbation(
@@ -496,13 +498,16 @@ def _seed_follow_ups(seed: Treatment, mine: list[RunRecord], fail_seed: int) -> 
     for name, recs in sorted(groups.items(), key=lambda kv: kv[0] != "seed-fast"):
         passes = sum(passed(r.outcome) for r in recs)
         if name == "seed-fast":
-            cause, label = "timing", "replaying the failing seed with time shrunk (waits at 5%) and timeout budgets lifted 10x"
+            cause = "timing"
+            label = "replaying the failing seed with time shrunk (waits at 5%) and timeout budgets lifted 10x"
         else:
             variant = name.split(":", 1)[1]
             cause, label = "environment", f"replaying the failing seed under {variant}"
         t = Treatment(name, cause, label, len(recs), len(recs) - passes, control=seed.control)
         n_fail = sum(1 for r in mine if r.experiment == "seed-fail")
-        t.detail = f"seed {fail_seed} passed {passes}/{len(recs)} replays (it failed {seed.failures}/{n_fail} as it was)"
+        t.detail = (
+            f"seed {fail_seed} passed {passes}/{len(recs)} replays (it failed {seed.failures}/{n_fail} as it was)"
+        )
         if seed.p_value < THRESHOLD and passes * 4 >= len(recs) * 3 and recs:
             t.p_value = seed.p_value
             t.lr = seed.lr * 10.0 ** (passes - (len(recs) - passes))
@@ -614,7 +619,13 @@ class EarlyStop:
             return f < n
         if job.experiment == "seed-pass" or job.experiment == "seed-fast" or job.experiment.startswith("seed-env:"):
             f, n = self.seen.get((t, "seed-fail"), [0, 0])
-            return f < n or n == 0
+            if f < n or n == 0:
+                return True
+            if job.experiment.startswith("seed-env:"):
+                # Shrunk time already let the seed pass: timing explains it; other timezones cannot add to that.
+                ff, fn = self.seen.get((t, "seed-fast"), [0, 0])
+                return fn > 0 and (fn - ff) * 4 >= fn * 3
+            return False
         f, n = self.seen.get((t, job.experiment), [0, 0])
         if n < 4:
             return False

@@ -39,7 +39,9 @@ class Stress:
 def stresses(env_variants: list[str]) -> list[Stress]:
     out = [
         Stress("parallel", "resource", "with 4 copies running each test at the same moment", {"sync": True}, copies=4),
-        Stress("contention", "timing", "under CPU contention (sharing its core with a busy process)", {"contention": True}),
+        Stress(
+            "contention", "timing", "under CPU contention (sharing its core with a busy process)", {"contention": True}
+        ),
         Stress("limits", "resource", "with the file-descriptor and memory limits lowered", {"limits": True}),
         Stress("slownet", "dependency", "over a slow network (every socket call waits 30 ms)", {"slownet": 0.03}),
     ]
@@ -146,7 +148,9 @@ def run_hunt(
         stress = next(s for s in kinds if s.name == name)
         best = candidates.get(i)
         if best is None or len(fails) / len(recs) > best.sweep[0] / max(1, best.sweep[1]):
-            candidates[i] = Latent(i, stress, (len(fails), len(recs)), plain=(0, plain_runs[i]), example=_example(fails))
+            candidates[i] = Latent(
+                i, stress, (len(fails), len(recs)), plain=(0, plain_runs[i]), example=_example(fails)
+            )
     if candidates:
         confirm: list[Job] = []
         for lt in candidates.values():

@@ -183,7 +183,11 @@ class _Sandbox:
 
     def _file_refusal(self, kind: str, shown: str, write: bool) -> PermissionError:
         """Say exactly what was refused and why: which access, and where it would have been allowed."""
-        allowed = "the project and the sandbox's temp dir" if write else "the project, the interpreter and the sandbox's temp dir"
+        allowed = (
+            "the project and the sandbox's temp dir"
+            if write
+            else "the project, the interpreter and the sandbox's temp dir"
+        )
         why = f"{'writes' if write else 'reads'} are allowed only in {allowed}"
         return PermissionError(errno.EACCES, f"{SANDBOX_MARK}: {kind} {shown} refused ({why})")
 
@@ -254,11 +258,15 @@ class _Sandbox:
             host = args[0] if args else None
             if host is not None and not _is_ip(host):
                 shown = os.fsdecode(host) if isinstance(host, bytes) else str(host)
-                self._block(f"resolve {shown}", socket.gaierror(socket.EAI_NONAME, f"{SANDBOX_MARK}: resolve {shown} refused (no DNS in the sandbox)"))
+                self._block(f"resolve {shown}", _dns_refusal(shown))
         elif event in ("socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr"):
             host = args[0] if args else ""
             if not _is_ip(host):
-                self._block(f"resolve {host}", socket.gaierror(socket.EAI_NONAME, f"{SANDBOX_MARK}: resolve {host} refused (no DNS in the sandbox)"))
+                self._block(f"resolve {host}", _dns_refusal(str(host)))
+
+
+def _dns_refusal(host: str) -> socket.gaierror:
+    return socket.gaierror(socket.EAI_NONAME, f"{SANDBOX_MARK}: resolve {host} refused (no DNS in the sandbox)")
 
 
 def _is_ip(host: Any) -> bool:

@@ -77,7 +77,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise pytest.UsageError(f"--agentdeck-quarantine: cannot read {path}: {e.strerror}") from None
-    ids = {ln.strip()[len(QUARANTINE_PREFIX) :] if ln.strip().startswith(QUARANTINE_PREFIX) else ln.strip() for ln in lines}
+    ids = {ln.strip().removeprefix(QUARANTINE_PREFIX) for ln in lines if ln.strip()}
     mark = pytest.mark.xfail(strict=False, reason="quarantined as flaky by agentdeck flaky")
     for item in items:
         if item.nodeid in ids:

@@ -126,13 +126,22 @@ def _detail(t: TestVerdict) -> list[str]:
         f"95% CI {pct(t.ci95[0])}-{pct(t.ci95[1])}); same order {t.same_order[0]}/{t.same_order[1]}",
     ]
     if t.root_cause:
-        out.append(f"- **Root cause**: {t.root_cause}")
+        out.append(f"- **Root cause**: {t.root_cause}{_how_sure(t)}")
     out.append("- **Evidence**:")
     out += [f"  - {e}" for e in t.evidence]
     if t.recommendation:
         out.append(f"- **Recommendation**: {t.recommendation}")
     out.append("")
     return out
+
+
+def _how_sure(t: TestVerdict) -> str:
+    """' (92% confident, by experiment)', ' (40%, from the failure signature, unconfirmed)', or ''."""
+    if t.confidence is None or t.root_cause in (None, "unknown"):
+        return ""
+    if t.evidence_kind == "signature":
+        return f" ({100 * t.confidence:.0f}%, from the failure signature, unconfirmed)"
+    return f" ({100 * t.confidence:.0f}% confident, by experiment)" + (", latent: fails only under stress" if t.latent else "")
 
 
 def verdict_style(verdict: str) -> str:
@@ -161,7 +170,7 @@ def summary_table(report: FlakyReport, show_stable: bool = False) -> Table:
             pct(t.failure_rate),
             f"{t.failures}/{t.runs}",
             f"{pct(t.ci95[0])}-{pct(t.ci95[1])}" if t.failures else "",
-            t.root_cause or "",
+            (t.root_cause or "") + ("?" if t.evidence_kind == "signature" else "") + (" (latent)" if t.latent else ""),
             t.nodeid,
         )
     return table
@@ -176,7 +185,9 @@ def details(report: FlakyReport) -> list[Text]:
     ):
         block = Text()
         block.append(f"{t.nodeid}", style="bold")
-        block.append(f"  {t.verdict}" + (f", {t.root_cause}" if t.root_cause else ""), style=verdict_style(t.verdict))
+        block.append(
+            f"  {t.verdict}" + (f", {t.root_cause}{_how_sure(t)}" if t.root_cause else ""), style=verdict_style(t.verdict)
+        )
         for e in t.evidence[:3]:
             block.append(f"\n  · {e}")
         block.append("\n  fix: ", style="bold")
