@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tui_scripted import T0, ReplayEngine, make_request, scripted_events
+from tui_scripted import T0, ReplayEngine, make_request, scripted_events, status_doc
 
 from agentdeck.tui.app import ConsoleApp
 from agentdeck.tui.theme import resolve_theme
@@ -22,12 +22,10 @@ PROJECT_DIR = Path("/srv/example-project")  # shown on the Flaky pane; never rea
 
 def scripted_app(theme: str | None = None) -> ConsoleApp:
     eng = ReplayEngine(scripted_events(120))
-    eng.status_doc = {
-        "stopped": False, "stop_reason": None,
-        "keys": {"claude-code": {"day_usd": 4.21, "budget_usd": None}, "codex": {"day_usd": 1.73, "budget_usd": None},
-                 "batch-pipeline": {"day_usd": 2.95, "budget_usd": 150.0}, "aider": {"day_usd": 0.64, "budget_usd": None}},
-        "spend": {"hour_usd": 47.6, "day_usd": 50.6}, "budget": {"hourly_usd": 50.0, "daily_usd": 1000.0},
-    }
+    eng.status_doc = status_doc(
+        keys={"claude-code": {"day_usd": 4.21, "budget_usd": None}, "codex": {"day_usd": 1.73, "budget_usd": None},
+              "batch-pipeline": {"day_usd": 2.95, "budget_usd": 150.0}, "aider": {"day_usd": 0.64, "budget_usd": None}},
+        hour_usd=47.6, day_usd=50.6, hourly_usd=50.0, daily_usd=1000.0)
     app = ConsoleApp(eng, theme=resolve_theme(theme) if theme else None, db_path=DB_DIR / "agentdeck.db",
                      project_dir=PROJECT_DIR)
     app.clock = lambda: T0 + 121

@@ -11,8 +11,21 @@ from collections import deque
 from typing import Any, Iterable
 
 from agentdeck.bus import Alert, Event, LimitChanged, RequestCompleted, StatsTick
+from agentdeck.gateway.admin import GatewayStatus
 
 T0 = 1_767_261_600.0  # 2026-01-01 10:00:00 UTC, fixed so snapshots never change
+
+
+def status_doc(*, stopped: bool = False, stop_reason: str | None = None, keys: dict[str, dict[str, Any]] | None = None,
+               hour_usd: float = 0.0, day_usd: float = 0.0, hourly_usd: float = 10.0, daily_usd: float = 50.0) -> GatewayStatus:
+    """A status document of the gateway's own type, so a change to its shape breaks these tests too."""
+    return GatewayStatus.model_validate({
+        "stopped": stopped, "stop_reason": stop_reason, "stopped_keys": {}, "stop": {"since": None, "actor": None},
+        "spend": {"hour_usd": hour_usd, "day_usd": day_usd, "reserved_usd": 0.0, "open_reservations": 0},
+        "budget": {"hourly_usd": hourly_usd, "daily_usd": daily_usd},
+        "keys": {k: {"reserved_usd": 0.0, **v} for k, v in (keys or {}).items()},
+        "providers": {}, "savings": {"usd": 0.0}, "routing": {}, "in_flight": 0, "uptime_s": 0.0,
+        "bus": {"published": 0, "dropped": 0}})
 
 
 class ReplayEngine:
@@ -26,7 +39,7 @@ class ReplayEngine:
         self.q: deque[Event] = deque(events)
         self.commands: list[tuple[str, Any]] = []
         self.stopped = False
-        self.status_doc: dict[str, Any] = {"stopped": False, "stop_reason": None, "keys": {}, "spend": {}, "budget": {}}
+        self.status_doc: GatewayStatus = status_doc()
         self.rows: list[dict[str, Any]] = []
         self.hist: dict[str, Any] = {"stops": [], "alerts": []}
         self.dropped = 0
@@ -54,7 +67,7 @@ class ReplayEngine:
     async def run(self) -> None:
         return None
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> GatewayStatus:
         return self.status_doc
 
     async def recent_requests(self, limit: int) -> list[dict[str, Any]]:

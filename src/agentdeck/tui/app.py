@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input, TabbedContent, TabPane, TextArea
 
 from agentdeck.bus import Alert, StatsTick, StopChanged
 from agentdeck.config import TuiConfig
+from agentdeck.gateway.admin import GatewayStatus
 from agentdeck.tui import commands
 from agentdeck.tui.engine import ConsoleEngine, EngineError
 from agentdeck.tui.model import TopState, request_from_row
@@ -211,16 +212,13 @@ class ConsoleApp(App[None]):
         budget.set_status(st)
         self._apply_status(st)
 
-    def _apply_status(self, st: dict[str, Any]) -> None:
+    def _apply_status(self, st: GatewayStatus) -> None:
         top = self.top
-        top.stopped = bool(st.get("stopped"))
+        top.stopped = st.stopped
         if top.stopped:
-            top.stop_reason = st.get("stop_reason")
-        spend, budget = st.get("spend") or {}, st.get("budget") or {}
-        top.hour_usd = float(spend.get("hour_usd", top.hour_usd))
-        top.day_usd = float(spend.get("day_usd", top.day_usd))
-        top.hourly_budget = float(budget.get("hourly_usd", top.hourly_budget))
-        top.daily_budget = float(budget.get("daily_usd", top.daily_budget))
+            top.stop_reason = st.stop_reason
+        top.hour_usd, top.day_usd = st.spend.hour_usd, st.spend.day_usd
+        top.hourly_budget, top.daily_budget = st.budget.hourly_usd, st.budget.daily_usd
 
     @work(exclusive=True, group="status")
     async def _poll_status(self) -> None:

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
+from pydantic import ValidationError
 
 from agentdeck.bus import Event, Policy, event_from_dict
+from agentdeck.gateway.admin import GatewayStatus
 from agentdeck.wire.sse import SSEDecoder
 
 if TYPE_CHECKING:
@@ -71,7 +73,7 @@ class ConsoleEngine(Protocol):
     async def run(self) -> None:
         """Long-running part (reading the event stream); returns when closed."""
 
-    async def status(self) -> dict[str, Any]: ...
+    async def status(self) -> GatewayStatus: ...
 
     async def recent_requests(self, limit: int) -> list[dict[str, Any]]: ...
 
@@ -150,13 +152,13 @@ class InProcessEngine:
         except Exception as e:  # a command that failed is reported, never a crash of the console
             raise EngineError(f"the gateway did not answer: {e!r}") from e
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> GatewayStatus:
         from agentdeck.gateway import admin
 
         gw = self._gt.gateway
 
-        async def read() -> dict[str, Any]:
-            return admin.status(gw)
+        async def read() -> GatewayStatus:
+            return admin.gateway_status(admin.ports_of(gw))
 
         return await self._on_gateway(read())
 
@@ -336,8 +338,11 @@ class RemoteEngine:
             raise EngineError(f"the gateway answered {r.status_code}: {r.text[:200]}")
         return r.json()
 
-    async def status(self) -> dict[str, Any]:
-        return await self._call("GET", "/admin/status")
+    async def status(self) -> GatewayStatus:
+        try:
+            return GatewayStatus.model_validate(await self._call("GET", "/admin/status"))
+        except ValidationError as e:  # a gateway of another version: say so, never a traceback
+            raise EngineError(f"the gateway's status document does not match this console: {e.errors()[0]['loc']}") from None
 
     async def recent_requests(self, limit: int) -> list[dict[str, Any]]:
         return (await self._call("GET", f"/admin/requests?limit={int(limit)}")).get("requests", [])

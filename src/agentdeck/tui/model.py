@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentdeck.bus import Alert, BudgetDowngrade, Event, RequestCompleted, StatsTick, StopChanged
+from agentdeck.gateway.admin import GatewayStatus, KeySpendView
 
 TIERS = ("fast", "balanced", "smart")
 
@@ -270,7 +271,7 @@ class BudgetModel:
         self.tick: StatsTick | None = None
         self.feed: deque[FeedItem] = deque(maxlen=feed_len)
         self.alerts: deque[Alert] = deque(maxlen=feed_len)
-        self.keys: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, KeySpendView] = {}
         self.stop_reason: str | None = None
         self.stop_since: float | None = None
         self.stop_actor: str | None = None
@@ -326,13 +327,10 @@ class BudgetModel:
         self.feed.extend(merged[-(self.feed.maxlen or 200):])
         self.version += 1
 
-    def seed_status(self, st: dict[str, Any]) -> None:
-        self.keys = dict(st.get("keys") or {})
-        if st.get("stopped"):
-            self.stop_reason = st.get("stop_reason")
-        else:
-            self.stop_reason = None
-        self.stopped_keys = dict(st.get("stopped_keys") or {})
+    def seed_status(self, st: GatewayStatus) -> None:
+        self.keys = dict(st.keys)
+        self.stop_reason = st.stop_reason if st.stopped else None
+        self.stopped_keys = dict(st.stopped_keys)
         self.version += 1
 
     def rate_per_hour(self) -> float | None:

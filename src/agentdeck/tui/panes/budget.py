@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Label, Static
 
 from agentdeck.bus import Alert, BudgetDowngrade, Event, StatsTick, StopChanged
+from agentdeck.gateway.admin import GatewayStatus
 from agentdeck.tui.keys import NavTable
 from agentdeck.tui.model import BudgetModel, fmt_clock, fmt_duration, fmt_usd
 from agentdeck.tui.panes.base import LivePane
@@ -191,7 +192,7 @@ class BudgetPane(Vertical, LivePane):
             else:
                 self.model.on_event(ev)
 
-    def set_status(self, st: dict[str, Any]) -> None:
+    def set_status(self, st: GatewayStatus) -> None:
         """Spend per key from the ledger (``ConsoleEngine.status()``)."""
         self.model.seed_status(st)
 
@@ -222,7 +223,7 @@ class BudgetPane(Vertical, LivePane):
         self._show_spenders()
 
     def _show_spenders(self) -> None:
-        rows = sorted(((k, float(v.get("day_usd") or 0.0)) for k, v in self.model.keys.items()),
+        rows = sorted(((k, v.day_usd) for k, v in self.model.keys.items()),
                       key=lambda kv: -kv[1])[:20]
         if rows == self._keys_shown:
             return
@@ -231,5 +232,5 @@ class BudgetPane(Vertical, LivePane):
         t.clear()
         total = sum(v for _, v in rows) or 1.0
         for k, v in rows:
-            budget = self.model.keys[k].get("budget_usd")
+            budget = self.model.keys[k].budget_usd
             t.add_row(k, fmt_usd(v), fmt_usd(float(budget)) if budget else "-", f"{v / total:.0%}", key=k)
