@@ -24,6 +24,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentdeck.bus import Bus, Policy
+from agentdeck.gateway.admission import caller_secret
 from agentdeck.gateway.http import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes, send_json, start_stream
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from agentdeck.store import Store
     from agentdeck.wire import WireProtocol
 
-ALIASES = ("auto", "fast", "balanced", "smart")
 ACTORS = ("api", "cli", "console", "auto")
 MAX_ADMIN_BODY = 64 * 1024
 SSE_GATHER_S = 0.05
@@ -65,6 +65,7 @@ class AdminPorts:
     authenticate: "Callable[[str], Identity | None]"
     new_request_id: Callable[[], str]
     in_flight: Callable[[], int]
+    model_rows: Callable[[], list[tuple[str, str]]]
 
 
 def ports_of(gw: "Gateway") -> AdminPorts:
@@ -73,7 +74,7 @@ def ports_of(gw: "Gateway") -> AdminPorts:
         cfg=gw.cfg, admin_token=gw.admin_token.encode("utf-8"), killswitch=gw.killswitch, ledger=gw.ledger,
         sessions=gw.sessions, store=gw.store, bus=gw.bus, metrics=gw.metrics, savings=gw.savings, wires=gw.wires,
         started_at=gw.started_at, provider_status=gw.provider_status, authenticate=gw.authenticate,
-        new_request_id=gw.new_request_id, in_flight=lambda: gw.in_flight,
+        new_request_id=gw.new_request_id, in_flight=lambda: gw.in_flight, model_rows=gw.router.model_rows,
     )
 
 
@@ -324,18 +325,16 @@ async def _metrics(p: AdminPorts, scope: Scope, receive: Receive, send: Send) ->
 
 
 async def _models(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
-    headers = {k: v.decode("latin-1") for k, v in scope["headers"] if k in (b"authorization", b"x-api-key", b"anthropic-version")}
-    anthropic_style = b"anthropic-version" in headers
-    auth = headers.get(b"authorization", "")
-    secret = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get(b"x-api-key", "")
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+               if k in (b"authorization", b"x-api-key", b"anthropic-version")}
+    anthropic_style = "anthropic-version" in headers
+    secret = caller_secret(headers)
     tags = {"x-agentdeck-request-id": p.new_request_id(), "x-agentdeck-model": "-", "x-agentdeck-tier": "none"}
     if p.authenticate(secret) is None:
         wire = p.wires["anthropic" if anthropic_style else "openai"]
         await send_bytes(send, 401, wire.error_body(401, "agentdeck: missing or unknown gateway key", "invalid_api_key"), tags)
         return
-    rows: list[tuple[str, str]] = [(a, "agentdeck") for a in ALIASES]
-    for name, prov in p.cfg.providers.items():
-        rows.extend((m, name) for m in prov.models)
+    rows = p.model_rows()  # aliases, exact model names, tier models: a glob is a pattern, not a model id
     if anthropic_style:
         data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m, _ in rows]
         await send_json(send, 200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]},
