@@ -468,7 +468,7 @@ def test_metrics_prometheus_text(http: httpx.Client) -> None:
     assert has("token"), text
     assert has("cost"), text
     assert has("latency", "_bucket") or has("duration", "_bucket"), text
-    assert has("slots") and has("rps"), text
+    assert has("limit_slots") and has("limit_requests_per_second"), text  # the AIMD limits, units in the names
     assert has("in_flight"), text
     assert has("rate_limited") or has("429"), text
     assert has("kill") or has("stop"), text
