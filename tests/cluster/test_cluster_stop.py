@@ -92,3 +92,42 @@ async def test_a_stop_on_one_process_refuses_on_all_and_a_resume_on_another_free
     assert _stop_rows(tmp_path / "gw0") == [(1, "cli")]
     assert _stop_rows(tmp_path / "gw2") == [(0, "cli")]
     assert _stop_rows(tmp_path / "gw1") == [] and _stop_rows(tmp_path / "gw3") == []
+
+
+async def test_a_stop_on_one_process_ends_a_stream_open_on_another(tmp_path: Path, redis_server: RedisServer,
+                                                                   mock: Any) -> None:
+    mock.update(token_ms=50.0)
+    procs, urls = [], []
+    try:
+        for i in range(2):
+            cfg = write_cluster_serve_config(tmp_path / f"gw{i}.toml", tmp_path / f"gw{i}", mock.url, redis_server.url)
+            p, url = serve_process(cfg)
+            procs.append(p)
+            urls.append(url)
+        a = openai.AsyncOpenAI(base_url=urls[0] + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=30)
+        b = openai.AsyncOpenAI(base_url=urls[1] + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=30)
+        assert await _call(a) == "ok"  # A has joined the cluster
+        stream = await b.chat.completions.create(model="house-mini", max_tokens=400, stream=True,
+                                                 messages=[{"role": "user", "content": "hi [mock:tokens=200]"}])
+        chunks = 0
+        t0 = time.perf_counter()
+        ended = ""
+        async with httpx.AsyncClient(timeout=10) as h:
+            try:
+                async for _ in stream:
+                    chunks += 1
+                    if chunks == 5:
+                        r = await h.post(urls[0] + "/admin/stop", json={"reason": "mid-stream"},
+                                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+                        assert r.status_code == 200
+            except openai.APIError as e:  # the gateway ends the stream with the stop's error event
+                ended = str(e)
+        assert "emergency stop is active" in ended and "mid-stream" in ended
+        took = time.perf_counter() - t0
+        await a.close()
+        await b.close()
+    finally:
+        errs = [stop_serve(p) for p in procs]
+    assert "Traceback" not in "".join(errs)
+    assert chunks < 40  # 200 tokens at 50 ms would take ~10 s; the stop on A ended B's stream
+    print(f"\nB's stream ended after {chunks} chunks, {took:.2f} s, by a stop on A")
