@@ -118,3 +118,21 @@ async def test_local_fallback_uses_this_process_ledger_while_down(tmp_path: Path
     assert spend.ledger.open_reservations == 0
     await spend.close()
     await spend.link.close()
+
+
+async def test_key_names_with_any_character_and_sessions_free_their_holds(tmp_path: Path, redis_server: RedisServer) -> None:
+    spend, _ = _spend(tmp_path, redis_server.url)
+    spend.ledger.set_key_budget("run-1", 0.01)
+    hold = await spend.reserve("team|a", 0.008, session="run-1")
+    with pytest.raises(BudgetExceeded) as refused:
+        await spend.reserve("team|a", 0.004, session="run-1")
+    assert refused.value.budget == "session:run-1"
+    await spend.settle(hold, 0.002)
+    again = await spend.reserve("team|a", 0.008, session="run-1")  # 0.002 spent + 0.008 held fits 0.01
+    await spend.release(again)
+    totals = await spend.totals()
+    assert totals["open_reservations"] == 0 and totals["reserved_usd"] == 0
+    held = await spend.link.client.hgetall(spend.link.key("spend", "held"))
+    assert held == {}
+    await spend.close()
+    await spend.link.close()

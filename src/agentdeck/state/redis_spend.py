@@ -75,8 +75,10 @@ local function close(leases, res, held, id)
   redis.call('ZREM', leases, id)
   if not info then return false end
   redis.call('HDEL', res, id)
-  local amount, kscope, sscope = string.match(info, '^([^|]*)|([^|]*)|(.*)$')
-  amount = tonumber(amount)
+  -- amount|len(kscope)|kscope..sscope: a key name may hold any character, so no separator between scopes
+  local amount, klen, rest = string.match(info, '^([^|]*)|(%d+)|(.*)$')
+  amount, klen = tonumber(amount), tonumber(klen)
+  local kscope, sscope = string.sub(rest, 1, klen), string.sub(rest, klen + 1)
   unhold(held, 'g', amount)
   unhold(held, kscope, amount)
   unhold(held, sscope, amount)
@@ -123,7 +125,7 @@ if sscope ~= '' and slimit > 0 then
   end
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. kscope .. '|' .. sscope)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. #kscope .. '|' .. kscope .. sscope)
 redis.call('HINCRBYFLOAT', KEYS[3], 'g', amount)
 redis.call('HINCRBYFLOAT', KEYS[3], kscope, amount)
 if sscope ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], sscope, amount) end
