@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +15,7 @@ import httpx
 from deck_support import ADMIN_TOKEN, GATEWAY_KEY
 
 PROVIDER_KEY_GOOGLE = "AIza-provider-SECRET-eeeeeeeeeeee"
-GEMINI_MODELS = ["gemini-2.5-flash", "gemini-2.5-pro"]
+GEMINI_MODELS = ["gemini-*"]
 
 
 def gemini_provider(url: str, **extra: Any) -> dict[str, Any]:
@@ -282,3 +286,33 @@ PROTOCOL_OF = {"anthropic": "anthropic", "openai": "openai", "gemini": "gemini",
 PROVIDERS = ("anthropic", "openai", "gemini")
 MODEL_OF = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash"}
 PROVIDER_OF = {"anthropic": "anthropic", "openai": "openai", "gemini": "google"}
+
+
+# -- the real agent clients (installed by .ci/install-clients) ------------------------------------
+def client_bin(name: str) -> Path | None:
+    """The pinned client's executable, None when it is not installed (then the test skips, except in CI)."""
+    base = Path(os.environ.get("AGENTDECK_CLIENTS_DIR") or Path.home() / ".cache" / "agentdeck-clients")
+    exe = base / "node_modules" / ".bin" / name
+    return exe if exe.exists() else None
+
+
+def run_client(gw: Any, root: Path, client: str, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    """`agentdeck run --url GW -- CLIENT ARGS` with a fresh HOME and none of the developer's client setup."""
+    import pytest
+
+    exe = client_bin(client)
+    if exe is None:
+        if os.environ.get("AGENTDECK_REQUIRE_CLIENTS") == "1":
+            pytest.fail(f"{client} is not installed (bash .ci/install-clients)")
+        pytest.skip(f"{client} is not installed (bash .ci/install-clients)")
+    cfg = root / "run.toml"
+    cfg.write_text(f'[gateway]\nadmin_token = "{ADMIN_TOKEN}"\n\n[[keys]]\nname = "dev"\nkey = "{GATEWAY_KEY}"\n')
+    home, work = root / "home", root / "work"
+    home.mkdir(exist_ok=True)
+    work.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI", "GOOGLE_", "CLAUDE", "CODEX_", "AGENTDECK_"))}
+    env.update(HOME=str(home), NO_COLOR="1", PATH=f"{exe.parent}:{env.get('PATH', '')}")
+    return subprocess.run([sys.executable, "-m", "agentdeck", "run", "--url", gw.url, "--config", str(cfg), "--",
+                           client, *args], env=env, cwd=work, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)

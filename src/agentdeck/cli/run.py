@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 # Codex subcommands after which the provider overrides go (`codex exec -c ... "prompt"`).
@@ -106,6 +107,12 @@ def session_env(base: dict[str, str], url: str, session: str, secret: str, cmd: 
         env.pop("ANTHROPIC_API_KEY", None)
         env["ANTHROPIC_AUTH_TOKEN"] = secret
         env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    elif command_name(cmd) == "gemini":
+        # Gemini CLI takes GOOGLE_GEMINI_BASE_URL as its "gateway" auth type, which a headless run refuses
+        # ("Invalid auth method selected"); the API-key type comes from a system-defaults file shipped with
+        # agentdeck (the lowest layer: the user's own settings still win; no settings file is written).
+        env.setdefault("GEMINI_CLI_SYSTEM_DEFAULTS_PATH", str(Path(__file__).with_name("gemini_system_defaults.json")))
+        env.setdefault("GEMINI_CLI_TRUST_WORKSPACE", "true")  # a headless run cannot answer the trust prompt
     return env
 
 
