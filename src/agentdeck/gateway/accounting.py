@@ -52,7 +52,7 @@ class AccountingStage:
         price = self._prices.get(model, provider)
         if not price.known:
             self._warn_unpriced(model)
-        return self._prices.cost(model, usage, provider)
+        return price.cost(usage)
 
     def add_unary(self, call: Call, usage: Usage | None, body_bytes: int) -> None:
         """A whole answer's usage; an answer without usage is estimated (and marked so)."""
@@ -97,7 +97,7 @@ class AccountingStage:
         log = self._log_bodies
         ev = RequestCompleted(
             id=call.rid, key=call.ident.key, session=call.ident.session, protocol=call.wire.name,
-            endpoint=call.endpoint.value, model_requested=call.parsed.model, model=call.route.model,
+            endpoint=call.endpoint, model_requested=call.parsed.model, model=call.route.model,
             provider=call.provider, tier=call.route.tier, rule=call.route.rule, status=call.status or 500,
             stream=call.parsed.stream, input_tokens=call.usage.input_tokens, output_tokens=call.usage.output_tokens,
             cache_read_tokens=call.usage.cache_read_tokens, cache_write_tokens=call.usage.cache_write_tokens,
@@ -123,7 +123,7 @@ class AccountingStage:
         if seen.ident is None:
             return
         ev = RequestCompleted(
-            id=rid, key=seen.ident.key, session=seen.ident.session, protocol=wire.name, endpoint=endpoint.value,
+            id=rid, key=seen.ident.key, session=seen.ident.session, protocol=wire.name, endpoint=endpoint,
             model_requested=seen.model_requested or "-", model=seen.headers["x-agentdeck-model"], provider="",
             tier=seen.route_tier, rule=None, status=status, stream=seen.stream, error=error[:200],
             attempts=0, latency_ms=(time.perf_counter() - t0) * 1000.0)

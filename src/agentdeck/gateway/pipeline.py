@@ -28,13 +28,23 @@ from agentdeck.limits import Throttled
 from agentdeck.limits.headers import retry_hint_headers
 from agentdeck.routing import error_problem, quality_problem
 from agentdeck.state import StopState
-from agentdeck.wire import PROTOCOLS, PROVIDER_WIRES, Endpoint, StreamMeter, WireProtocol, gemini
+from agentdeck.wire import BILLABLE, PROTOCOLS, PROVIDER_WIRES, Endpoint, StreamMeter, WireProtocol, gemini
 from agentdeck.wire.translate import Translator, translator
 from agentdeck.wire.estimate import estimate_input_tokens
 from agentdeck.wire.sse import SSEDecoder, SSEEvent
 
 _PASS_RESPONSE_HEADERS = frozenset({"retry-after", "retry-after-ms", "x-should-retry", "request-id", "x-request-id"})
 _PASS_RESPONSE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+_PASSED: dict[str, str] = {}
+"""Provider header name as sent -> its lower-case name when it is passed on, "" when not (a few dozen names)."""
+
+
+def _passed_name(name: str) -> str:
+    low = name.lower()
+    keep = low if low in _PASS_RESPONSE_HEADERS or low.startswith(_PASS_RESPONSE_PREFIXES) else ""
+    if len(_PASSED) < 1024:
+        _PASSED[name] = keep
+    return keep
 
 
 class Pipeline:
@@ -77,7 +87,7 @@ class Pipeline:
         except ClientGone:
             return
         try:
-            if not endpoint.billable:
+            if endpoint not in BILLABLE:
                 await self._unary(call, send)
             elif call.parsed.stream:
                 while not await self._stream_once(call, receive, send):
@@ -140,7 +150,7 @@ class Pipeline:
         route = routed.route
         call = Call(wire, endpoint, rid, t0, headers, forward, query, ident, parsed, route,
                     routed.provider, adm.caps.max_tokens(route.model, parsed), context_tokens)
-        if endpoint.billable:
+        if endpoint in BILLABLE:
             await self.reservation.reserve(call)
         return call
 
@@ -154,9 +164,12 @@ class Pipeline:
     def _response_headers(self, call: Call, resp: aiohttp.ClientResponse, tr: Translator | None = None) -> dict[str, str]:
         """Ours, plus the provider's retry, request-id and rate-limit headers as it sent them."""
         h = call.out_headers
+        passed = _PASSED
         for name, value in resp.headers.items():
-            low = name.lower()
-            if low in _PASS_RESPONSE_HEADERS or low.startswith(_PASS_RESPONSE_PREFIXES):
+            low = passed.get(name)
+            if low is None:
+                low = _passed_name(name)
+            if low:
                 h[low] = value
         if tr is not None:
             h["x-agentdeck-translated"] = tr.header
@@ -196,7 +209,7 @@ class Pipeline:
         if status >= 400:
             return error_problem(status, raw)
         try:
-            return quality_problem(call.wire.name, call.endpoint.value, call.parsed.body, orjson.loads(raw))
+            return quality_problem(call.wire.name, call.endpoint, call.parsed.body, orjson.loads(raw))
         except orjson.JSONDecodeError:
             return "invalid-response"
 
@@ -208,7 +221,7 @@ class Pipeline:
         """The provider's path: the client's endpoint, or for Gemini one naming the routed model."""
         if call.wire.name == "gemini":
             return gemini.upstream_path(call.route.model, call.parsed.stream)
-        return call.endpoint.value
+        return call.endpoint  # a StrEnum: the member is its path
 
     async def _unary_with_escalation(self, call: Call, send: Send) -> None:
         """A non-streamed call; a routed answer that fails its quality check is re-asked one tier up."""
@@ -238,7 +251,7 @@ class Pipeline:
             if tr is not None and status >= 400:
                 call.error = f"upstream {status}"
                 return status, headers, await self._translated_error(call, tr, up.resp, raw, headers), b"application/json"
-        if status == 200 and call.endpoint.billable:
+        if status == 200 and call.endpoint in BILLABLE:
             wire = call.wire if tr is None else PROVIDER_WIRES[tr.provider.name]
             try:
                 usage = wire.usage_from_json(orjson.loads(raw))

@@ -48,7 +48,7 @@ class RoutingStage:
         self._escalate = escalate
 
     def resolve(self, parsed: ParsedRequest, wire: WireProtocol, context_tokens: int) -> Routed:
-        text = extract_text(wire.name, parsed.endpoint.value, parsed.body)[0] if parsed.model == "auto" else ""
+        text = extract_text(wire.name, parsed.endpoint, parsed.body)[0] if parsed.model == "auto" else ""
         try:
             route = self._router.resolve(parsed.model, wire.name, text, context_tokens, self._share())
         except UnknownModel as e:

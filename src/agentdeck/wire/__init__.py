@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from agentdeck.wire import anthropic, gemini, openai_chat, openai_responses
 from agentdeck.wire.base import BadRequest, ParsedRequest, StreamFailure, StreamMeter, WireProtocol
-from agentdeck.wire.endpoints import BY_PATH, Endpoint
+from agentdeck.wire.endpoints import BILLABLE, BY_PATH, Endpoint
 
 PROTOCOLS: dict[Endpoint, WireProtocol] = {
     Endpoint.CHAT: openai_chat.PROTOCOL,
@@ -22,5 +22,5 @@ PROTOCOLS: dict[Endpoint, WireProtocol] = {
 PROVIDER_WIRES: dict[str, WireProtocol] = {"openai": openai_chat.PROTOCOL, "anthropic": anthropic.PROTOCOL,
                                            "gemini": gemini.PROTOCOL}
 
-__all__ = ["BY_PATH", "BadRequest", "Endpoint", "PROTOCOLS", "PROVIDER_WIRES", "ParsedRequest", "StreamFailure",
+__all__ = ["BILLABLE", "BY_PATH", "BadRequest", "Endpoint", "PROTOCOLS", "PROVIDER_WIRES", "ParsedRequest", "StreamFailure",
            "StreamMeter", "WireProtocol"]

@@ -43,3 +43,5 @@ _PROTOCOL: dict[Endpoint, str] = {
 
 BY_PATH: dict[str, Endpoint] = {e.value: e for e in Endpoint if "{" not in e.value}
 """The endpoints served under one fixed path; Gemini's carry the model in theirs."""
+BILLABLE: frozenset[Endpoint] = frozenset(e for e in Endpoint if e.billable)
+"""The endpoints that are priced and reserved (a set lookup on the request path, not a property)."""

@@ -31,7 +31,8 @@ _HEAD_CHARS = 64 * 1024  # base64 characters decoded to find an image's size (it
 
 def estimate_input_tokens(raw: bytes, body: Any) -> int:
     """Tokens of the prompt: text at 4 bytes a token, inline media at what the provider bills."""
-    if not any(m in raw for m in _MARKERS):
+    if not (b";base64," in raw or b'"base64"' in raw or b'"input_audio"' in raw or b'"inlineData"' in raw
+            or b'"inline_data"' in raw):  # the _MARKERS, spelled out: a generator costs more than the scans
         return (len(raw) + BYTES_PER_TOKEN - 1) // BYTES_PER_TOKEN
     media_chars = 0
     media_tokens = 0
