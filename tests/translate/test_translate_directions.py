@@ -117,3 +117,37 @@ def test_provider_errors_in_the_callers_format(gw: Any, caller: str, provider: s
         assert e429.value.response.headers["x-agentdeck-translated"] == f"{PROTOCOL_OF[caller]}->{provider}"
     rows = wait_rows(gw, 2)
     assert sorted(r["status"] for r in rows) == [400, 429]
+
+
+@pytest.mark.parametrize(("caller", "provider"), DIRECTIONS, ids=IDS)
+def test_sampling_limits_and_structured_output_reach_the_provider(gw: Any, mock: MockServer, caller: str,
+                                                                  provider: str) -> None:
+    c = CALLERS[caller](gw)
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    extra: dict[str, Any] = {
+        "anthropic": {"temperature": 0.25, "top_p": 0.5, "stop_sequences": ["END"]},
+        "openai": {"temperature": 0.25, "top_p": 0.5, "stop": ["END"],
+                   "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}},
+        "responses": {"temperature": 0.25, "top_p": 0.5, "text": {"format": {"type": "json_schema", "name": "a",
+                                                                               "schema": schema}}},
+        "gemini": {"generationConfig": {"temperature": 0.25, "topP": 0.5, "stopSequences": ["END"], "maxOutputTokens": 77,
+                                        "responseMimeType": "application/json", "responseJsonSchema": schema}},
+    }[caller]
+    c.ask_raw(MODEL_OF[provider], "answer in JSON", extra)
+    sent = orjson.loads(mock.state.last_body)
+    if provider == "gemini":
+        gc = sent["generationConfig"]
+        assert (gc["temperature"], gc["topP"]) == (0.25, 0.5)
+        if caller != "anthropic":
+            assert gc["responseMimeType"] == "application/json" and gc["responseJsonSchema"] == schema
+    elif provider == "anthropic":
+        assert (sent["temperature"], sent["top_p"]) == (0.25, 0.5) and sent["max_tokens"] > 0
+    else:
+        assert (sent["temperature"], sent["top_p"]) == (0.25, 0.5)
+        if caller != "anthropic":  # Anthropic has no structured output to pass on
+            assert sent["response_format"]["json_schema"]["schema"] == schema
+    if caller in ("anthropic", "openai", "gemini"):
+        stops = sent.get("stop") or sent.get("stop_sequences") or sent.get("generationConfig", {}).get("stopSequences")
+        assert stops == ["END"]
+    if caller == "gemini" and provider != "gemini":
+        assert sent.get("max_tokens", sent.get("max_completion_tokens")) == 77

@@ -71,10 +71,22 @@ class AnthropicCaller:
     stop_tool, stop_end = "tool_use", "end_turn"
 
     def __init__(self, gw: Any) -> None:
+        self.base = gw.url
         import anthropic
 
         self.sdk = anthropic
         self.client = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+
+    def raw_body(self, model: str, text: str) -> tuple[dict[str, Any], str]:
+        return {"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": text}]}, "/v1/messages"
+
+    def ask_raw(self, model: str, text: str, extra: dict[str, Any]) -> None:
+        """A plain POST of this protocol's body with ``extra`` fields merged in; it must succeed."""
+        body, path = self.raw_body(model, text)
+        body.update(extra)
+        r = httpx.post(self.base + path.format(model=model), json=body, timeout=20,
+                       headers={"authorization": f"Bearer {GATEWAY_KEY}", "x-goog-api-key": GATEWAY_KEY})
+        assert r.status_code == 200, r.text
 
     def user(self, text: str, image: bool = False) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": text}]
@@ -115,10 +127,22 @@ class OpenAICaller:
     stop_tool, stop_end = "tool_calls", "stop"
 
     def __init__(self, gw: Any) -> None:
+        self.base = gw.url
         import openai
 
         self.sdk = openai
         self.client = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+
+    def raw_body(self, model: str, text: str) -> tuple[dict[str, Any], str]:
+        return {"model": model, "messages": [{"role": "user", "content": text}]}, "/v1/chat/completions"
+
+    def ask_raw(self, model: str, text: str, extra: dict[str, Any]) -> None:
+        """A plain POST of this protocol's body with ``extra`` fields merged in; it must succeed."""
+        body, path = self.raw_body(model, text)
+        body.update(extra)
+        r = httpx.post(self.base + path.format(model=model), json=body, timeout=20,
+                       headers={"authorization": f"Bearer {GATEWAY_KEY}", "x-goog-api-key": GATEWAY_KEY})
+        assert r.status_code == 200, r.text
 
     def user(self, text: str, image: bool = False) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "text", "text": text}]
@@ -183,10 +207,22 @@ class GeminiCaller:
     stop_tool, stop_end = "STOP", "STOP"
 
     def __init__(self, gw: Any) -> None:
+        self.base = gw.url
         from google.genai import types
 
         self.types = types
         self.client = genai_client(gw)
+
+    def raw_body(self, model: str, text: str) -> tuple[dict[str, Any], str]:
+        return {"contents": [{"role": "user", "parts": [{"text": text}]}]}, "/v1beta/models/{model}:generateContent"
+
+    def ask_raw(self, model: str, text: str, extra: dict[str, Any]) -> None:
+        """A plain POST of this protocol's body with ``extra`` fields merged in; it must succeed."""
+        body, path = self.raw_body(model, text)
+        body.update(extra)
+        r = httpx.post(self.base + path.format(model=model), json=body, timeout=20,
+                       headers={"authorization": f"Bearer {GATEWAY_KEY}", "x-goog-api-key": GATEWAY_KEY})
+        assert r.status_code == 200, r.text
 
     def user(self, text: str, image: bool = False) -> Any:
         t = self.types
@@ -239,10 +275,22 @@ class ResponsesCaller:
     stop_tool, stop_end = "completed", "completed"
 
     def __init__(self, gw: Any) -> None:
+        self.base = gw.url
         import openai
 
         self.sdk = openai
         self.client = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+
+    def raw_body(self, model: str, text: str) -> tuple[dict[str, Any], str]:
+        return {"model": model, "input": text}, "/v1/responses"
+
+    def ask_raw(self, model: str, text: str, extra: dict[str, Any]) -> None:
+        """A plain POST of this protocol's body with ``extra`` fields merged in; it must succeed."""
+        body, path = self.raw_body(model, text)
+        body.update(extra)
+        r = httpx.post(self.base + path.format(model=model), json=body, timeout=20,
+                       headers={"authorization": f"Bearer {GATEWAY_KEY}", "x-goog-api-key": GATEWAY_KEY})
+        assert r.status_code == 200, r.text
 
     def user(self, text: str, image: bool = False) -> dict[str, Any]:
         content: list[dict[str, Any]] = [{"type": "input_text", "text": text}]
