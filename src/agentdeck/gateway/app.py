@@ -109,6 +109,9 @@ class Gateway:
         await self.store.open()
         await self.ledger.load(self.store)
         await self.killswitch.load()
+        start = getattr(self.state, "start", None)  # a shared backend joins the cluster after the stops loaded
+        if start is not None:
+            await start()
         used = await self.store.session_request_counts()
         for row in await self.store.sessions():
             self.sessions.restore(row["name"], row["digest"], row["parent_key"], row["budget_usd"], row["created"],
@@ -125,6 +128,9 @@ class Gateway:
         if self._tick_task is not None:
             self._tick_task.cancel()
         await self.alerts.stop()
+        close = getattr(self.state, "close", None)
+        if close is not None:
+            await close()
         if self.upstream.http is not None:
             await self.upstream.http.close()
         await self.store.close()
