@@ -82,3 +82,13 @@ def test_a_tier_may_name_another_vendors_model(make_gateway: Any, mock: MockServ
     assert r.headers["x-agentdeck-translated"] == "openai->anthropic"
     rows = wait_rows(gw, 2)
     assert {r["provider"] for r in rows} == {"google", "anthropic"} and all(r["tier"] == "fast" for r in rows)
+
+
+def test_a_cut_translated_stream_is_recorded_as_cut_and_estimated(gw: Any) -> None:
+    o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    with pytest.raises(openai.APIError):
+        list(o.chat.completions.create(model="claude-haiku-4-5", stream=True,
+                                       messages=[{"role": "user", "content": "go [mock:stream-cut] [mock:tokens=40]"}]))
+    [row] = wait_rows(gw, 1)
+    assert row["estimated"] is True and row["error"].startswith("upstream stream ended early")
+    assert row["output_tokens"] > 0 and row["cost_usd"] > 0

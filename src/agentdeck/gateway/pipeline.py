@@ -289,8 +289,7 @@ class Pipeline:
                                  content_type=resp.headers.get("content-type", "application/json").encode("latin-1"))
                 return True
             call.status = 200
-            meter: StreamMeter = wire.meter(call.parsed) if tr is None else tr.meter(
-                wire, PROVIDER_WIRES[tr.provider.name].meter(call.parsed), call.parsed, call.route.model)
+            meter: StreamMeter = wire.meter(call.parsed) if tr is None else tr.meter(wire, call.parsed, call.route.model)
             decoder = SSEDecoder()
             stop_event = self._stop.watch(call.ident.key, call.ident.session)
             ended_by: list[str] = []

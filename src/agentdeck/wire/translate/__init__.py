@@ -15,11 +15,11 @@ from __future__ import annotations
 import orjson
 
 from agentdeck.pricing import Usage
-from agentdeck.wire.base import ParsedRequest, StreamFailure, StreamMeter, WireProtocol
+from agentdeck.wire.base import ParsedRequest, StreamFailure, WireProtocol
 from agentdeck.wire.endpoints import Endpoint
 from agentdeck.wire.sse import SSEEvent
 from agentdeck.wire.translate import anthropic, gemini, openai_chat, openai_responses
-from agentdeck.wire.translate.canonical import CallerCodec, Failure, Finish, ProviderCodec
+from agentdeck.wire.translate.canonical import CallerCodec, Failure, Finish, ProviderCodec, TextDelta, ToolArgs
 
 CODECS: dict[str, ProviderCodec] = {"openai": openai_chat.CODEC, "anthropic": anthropic.CODEC, "gemini": gemini.CODEC}
 """By protocol: the provider side of "openai" is chat completions."""
@@ -70,55 +70,56 @@ class Translator:
         return self.caller.error_body(status, message or raw.decode("utf-8", "replace")[:300] or f"provider error {status}",
                                       "upstream_error")
 
-    def meter(self, caller_wire: WireProtocol, provider_meter: StreamMeter, p: ParsedRequest, model: str) -> "TranslatingMeter":
-        return TranslatingMeter(self, caller_wire, provider_meter, p, model)
+    def meter(self, caller_wire: WireProtocol, p: ParsedRequest, model: str) -> "TranslatingMeter":
+        return TranslatingMeter(self, caller_wire, p, model)
 
 
 class TranslatingMeter:
     """A ``StreamMeter`` over the provider's stream that forwards the caller's events.
 
-    Usage, size, end and failure are the provider meter's (it reads the provider's events);
-    the bytes forwarded are the caller codec's encoding of each canonical event.
+    Each provider event is parsed once, by the provider codec's decoder; usage, the end and a
+    failure are read from what it decoded (with the wire modules' own usage parsers, so they are
+    what the provider's own meter would record), and the bytes forwarded are the caller codec's
+    encoding of each canonical event.
     """
 
-    __slots__ = ("inner", "decoder", "encoder", "wire", "ended")
+    __slots__ = ("decoder", "encoder", "wire", "chars", "done", "failure", "ended")
 
-    def __init__(self, t: Translator, caller_wire: WireProtocol, inner: StreamMeter, p: ParsedRequest, model: str) -> None:
-        self.inner = inner
+    def __init__(self, t: Translator, caller_wire: WireProtocol, p: ParsedRequest, model: str) -> None:
         self.decoder = t.provider.stream_decoder()
         self.encoder = t.caller.stream_encoder(model, p.wants_stream_usage)
         self.wire = caller_wire
+        self.chars = 0
+        self.done = False
+        self.failure: StreamFailure | None = None
         self.ended = False
 
     @property
     def usage(self) -> Usage | None:
-        return self.inner.usage
-
-    @property
-    def text_chars(self) -> int:
-        return self.inner.text_chars
-
-    @property
-    def done(self) -> bool:
-        return self.inner.done
-
-    @property
-    def failure(self) -> StreamFailure | None:
-        return self.inner.failure
+        return self.decoder.usage
 
     def feed(self, ev: SSEEvent) -> bytes | None:
-        self.inner.feed(ev)
         if self.ended:
             return None
         out = b""
         for cev in self.decoder.feed(ev):
-            if isinstance(cev, Failure):
+            if isinstance(cev, TextDelta):
+                self.chars += len(cev.text)
+            elif isinstance(cev, ToolArgs):
+                self.chars += len(cev.json)
+            elif isinstance(cev, Failure):
                 self.ended = True
+                self.failure = StreamFailure(cev.status, cev.kind, cev.message)
                 return out + self.wire.stream_error_event(cev.message or "the provider's stream failed", "upstream_error")
+            elif isinstance(cev, Finish):
+                self.ended = self.done = True
             out += self.encoder.encode(cev)
-            if isinstance(cev, Finish):
-                self.ended = True
         return out or None
+
+    @property
+    def text_chars(self) -> int:
+        """What the provider wrote so far, dropped thinking included (a cut stream is estimated from it)."""
+        return self.chars + self.decoder.dropped_chars
 
 
 def translator(endpoint: Endpoint, provider_protocol: str) -> Translator | None:

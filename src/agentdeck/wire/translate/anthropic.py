@@ -169,10 +169,11 @@ class MessagesCodec:
 class MessagesStreamDecoder:
     """Anthropic's named events: tool_use blocks become ToolStart/ToolArgs; thinking blocks are dropped."""
 
-    __slots__ = ("usage", "stop", "tool_of_block", "tools")
+    __slots__ = ("usage", "stop", "tool_of_block", "tools", "dropped_chars")
 
     def __init__(self) -> None:
-        self.usage = Usage()
+        self.dropped_chars = 0
+        self.usage: Usage | None = None
         self.stop: Stop = "end"
         self.tool_of_block: dict[int, int] = {}
         self.tools = 0
@@ -192,6 +193,8 @@ class MessagesStreamDecoder:
             dk = delta.get("type")
             if dk == "text_delta" and isinstance(delta.get("text"), str):
                 return [TextDelta(delta["text"])]
+            if dk == "thinking_delta" and isinstance(delta.get("thinking"), str):
+                self.dropped_chars += len(delta["thinking"])  # not passed on, but written (and billed) all the same
             if dk == "input_json_delta" and delta.get("partial_json"):
                 i = self.tool_of_block.get(obj.get("index", -1))  # type: ignore[arg-type]
                 return [ToolArgs(i, str(delta["partial_json"]))] if i is not None else []
@@ -213,17 +216,19 @@ class MessagesStreamDecoder:
             return [Start(str(msg.get("id") or new_id("msg_")), str(msg.get("model") or ""), self.usage)]
         if kind == "message_delta":
             u = as_dict(obj.get("usage"))
+            if self.usage is None:
+                self.usage = Usage()
             anthropic._merge(self.usage, u)
             sr = as_dict(obj.get("delta")).get("stop_reason")
             if isinstance(sr, str):
                 self.stop = _STOP_IN.get(sr, "end")
             return []
         if kind == "message_stop":
-            return [Finish(self.stop, self.usage)]
+            return [Finish(self.stop, self.usage or Usage())]
         if kind == "error" or ev.event == "error":
             err = as_dict(obj.get("error"))
             etype = str(err.get("type") or "api_error")
-            return [Failure(anthropic._STATUS_OF_TYPE.get(etype, 500), str(err.get("message") or ""))]
+            return [Failure(anthropic._STATUS_OF_TYPE.get(etype, 500), str(err.get("message") or "")[:300], etype)]
         return []
 
 

@@ -113,12 +113,18 @@ class Finish:
 class Failure:
     status: int
     message: str
+    kind: str = "error"
 
 
 Event = Start | TextDelta | ToolStart | ToolArgs | Finish | Failure
 
 
 class StreamDecoder(Protocol):
+    usage: Usage | None
+    """The provider's usage so far (final once Finish is out), read with the wire module's own parser."""
+    dropped_chars: int
+    """Characters the provider wrote that have no canonical event (Anthropic thinking), for estimates."""
+
     def feed(self, ev: SSEEvent) -> list[Event]:
         """The canonical events one provider event carries (often one, sometimes none)."""
         ...

@@ -220,9 +220,10 @@ class GenerateCodec:
 class GenerateStreamDecoder:
     """Every chunk is a partial answer; the one with a finishReason (and the last usage) ends it."""
 
-    __slots__ = ("started", "tools", "usage", "finished")
+    __slots__ = ("started", "tools", "usage", "finished", "dropped_chars")
 
     def __init__(self) -> None:
+        self.dropped_chars = 0
         self.started = False
         self.tools = 0
         self.usage: Usage | None = None
@@ -239,7 +240,7 @@ class GenerateStreamDecoder:
             return []
         if "error" in obj and "candidates" not in obj:
             f = gemini.failure_of(obj["error"])
-            return [Failure(f.status, f.message)]
+            return [Failure(f.status, f.message, f.kind)]
         out: list[Event] = []
         if not self.started:
             self.started = True

@@ -206,9 +206,10 @@ def _append(turns: list[Turn], role: Any, parts: list[Part]) -> None:
 class ChatStreamDecoder:
     """Chat chunks: the finish reason comes in one chunk and usage in a later one, so Finish waits for both."""
 
-    __slots__ = ("started", "stop", "usage", "finished", "calls")
+    __slots__ = ("started", "stop", "usage", "finished", "calls", "dropped_chars")
 
     def __init__(self) -> None:
+        self.dropped_chars = 0
         self.started = False
         self.stop: Stop | None = None
         self.usage: Usage | None = None
@@ -229,7 +230,7 @@ class ChatStreamDecoder:
             return []
         if "error" in obj and "choices" not in obj:
             f = openai_errors.failure_of(obj["error"])
-            return [Failure(f.status, f.message)]
+            return [Failure(f.status, f.message, f.kind)]
         out: list[Event] = []
         if not self.started:
             self.started = True
