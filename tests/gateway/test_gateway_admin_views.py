@@ -18,7 +18,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 STATUS_SHAPE = {
     "stopped", "stop_reason", "stopped_keys", "stop", "spend", "budget", "keys", "providers", "savings", "routing",
-    "in_flight", "uptime_s", "bus",
+    "in_flight", "uptime_s", "bus", "sessions",
 }
 CONTRACT_PROVIDER_KEYS = {"rps_limit", "slots_limit", "in_flight", "rate_limited_total"}
 
@@ -32,6 +32,7 @@ def test_status_document_has_exactly_the_known_shape_and_the_contract_keys(gatew
     assert set(doc["budget"]) == {"hourly_usd", "daily_usd"}
     assert set(doc["bus"]) == {"published", "dropped"} and set(doc["savings"]) == {"usd"}
     assert set(doc["keys"]["shape"]) == {"day_usd", "budget_usd", "reserved_usd"}
+    assert doc["sessions"]["shape"] == {"budget_usd": 2.0, "max_requests": None, "requests": 0}
     assert isinstance(doc["stopped"], bool) and isinstance(doc["spend"]["hour_usd"], float)
     for prov in doc["providers"].values():
         assert CONTRACT_PROVIDER_KEYS <= set(prov) and "breaker" in prov  # the limiter's other keys pass through

@@ -25,7 +25,8 @@ def scripted_app(theme: str | None = None) -> ConsoleApp:
     eng.status_doc = status_doc(
         keys={"claude-code": {"day_usd": 4.21, "budget_usd": None}, "codex": {"day_usd": 1.73, "budget_usd": None},
               "batch-pipeline": {"day_usd": 2.95, "budget_usd": 150.0}, "aider": {"day_usd": 0.64, "budget_usd": None}},
-        hour_usd=47.6, day_usd=50.6, hourly_usd=50.0, daily_usd=1000.0)
+        hour_usd=47.6, day_usd=50.6, hourly_usd=50.0, daily_usd=1000.0,
+        sessions={"codex": {"budget_usd": None, "max_requests": 500, "requests": 137}})
     app = ConsoleApp(eng, theme=resolve_theme(theme) if theme else None, db_path=DB_DIR / "agentdeck.db",
                      project_dir=PROJECT_DIR)
     app.clock = lambda: T0 + 121

@@ -17,7 +17,8 @@ T0 = 1_767_261_600.0  # 2026-01-01 10:00:00 UTC, fixed so snapshots never change
 
 
 def status_doc(*, stopped: bool = False, stop_reason: str | None = None, keys: dict[str, dict[str, Any]] | None = None,
-               hour_usd: float = 0.0, day_usd: float = 0.0, hourly_usd: float = 10.0, daily_usd: float = 50.0) -> GatewayStatus:
+               hour_usd: float = 0.0, day_usd: float = 0.0, hourly_usd: float = 10.0, daily_usd: float = 50.0,
+               sessions: dict[str, dict[str, Any]] | None = None) -> GatewayStatus:
     """A status document of the gateway's own type, so a change to its shape breaks these tests too."""
     return GatewayStatus.model_validate({
         "stopped": stopped, "stop_reason": stop_reason, "stopped_keys": {}, "stop": {"since": None, "actor": None},
@@ -25,7 +26,7 @@ def status_doc(*, stopped: bool = False, stop_reason: str | None = None, keys: d
         "budget": {"hourly_usd": hourly_usd, "daily_usd": daily_usd},
         "keys": {k: {"reserved_usd": 0.0, **v} for k, v in (keys or {}).items()},
         "providers": {}, "savings": {"usd": 0.0}, "routing": {}, "in_flight": 0, "uptime_s": 0.0,
-        "bus": {"published": 0, "dropped": 0}})
+        "bus": {"published": 0, "dropped": 0}, "sessions": sessions or {}})
 
 
 class ReplayEngine:

@@ -107,6 +107,14 @@ class KeySpendView(_View):
     reserved_usd: float
 
 
+class SessionView(_View):
+    """An `agentdeck run` session's own limits: its budget, and its calls against --max-requests."""
+
+    budget_usd: float | None
+    max_requests: int | None
+    requests: int
+
+
 class ProviderView(BaseModel):
     """One provider's limits; the four CONTRACT.md keys are required, the limiter's others pass through."""
 
@@ -136,6 +144,7 @@ class GatewayStatus(_View):
     spend: SpendView
     budget: BudgetView
     keys: dict[str, KeySpendView]
+    sessions: dict[str, SessionView] = {}
     providers: dict[str, ProviderView]
     savings: SavingsView
     routing: dict[str, Any]
@@ -157,6 +166,8 @@ def gateway_status(p: AdminPorts) -> GatewayStatus:
                         open_reservations=snap.get("open_reservations", 0)),
         budget=BudgetView(hourly_usd=snap["hourly_usd"], daily_usd=snap["daily_usd"]),
         keys={k: KeySpendView(**v) for k, v in snap.get("keys", {}).items()},
+        sessions={s.name: SessionView(budget_usd=s.budget_usd, max_requests=s.max_requests,
+                                      requests=p.sessions.used(s.name)) for s in p.sessions.all()},
         providers={k: ProviderView(**v) for k, v in p.provider_status().items()},
         savings=SavingsView(usd=round(p.savings.savings_usd, 6)),
         routing=p.savings.snapshot(),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentdeck.bus import Alert, BudgetDowngrade, Event, RequestCompleted, StatsTick, StopChanged
-from agentdeck.gateway.admin import GatewayStatus, KeySpendView
+from agentdeck.gateway.admin import GatewayStatus, KeySpendView, SessionView
 
 TIERS = ("fast", "balanced", "smart")
 
@@ -272,6 +272,7 @@ class BudgetModel:
         self.feed: deque[FeedItem] = deque(maxlen=feed_len)
         self.alerts: deque[Alert] = deque(maxlen=feed_len)
         self.keys: dict[str, KeySpendView] = {}
+        self.sessions: dict[str, SessionView] = {}
         self.stop_reason: str | None = None
         self.stop_since: float | None = None
         self.stop_actor: str | None = None
@@ -329,6 +330,7 @@ class BudgetModel:
 
     def seed_status(self, st: GatewayStatus) -> None:
         self.keys = dict(st.keys)
+        self.sessions = dict(st.sessions)
         self.stop_reason = st.stop_reason if st.stopped else None
         self.stopped_keys = dict(st.stopped_keys)
         self.version += 1

@@ -23,6 +23,18 @@ from agentdeck.tui.panes.base import LivePane
 from agentdeck.tui.widgets.meter import AMBER_AT, Meter
 
 
+def session_limit_text(model: BudgetModel, name: str) -> str:
+    """A session's `agentdeck run` limits for its row: calls used of --max-requests, or that --timeout ended it."""
+    stopped = model.stopped_keys.get(name)
+    reason = stopped.get("reason") if isinstance(stopped, dict) else stopped
+    if isinstance(reason, str) and reason.startswith("timeout"):
+        return "timeout"
+    s = model.sessions.get(name)
+    if s is not None and s.max_requests is not None:
+        return f"{s.requests}/{s.max_requests}"
+    return "-"
+
+
 class Projection(Static):
     COMPONENT_CLASSES = {"proj--dim", "proj--ok", "proj--warn", "proj--over"}
     DEFAULT_CSS = """
@@ -160,7 +172,7 @@ class BudgetPane(Vertical, LivePane):
         super().__init__(id=id)
         self.model = BudgetModel()
         self._shown = -1
-        self._keys_shown: list[tuple[str, float]] | None = None
+        self._keys_shown: tuple[list[tuple[str, float]], dict[str, str]] | None = None
         self._last_poll = 0.0
         self._proj_lines = -1
 
@@ -180,10 +192,11 @@ class BudgetPane(Vertical, LivePane):
 
     def on_mount(self) -> None:
         t = self.query_one("#spenders", DataTable)
-        t.add_column("key / session", key="who", width=20)
+        t.add_column("key / session", key="who", width=16)
         t.add_column("today", key="spent", width=9)
         t.add_column("budget", key="budget", width=9)
         t.add_column("share", key="share", width=6)
+        t.add_column("limit", key="limit", width=7)
 
     def ingest(self, events: list[Event]) -> None:
         for ev in events:
@@ -225,12 +238,14 @@ class BudgetPane(Vertical, LivePane):
     def _show_spenders(self) -> None:
         rows = sorted(((k, v.day_usd) for k, v in self.model.keys.items()),
                       key=lambda kv: -kv[1])[:20]
-        if rows == self._keys_shown:
+        limits = {k: session_limit_text(self.model, k) for k, _ in rows}
+        if (rows, limits) == self._keys_shown:
             return
-        self._keys_shown = rows
+        self._keys_shown = (rows, limits)
         t = self.query_one("#spenders", DataTable)
         t.clear()
         total = sum(v for _, v in rows) or 1.0
         for k, v in rows:
             budget = self.model.keys[k].budget_usd
-            t.add_row(k, fmt_usd(v), fmt_usd(float(budget)) if budget else "-", f"{v / total:.0%}", key=k)
+            t.add_row(k, fmt_usd(v), fmt_usd(float(budget)) if budget else "-", f"{v / total:.0%}", limits[k], key=k)
+
