@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from agentdeck.pricing import Usage
-from agentdeck.wire.base import ParsedRequest, StreamFailure, as_dict, as_int, optional_bool, optional_pos_int, require_model
+from agentdeck.wire.base import MeterBase, ParsedRequest, StreamFailure, as_dict, as_int, event_json, optional_bool, optional_pos_int, require_model
 from agentdeck.wire.endpoints import Endpoint
 from agentdeck.wire.sse import SSEEvent
 
@@ -43,26 +43,17 @@ def _merge(into: Usage, u: dict[str, Any]) -> None:
         into.cache_write_tokens = as_int(u["cache_creation_input_tokens"])
 
 
-class MessagesMeter:
+class MessagesMeter(MeterBase):
     """Reads usage from message_start (input side) and message_delta (cumulative output)."""
 
-    __slots__ = ("usage", "text_chars", "done", "failure")
+    __slots__ = ()
 
     def __init__(self, p: ParsedRequest) -> None:
-        self.usage: Usage | None = None
-        self.text_chars = 0
-        self.done = False
-        self.failure: StreamFailure | None = None
+        super().__init__()
 
     def feed(self, ev: SSEEvent) -> bytes | None:
-        data = ev.data
-        if data is None:
-            return ev.raw
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return ev.raw
-        if not isinstance(obj, dict):
+        obj = event_json(ev.data)
+        if obj is None:
             return ev.raw
         kind = obj.get("type")
         if kind == "content_block_delta":

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from agentdeck.pricing import Usage
 from agentdeck.wire.endpoints import Endpoint
 from agentdeck.wire.sse import SSEEvent
@@ -103,6 +105,30 @@ class WireProtocol(Protocol):
     def auth_headers(self, api_key: str) -> dict[str, str]:
         """How this protocol's providers take their key."""
         ...
+
+
+def event_json(data: bytes | None) -> dict[str, Any] | None:
+    """An event's data as a JSON object, or None (no data, not JSON, not an object): meters read
+    only objects, and pass everything else on untouched."""
+    if data is None:
+        return None
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+class MeterBase:
+    """What every stream meter records: the usage, the answer's size, its end, a provider error."""
+
+    __slots__ = ("usage", "text_chars", "done", "failure")
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.text_chars = 0
+        self.done = False
+        self.failure: StreamFailure | None = None
 
 
 def require_model(body: dict[str, Any]) -> str:

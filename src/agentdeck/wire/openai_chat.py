@@ -8,7 +8,7 @@ import orjson
 
 from agentdeck.pricing import Usage
 from agentdeck.wire import openai_errors
-from agentdeck.wire.base import ParsedRequest, StreamFailure, as_dict, as_int, optional_bool, optional_pos_int, require_model
+from agentdeck.wire.base import MeterBase, ParsedRequest, as_dict, as_int, event_json, optional_bool, optional_pos_int, require_model
 from agentdeck.wire.endpoints import Endpoint
 from agentdeck.wire.sse import SSEEvent
 
@@ -26,7 +26,7 @@ def usage_of(u: Any) -> Usage | None:
                  reasoning_tokens=as_int(as_dict(u.get("completion_tokens_details")).get("reasoning_tokens")))
 
 
-class ChatMeter:
+class ChatMeter(MeterBase):
     """Reads usage and answer size from a chat stream; hides the usage chunk the client did not ask for.
 
     The gateway asks for ``include_usage`` on every stream (a stream without usage cannot be
@@ -34,14 +34,11 @@ class ChatMeter:
     ``"usage": null`` it adds to the others: the client sees the stream it asked for.
     """
 
-    __slots__ = ("hide_usage", "usage", "text_chars", "done", "failure")
+    __slots__ = ("hide_usage",)
 
     def __init__(self, p: ParsedRequest) -> None:
+        super().__init__()
         self.hide_usage = not p.wants_stream_usage
-        self.usage: Usage | None = None
-        self.text_chars = 0
-        self.done = False
-        self.failure: StreamFailure | None = None
 
     def feed(self, ev: SSEEvent) -> bytes | None:
         data = ev.data
@@ -50,11 +47,8 @@ class ChatMeter:
         if data == b"[DONE]":
             self.done = True
             return ev.raw
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return ev.raw
-        if not isinstance(obj, dict):
+        obj = event_json(data)
+        if obj is None:
             return ev.raw
         if "error" in obj and "choices" not in obj:
             self.failure = openai_errors.failure_of(obj["error"])

@@ -8,7 +8,7 @@ import orjson
 
 from agentdeck.pricing import Usage
 from agentdeck.wire import openai_errors
-from agentdeck.wire.base import ParsedRequest, StreamFailure, as_dict, as_int, optional_bool, optional_pos_int, require_model
+from agentdeck.wire.base import MeterBase, ParsedRequest, as_dict, as_int, event_json, optional_bool, optional_pos_int, require_model
 from agentdeck.wire.endpoints import Endpoint
 from agentdeck.wire.sse import SSEEvent
 
@@ -24,26 +24,17 @@ def usage_of(u: Any) -> Usage | None:
                  reasoning_tokens=as_int(as_dict(u.get("output_tokens_details")).get("reasoning_tokens")))
 
 
-class ResponsesMeter:
+class ResponsesMeter(MeterBase):
     """Reads the final usage from ``response.completed`` and counts every ``*.delta`` on the way."""
 
-    __slots__ = ("usage", "text_chars", "done", "failure")
+    __slots__ = ()
 
     def __init__(self, p: ParsedRequest) -> None:
-        self.usage: Usage | None = None
-        self.text_chars = 0
-        self.done = False
-        self.failure: StreamFailure | None = None
+        super().__init__()
 
     def feed(self, ev: SSEEvent) -> bytes | None:
-        data = ev.data
-        if data is None:
-            return ev.raw
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return ev.raw
-        if not isinstance(obj, dict):
+        obj = event_json(ev.data)
+        if obj is None:
             return ev.raw
         kind = obj.get("type")
         if not isinstance(kind, str):
