@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 
 from agentdeck.pricing import Usage
-from agentdeck.wire.base import MeterBase, ParsedRequest, StreamFailure, as_dict, as_int, event_json, optional_bool, optional_pos_int, require_model
+from agentdeck.wire.base import (MeterBase, ParsedRequest, StreamFailure, as_dict, as_int, event_json, optional_bool,
+                                 optional_pos_int, require_model)
 from agentdeck.wire.endpoints import Endpoint
 from agentdeck.wire.sse import SSEEvent
 

@@ -8,7 +8,8 @@ import orjson
 
 from agentdeck.pricing import Usage
 from agentdeck.wire import openai_errors
-from agentdeck.wire.base import MeterBase, ParsedRequest, as_dict, as_int, event_json, optional_bool, optional_pos_int, require_model
+from agentdeck.wire.base import (MeterBase, ParsedRequest, as_dict, as_int, event_json, optional_bool, optional_pos_int,
+                                 require_model)
 from agentdeck.wire.endpoints import Endpoint
 from agentdeck.wire.sse import SSEEvent
 
