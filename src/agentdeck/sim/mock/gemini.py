@@ -8,6 +8,7 @@ usageMetadata); the text, the magic words and the rate-limit window are shared w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -208,6 +209,8 @@ async def handle(st: "MockState", scope: Scope, req: Request, send: Send, path: 
     if magic.too_long and not model.startswith("gemini-2.5-pro"):
         return await error(400, "The input token count (250000) exceeds the maximum number of tokens allowed (200000).")
 
+    if isinstance(gc, dict) and gc.get("responseMimeType") == "application/json" and not (magic.json or magic.badjson):
+        magic = dataclasses.replace(magic, json=True)  # structured output asked for: the answer is a JSON object
     ans = st.answer(model, text, magic, max_tokens)
     tool_use = settings.tool_use or (magic.tool and not _has_tool_result(body))
     if endpoint.name == "STREAM_GENERATE":
