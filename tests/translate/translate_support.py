@@ -358,6 +358,12 @@ def run_client(gw: Any, root: Path, client: str, *args: str, timeout: float = 18
     home, work = root / "home", root / "work"
     home.mkdir(exist_ok=True)
     work.mkdir(exist_ok=True)
+    if client == "gemini":
+        # What a Gemini CLI user has once (REFERENCE.md): the API-key auth type in their own settings.
+        # `agentdeck run` also ships it as a system-defaults file, but Gemini CLI skips that file when a
+        # parent directory is world-writable, as it is for a checkout under /tmp.
+        (home / ".gemini").mkdir(exist_ok=True)
+        (home / ".gemini" / "settings.json").write_text('{"security": {"auth": {"selectedType": "gemini-api-key"}}}')
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI", "GOOGLE_", "CLAUDE", "CODEX_", "AGENTDECK_"))}
     env.update(HOME=str(home), NO_COLOR="1", PATH=f"{exe.parent}:{env.get('PATH', '')}")
