@@ -31,7 +31,7 @@ async def test_ten_thousand_callers_over_three_processes_never_pass_the_shared_2
             # 3,333 callers per process on a shared 2-core machine starve each event loop at times: a roomy
             # Redis timeout keeps a slow loop from being taken for Redis being down (not what is tested here).
             cfg = write_cluster_serve_config(tmp_path / f"gw{i}.toml", tmp_path / f"gw{i}", mock.url, redis_server.url,
-                                             extra=LIMITS, cluster_extra="op_timeout_s = 10.0\n")
+                                             extra=LIMITS, cluster_extra="op_timeout_s = 10.0\nconnect_timeout_s = 10.0\n")
             p, url = serve_process(cfg)
             procs.append(p)
             urls.append(url)
