@@ -79,7 +79,7 @@ class Pipeline:
         seen = Seen({"x-agentdeck-request-id": rid, "x-agentdeck-model": "-", "x-agentdeck-tier": NO_TIER})
         try:
             query = "" if wire.name == "gemini" else scope.get("query_string", b"").decode("latin-1")
-            call = await self._admit(receive, endpoint, wire, rid, t0, headers, raw_headers, query, seen)
+            call = await self._admit(receive, endpoint, wire, rid, t0, headers, query, seen)
         except Refusal as r:
             await send_bytes(send, r.status, wire.error_body(r.status, r.message, r.code, r.param), {**seen.headers, **r.headers})
             self.accounting.refused(rid, wire, endpoint, seen, r.status, r.code, r.code or r.message, t0)
@@ -128,7 +128,7 @@ class Pipeline:
             self.accounting.finished(call)
 
     async def _admit(self, receive: Receive, endpoint: Endpoint, wire: WireProtocol, rid: str, t0: float,
-                     headers: dict[str, str], raw_headers: list[tuple[bytes, bytes]], query: str, seen: Seen) -> Call:
+                     headers: dict[str, str], query: str, seen: Seen) -> Call:
         adm = self.admission
         ident = adm.identify(headers, seen)
         parsed = await adm.read(receive, headers, endpoint, wire, seen)
@@ -142,7 +142,7 @@ class Pipeline:
         if routed.route is None or routed.provider is None:
             raise Refusal(404, f"agentdeck: {routed.missing}", "model_not_found", param="model")
         try:
-            forward = forwarded_headers(raw_headers)
+            forward = forwarded_headers(headers)
         except UnforwardableHeader as u:
             raise Refusal(400, f"agentdeck: header '{u.name}' is not UTF-8 text; the gateway cannot pass it on unchanged",
                           "invalid_header", param=u.name) from None

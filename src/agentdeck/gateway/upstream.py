@@ -72,18 +72,20 @@ class UnforwardableHeader(ValueError):
         self.name = name
 
 
-def forwarded_headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The client headers that go upstream, decoded as UTF-8 so that aiohttp (which writes UTF-8)
-    sends the very same bytes. A value that is not UTF-8 could only be garbled on the way, so it
-    raises ``UnforwardableHeader`` (the caller gets a 400 naming the header) instead."""
+def forwarded_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The client headers that go upstream, from the request's headers as the pipeline decoded them
+    (Latin-1, one character a byte). A non-ASCII value is re-read as UTF-8 so that aiohttp (which
+    writes UTF-8) sends the very same bytes; one that is not UTF-8 could only be garbled on the way,
+    so it raises ``UnforwardableHeader`` (the caller gets a 400 naming the header) instead."""
     out: dict[str, str] = {}
-    for k, v in raw_headers:
-        name = k.decode("latin-1")
+    for name, value in headers.items():
         if name not in NOT_FORWARDED and not name.startswith("x-agentdeck-"):
-            try:
-                out[name] = v.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UnforwardableHeader(name) from None
+            if not value.isascii():
+                try:
+                    value = value.encode("latin-1").decode("utf-8")
+                except UnicodeDecodeError:
+                    raise UnforwardableHeader(name) from None
+            out[name] = value
     return out
 
 
