@@ -312,6 +312,18 @@ async def _json_body(receive: Receive, send: Send) -> dict[str, Any] | None:
     return body
 
 
+async def _checked_body(model: type[_Body], receive: Receive, send: Send) -> Any:
+    """The request body as ``model``, or None after answering 400 naming the field (or when the caller went away)."""
+    raw = await _json_body(receive, send)
+    if raw is None:
+        return None
+    try:
+        return parse_body(model, raw)
+    except Refused as e:
+        await _bad(send, e.field, e.message)
+        return None
+
+
 def _authorized(token: bytes, scope: Scope) -> bool:
     """Bearer ADMIN_TOKEN, compared as bytes in constant time (any header bytes are safe to compare)."""
     for k, v in scope["headers"]:
@@ -371,26 +383,16 @@ async def _requests(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -
 
 
 async def _stop(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
-    raw = await _json_body(receive, send)
-    if raw is None:
-        return
-    try:
-        body: StopBody = parse_body(StopBody, raw)
-    except Refused as e:
-        await _bad(send, e.field, e.message)
+    body: StopBody | None = await _checked_body(StopBody, receive, send)
+    if body is None:
         return
     ack = await p.killswitch.engage(body.reason, key=body.key, actor=body.actor)
     await send_json(send, 200, {"stopped": True, "key": body.key, "reason": body.reason, **ack.to_dict()})
 
 
 async def _resume(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
-    raw = await _json_body(receive, send)
-    if raw is None:
-        return
-    try:
-        body: ResumeBody = parse_body(ResumeBody, raw)
-    except Refused as e:
-        await _bad(send, e.field, e.message)
+    body: ResumeBody | None = await _checked_body(ResumeBody, receive, send)
+    if body is None:
         return
     ack = await p.killswitch.lift(key=body.key, actor=body.actor)
     await send_json(send, 200, {"stopped": p.killswitch.state()["stopped"], "key": body.key, **ack.to_dict()})
@@ -403,13 +405,8 @@ def _accepts_max_requests(sessions: "SessionRegistry") -> bool:
 
 
 async def _sessions(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
-    raw = await _json_body(receive, send)
-    if raw is None:
-        return
-    try:
-        body: SessionBody = parse_body(SessionBody, raw)
-    except Refused as e:
-        await _bad(send, e.field, e.message)
+    body: SessionBody | None = await _checked_body(SessionBody, receive, send)
+    if body is None:
         return
     known = sorted(k.name for k in p.cfg.keys)
     if body.key is not None and body.key not in known:
