@@ -1,38 +1,8 @@
 """The mock provider's old import path, kept so `from agentdeck.sim.mock_upstream import ...` works.
 
-The code lives in the package `agentdeck.sim.mock` (settings, answers, streams, server).
+The code lives in the package `agentdeck.sim.mock` (settings, answers, streams, server); this
+module re-exports exactly its public names, so the two lists cannot drift apart.
 """
 
-from agentdeck.sim.mock import (
-    MAGIC_WORDS,
-    Magic,
-    MockApp,
-    MockServer,
-    MockSettings,
-    MockState,
-    estimate_tokens,
-    format_go_duration,
-    make_app,
-    parse_magic,
-    run_mock_process,
-    serve_forever,
-    settings_to_argv,
-    wait_for_mock,
-)
-
-__all__ = [
-    "MAGIC_WORDS",
-    "Magic",
-    "MockApp",
-    "MockServer",
-    "MockSettings",
-    "MockState",
-    "estimate_tokens",
-    "format_go_duration",
-    "make_app",
-    "parse_magic",
-    "run_mock_process",
-    "serve_forever",
-    "settings_to_argv",
-    "wait_for_mock",
-]
+from agentdeck.sim.mock import *  # noqa: F403
+from agentdeck.sim.mock import __all__  # noqa: F401
