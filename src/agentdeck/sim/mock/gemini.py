@@ -1,5 +1,6 @@
 """The mock's Gemini generateContent: `/v1beta/models/{model}:generateContent` and
-`:streamGenerateContent?alt=sse` (the same under `/v1/models/`), with the same fault switches.
+`:streamGenerateContent?alt=sse` (the same under `/v1/models/`), with the same fault switches,
+and `:countTokens`.
 
 Why apart from the server's handler: Gemini differs where the others agree (the model in the
 path, the key in `x-goog-api-key` or `?key=`, Google's error shape with a RetryInfo delay,
@@ -144,6 +145,30 @@ def stream_plan(model: str, input_tokens: int, ans: Answer, magic: Magic, style:
                       error_event)
 
 
+async def _count_tokens(st: "MockState", scope: Scope, send: Send, path: str, raw: bytes, error: Any,
+                        base: Headers) -> int:
+    """`:countTokens`: ``{"totalTokens": N}`` for ``contents`` or a whole ``generateContentRequest``."""
+    model = path.rpartition(":")[0].rpartition("/")[2]
+    key = _key(scope)
+    if not key:
+        return await error(403, "Method doesn't allow unregistered callers (callers without established identity).")
+    st.note_key(key)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return await error(400, f"Invalid JSON payload received. {e}")
+    if not isinstance(body, dict):
+        return await error(400, "Invalid JSON payload received. The body must be an object.")
+    if not st.settings.serves(model):
+        return await error(404, f"models/{model} is not found for API version v1beta, or is not supported for "
+                                "countTokens.")
+    inner = body.get("generateContentRequest")
+    counted = inner if isinstance(inner, dict) else body
+    if not isinstance(counted.get("contents"), list):
+        return await error(400, "* CountTokensRequest: contents or generateContentRequest is required")
+    return await send_json_status(send, 200, orjson.dumps({"totalTokens": estimate_tokens(counted)}), base)
+
+
 async def handle(st: "MockState", scope: Scope, req: Request, send: Send, path: str) -> int:
     """One Gemini request, answered like Google would (status, body, stream)."""
     settings = st.settings
@@ -154,6 +179,8 @@ async def handle(st: "MockState", scope: Scope, req: Request, send: Send, path: 
                                 base)
 
     raw = st.last_body = await req.body()
+    if path.endswith(":countTokens"):
+        return await _count_tokens(st, scope, send, path, raw, error, base)
     matched = match_path(path)
     if matched is None:
         return await error(404, f"Method not found: {path}")
