@@ -12,14 +12,11 @@ Adding a protocol: one codec module implementing ``canonical.Codec`` and a line 
 
 from __future__ import annotations
 
-import orjson
-
-from agentdeck.pricing import Usage
-from agentdeck.wire.base import ParsedRequest, StreamFailure, WireProtocol
 from agentdeck.wire.endpoints import Endpoint
-from agentdeck.wire.sse import SSEEvent
 from agentdeck.wire.translate import anthropic, gemini, openai_chat, openai_responses
-from agentdeck.wire.translate.canonical import CallerCodec, Failure, Finish, ProviderCodec, TextDelta, ToolArgs
+from agentdeck.wire.translate.canonical import CallerCodec, ProviderCodec, TokenCounter
+from agentdeck.wire.translate.count import EstimatedCount, ProviderCount
+from agentdeck.wire.translate.translator import TranslatingMeter, Translator
 
 CODECS: dict[str, ProviderCodec] = {"openai": openai_chat.CODEC, "anthropic": anthropic.CODEC, "gemini": gemini.CODEC}
 """By protocol: the provider side of "openai" is chat completions."""
@@ -27,99 +24,15 @@ CODECS: dict[str, ProviderCodec] = {"openai": openai_chat.CODEC, "anthropic": an
 CALLER_CODECS: dict[Endpoint, CallerCodec] = {
     Endpoint.CHAT: openai_chat.CODEC, Endpoint.RESPONSES: openai_responses.CODEC, Endpoint.MESSAGES: anthropic.CODEC,
     Endpoint.GENERATE: gemini.CODEC, Endpoint.STREAM_GENERATE: gemini.CODEC}
-"""The caller endpoints that can be translated (count_tokens is not)."""
+"""The caller endpoints whose calls are translated (count_tokens has its own, ``COUNTERS``)."""
+
+COUNTERS: dict[str, TokenCounter] = {"gemini": gemini.CODEC}
+"""Provider protocols with a count endpoint; Anthropic's count_tokens for any other is the gateway's estimate."""
 
 
 def can_translate(endpoint: Endpoint, provider_protocol: str) -> bool:
-    return endpoint in CALLER_CODECS and provider_protocol in CODECS and endpoint.protocol != provider_protocol
-
-
-class Translator:
-    """One call's translation: caller codec <-> provider codec, built when the call is routed."""
-
-    __slots__ = ("caller", "provider", "header")
-
-    def __init__(self, caller: CallerCodec, provider: ProviderCodec) -> None:
-        self.caller = caller
-        self.provider = provider
-        self.header = f"{caller.name}->{provider.name}"
-        """The value of ``x-agentdeck-translated``."""
-
-    def request(self, p: ParsedRequest, model: str, max_tokens: int) -> bytes:
-        req = self.caller.decode_request(p.body)
-        return orjson.dumps(self.provider.encode_request(req, model, max_tokens, p.stream))
-
-    def path(self, model: str, stream: bool) -> str:
-        return self.provider.upstream_path(model, stream)
-
-    def headers(self) -> dict[str, str]:
-        return self.provider.upstream_headers()
-
-    def response(self, raw: bytes, model: str) -> bytes:
-        """A whole answer in the caller's protocol (``model`` is what ran)."""
-        resp = self.provider.decode_response(orjson.loads(raw))
-        resp.model = resp.model or model
-        return orjson.dumps(self.caller.encode_response(resp))
-
-    def error(self, status: int, raw: bytes) -> bytes:
-        """A provider error in the caller's shape, same status, the provider's own message."""
-        try:
-            message = self.provider.error_message(orjson.loads(raw))
-        except orjson.JSONDecodeError:
-            message = ""
-        return self.caller.error_body(status, message or raw.decode("utf-8", "replace")[:300] or f"provider error {status}",
-                                      "upstream_error")
-
-    def meter(self, caller_wire: WireProtocol, p: ParsedRequest, model: str) -> "TranslatingMeter":
-        return TranslatingMeter(self, caller_wire, p, model)
-
-
-class TranslatingMeter:
-    """A ``StreamMeter`` over the provider's stream that forwards the caller's events.
-
-    Each provider event is parsed once, by the provider codec's decoder; usage, the end and a
-    failure are read from what it decoded (with the wire modules' own usage parsers, so they are
-    what the provider's own meter would record), and the bytes forwarded are the caller codec's
-    encoding of each canonical event.
-    """
-
-    __slots__ = ("decoder", "encoder", "wire", "chars", "done", "failure", "ended")
-
-    def __init__(self, t: Translator, caller_wire: WireProtocol, p: ParsedRequest, model: str) -> None:
-        self.decoder = t.provider.stream_decoder()
-        self.encoder = t.caller.stream_encoder(model, p.wants_stream_usage)
-        self.wire = caller_wire
-        self.chars = 0
-        self.done = False
-        self.failure: StreamFailure | None = None
-        self.ended = False
-
-    @property
-    def usage(self) -> Usage | None:
-        return self.decoder.usage
-
-    def feed(self, ev: SSEEvent) -> bytes | None:
-        if self.ended:
-            return None
-        out = b""
-        for cev in self.decoder.feed(ev):
-            if isinstance(cev, TextDelta):
-                self.chars += len(cev.text)
-            elif isinstance(cev, ToolArgs):
-                self.chars += len(cev.json)
-            elif isinstance(cev, Failure):
-                self.ended = True
-                self.failure = StreamFailure(cev.status, cev.kind, cev.message)
-                return out + self.wire.stream_error_event(cev.message or "the provider's stream failed", "upstream_error")
-            elif isinstance(cev, Finish):
-                self.ended = self.done = True
-            out += self.encoder.encode(cev)
-        return out or None
-
-    @property
-    def text_chars(self) -> int:
-        """What the provider wrote so far, dropped thinking included (a cut stream is estimated from it)."""
-        return self.chars + self.decoder.dropped_chars
+    return ((endpoint in CALLER_CODECS or endpoint is Endpoint.COUNT_TOKENS) and provider_protocol in CODECS
+            and endpoint.protocol != provider_protocol)
 
 
 def translator(endpoint: Endpoint, provider_protocol: str) -> Translator | None:
@@ -129,7 +42,14 @@ def translator(endpoint: Endpoint, provider_protocol: str) -> Translator | None:
     return _TRANSLATORS.get((endpoint, provider_protocol))
 
 
+def _count(provider_protocol: str) -> Translator:
+    counter = COUNTERS.get(provider_protocol)
+    caller, provider = anthropic.CODEC, CODECS[provider_protocol]
+    return EstimatedCount(caller, provider) if counter is None else ProviderCount(caller, provider, counter)
+
+
 _TRANSLATORS: dict[tuple[Endpoint, str], Translator] = {
     (e, proto): Translator(c, CODECS[proto]) for e, c in CALLER_CODECS.items() for proto in CODECS if e.protocol != proto}
+_TRANSLATORS.update({(Endpoint.COUNT_TOKENS, proto): _count(proto) for proto in CODECS if proto != anthropic.NAME})
 
-__all__ = ["CALLER_CODECS", "CODECS", "TranslatingMeter", "Translator", "can_translate", "translator"]
+__all__ = ["CALLER_CODECS", "CODECS", "COUNTERS", "TranslatingMeter", "Translator", "can_translate", "translator"]

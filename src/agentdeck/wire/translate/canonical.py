@@ -168,6 +168,18 @@ class ProviderCodec(Protocol):
     def error_message(self, body: Any) -> str: ...
 
 
+class TokenCounter(Protocol):
+    """A provider protocol's own count endpoint, for a caller's count_tokens (only some protocols have one)."""
+
+    def count_path(self, model: str) -> str: ...
+
+    def encode_count_request(self, req: Request, model: str) -> dict[str, Any]: ...
+
+    def decode_count(self, body: Any) -> int | None:
+        """The input tokens the provider counted, None when its answer has no count."""
+        ...
+
+
 class Codec(CallerCodec, ProviderCodec, Protocol):
     """A protocol that is both a caller's and a provider's (all but the Responses API, caller-only)."""
 

@@ -216,6 +216,21 @@ class GenerateCodec:
 
     error_body = staticmethod(gemini.error_body)
 
+    # -- count_tokens (``canonical.TokenCounter``) -------------------------------------------
+    def count_path(self, model: str) -> str:
+        return gemini.UPSTREAM_PREFIX + model + ":countTokens"
+
+    def encode_count_request(self, req: Request, model: str) -> dict[str, Any]:
+        """A whole ``generateContentRequest``, so the system instruction and tools are counted too
+        (a bare ``contents`` would count the turns only)."""
+        body = self.encode_request(req, model, 1, False)
+        del body["generationConfig"]
+        return {"generateContentRequest": {"model": "models/" + model, **body}}
+
+    def decode_count(self, body: Any) -> int | None:
+        n = as_dict(body).get("totalTokens")
+        return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
+
 
 class GenerateStreamDecoder:
     """Every chunk is a partial answer; the one with a finishReason (and the last usage) ends it."""
