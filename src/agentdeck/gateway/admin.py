@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agentdeck.bus import Bus, Policy
 from agentdeck.gateway.admission import caller_secret
+from agentdeck.gateway.call import Refusal
 from agentdeck.gateway.http import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes, send_json, start_stream
 
 if TYPE_CHECKING:
@@ -62,7 +63,8 @@ class AdminPorts:
     wires: "dict[str, WireProtocol]"
     started_at: float
     provider_status: Callable[[], dict[str, dict[str, Any]]]
-    authenticate: "Callable[[str], Identity | None]"
+    authenticate: "Callable[[str], Awaitable[Identity | None]]"
+    create_session: "Callable[..., Awaitable[tuple[str, str]]]"
     new_request_id: Callable[[], str]
     in_flight: Callable[[], int]
     model_rows: Callable[[], list[tuple[str, str]]]
@@ -74,6 +76,7 @@ def ports_of(gw: "Gateway") -> AdminPorts:
         cfg=gw.cfg, admin_token=gw.admin_token.encode("utf-8"), killswitch=gw.killswitch, ledger=gw.ledger,
         sessions=gw.sessions, store=gw.store, bus=gw.bus, metrics=gw.metrics, savings=gw.savings, wires=gw.wires,
         started_at=gw.started_at, provider_status=gw.provider_status, authenticate=gw.authenticate,
+        create_session=gw.state.sessions.create,
         new_request_id=gw.new_request_id, in_flight=lambda: gw.in_flight, model_rows=gw.router.model_rows,
     )
 
@@ -353,7 +356,7 @@ async def _models(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> 
     anthropic_style = "anthropic-version" in headers
     secret = caller_secret(headers)
     tags = {"x-agentdeck-request-id": p.new_request_id(), "x-agentdeck-model": "-", "x-agentdeck-tier": "none"}
-    if p.authenticate(secret) is None:
+    if await p.authenticate(secret) is None:
         wire = p.wires["anthropic" if anthropic_style else "openai"]
         await send_bytes(send, 401, wire.error_body(401, "agentdeck: missing or unknown gateway key", "invalid_api_key"), tags)
         return
@@ -418,9 +421,11 @@ async def _sessions(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -
             await _bad(send, "max_requests", "'max_requests' is not supported by this gateway")
             return
         extra["max_requests"] = body.max_requests
-    name, secret = p.sessions.create(body.name or "session", body.budget_usd, body.key, **extra)
-    if body.budget_usd is not None:
-        p.ledger.set_key_budget(name, float(body.budget_usd))
+    try:  # the state backend registers it (in Redis too in cluster mode) and sets its budget
+        name, secret = await p.create_session(body.name or "session", body.budget_usd, body.key, **extra)
+    except Refusal as r:  # cluster mode with Redis unreachable
+        await send_json(send, r.status, _error(r.message, r.code or "unavailable"), r.headers)
+        return
     session = p.sessions.get(name)
     digest = p.sessions.digest_of(name)
     durable = False

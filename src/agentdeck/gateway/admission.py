@@ -14,12 +14,12 @@ import orjson
 
 from agentdeck.budget import clamp_max_tokens
 from agentdeck.budget.anomaly import AnomalyDetector
-from agentdeck.budget.sessions import SessionRegistry
+from agentdeck.budget.sessions import Session
 from agentdeck.config import CapsConfig, KeyConfig
 from agentdeck.gateway.call import Identity, Refusal, Seen, header_value
 from agentdeck.gateway.http import BodyTooLarge, Receive, read_body
 from agentdeck.limits.headers import retry_hint_headers
-from agentdeck.state import StopState
+from agentdeck.state import SessionState, StopState
 from agentdeck.wire import BadRequest, Endpoint, ParsedRequest, WireProtocol
 
 MAX_JSON_DEPTH = 254
@@ -62,7 +62,7 @@ class TokenCaps:
 class AdmissionStage:
     """Auth, body, stop, anomaly throttle and caps; raises ``Refusal`` with the gateway's answer."""
 
-    def __init__(self, *, keys: dict[str, KeyConfig], sessions: SessionRegistry, open_access: bool,
+    def __init__(self, *, keys: dict[str, KeyConfig], sessions: SessionState, open_access: bool,
                  stop: StopState, anomaly: AnomalyDetector, throttle_rps: float, caps: TokenCaps,
                  max_body_bytes: int) -> None:
         self._keys = keys
@@ -75,20 +75,49 @@ class AdmissionStage:
         self._max_input = caps.caps.max_input_tokens
         self._max_body = max_body_bytes
 
-    def authenticate(self, secret: str) -> Identity | None:
+    def _known(self, secret: str) -> Identity | None:
+        """A configured key, or a session this process knows: dict reads only."""
         k = self._keys.get(secret) if secret else None
         if k is not None:
             return Identity(k.name)
         s = self._sessions.lookup(secret) if secret else None
-        if s is not None:
-            return Identity(s.parent_key or "session", s.name)
-        return Identity("anonymous") if self._open else None
+        return _session_identity(s) if s is not None else None
 
-    def identify(self, headers: dict[str, str], seen: Seen) -> Identity:
-        ident = seen.ident = self.authenticate(caller_secret(headers))
+    def authenticate(self, secret: str) -> Identity | None:
+        """Who ``secret`` is as far as this process knows (no I/O)."""
+        ident = self._known(secret)
+        if ident is None and self._open:
+            return Identity("anonymous")
+        return ident
+
+    async def authenticate_any(self, secret: str) -> Identity | None:
+        """``authenticate``, then a session another process of the cluster issued (one lookup, then cached)."""
+        ident = self._known(secret)
+        if ident is None and secret and self._sessions.may_fetch(secret):
+            s = await self._sessions.fetch(secret)
+            ident = _session_identity(s) if s is not None else None
+        if ident is None and self._open:
+            return Identity("anonymous")
+        return ident
+
+    def identify(self, headers: dict[str, str], seen: Seen) -> Identity | None:
+        """The caller; None when only the cluster's session registry can say (then ``identify_shared``)."""
+        secret = caller_secret(headers)
+        ident = self._known(secret)
         if ident is None:
-            raise Refusal(401, "agentdeck: missing or unknown gateway key (send it as 'Authorization: Bearer KEY' "
-                               "or 'x-api-key: KEY')", "invalid_api_key")
+            if secret and self._sessions.may_fetch(secret):
+                return None
+            if not self._open:
+                raise _unknown_key()
+            ident = Identity("anonymous")
+        seen.ident = ident
+        return ident
+
+    async def identify_shared(self, headers: dict[str, str], seen: Seen) -> Identity:
+        """A session key this process has not seen: ask the shared registry once (a 503 while it cannot answer)."""
+        ident = seen.ident = await self.authenticate_any(caller_secret(headers))
+        if ident is None:
+            raise _unknown_key()
         return ident
 
     async def read(self, receive: Receive, headers: dict[str, str], endpoint: Endpoint, wire: WireProtocol,
@@ -121,15 +150,41 @@ class AdmissionStage:
         if stop is not None:
             raise Refusal(403, stop.message, "agentdeck_stopped", {"x-should-retry": "false"})
 
-    def check_limits(self, ident: Identity, context_tokens: int) -> None:
-        """The anomaly throttle, the input cap, and a session's request limit."""
+    def check_limits(self, ident: Identity, context_tokens: int) -> str | None:
+        """The anomaly throttle, the input cap, and a session's request limit.
+
+        Returns the session whose call the cluster must count (then ``count_shared``), else None.
+        """
         if self._anomaly.throttled(ident.ledger_key):
             raise Refusal(429, f"agentdeck: key '{ident.ledger_key}' is throttled after an anomaly alert",
                           "rate_limit_exceeded", retry_hint_headers(1.0 / self._throttle_rps))
         if context_tokens > self._max_input:
             raise Refusal(413, f"agentdeck: input of about {context_tokens} tokens is over the cap of {self._max_input} "
                                "([caps] max_input_tokens)", "input_too_large")
-        if ident.session is not None and not self._sessions.take_request(ident.session):
-            raise Refusal(403, f"agentdeck: session '{ident.session}' has used all the requests it was given "
-                               "(agentdeck run --max-requests); start a new session to go on",
-                          "session_request_limit", {"x-should-retry": "false"})
+        if ident.session is not None:
+            took = self._sessions.take_request(ident.session)
+            if took is None:
+                return ident.session
+            if not took:
+                raise _used_up(ident.session)
+        return None
+
+    async def count_shared(self, session: str) -> None:
+        """Count one call of a session whose request limit is shared by the cluster."""
+        if not await self._sessions.count_request(session):
+            raise _used_up(session)
+
+
+def _session_identity(s: Session) -> Identity:
+    return Identity(s.parent_key or "session", s.name)
+
+
+def _unknown_key() -> Refusal:
+    return Refusal(401, "agentdeck: missing or unknown gateway key (send it as 'Authorization: Bearer KEY' "
+                        "or 'x-api-key: KEY')", "invalid_api_key")
+
+
+def _used_up(session: str) -> Refusal:
+    return Refusal(403, f"agentdeck: session '{session}' has used all the requests it was given "
+                        "(agentdeck run --max-requests); start a new session to go on",
+                   "session_request_limit", {"x-should-retry": "false"})

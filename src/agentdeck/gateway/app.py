@@ -83,11 +83,11 @@ class Gateway:
         self._tick_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
-        self.state: StateBackend = make_backend(cfg, self.ledger, self.killswitch, self.limiters, self.bus)
+        self.state: StateBackend = make_backend(cfg, self.ledger, self.killswitch, self.limiters, self.bus, self.sessions)
         balanced = cfg.routing.tiers["balanced"]
         caps = TokenCaps(cfg.caps, self.output_limit)
         self.admission = AdmissionStage(
-            keys=cfg.key_by_secret(), sessions=self.sessions, open_access=not cfg.keys, stop=self.state.stop,
+            keys=cfg.key_by_secret(), sessions=self.state.sessions, open_access=not cfg.keys, stop=self.state.stop,
             anomaly=self.anomaly, throttle_rps=cfg.anomaly.throttle_rps, caps=caps,
             max_body_bytes=cfg.gateway.max_body_bytes)
         self.routing = RoutingStage(self.router, self.matcher, self.state.spend.share_used, caps, cfg.routing.escalate,
@@ -109,15 +109,17 @@ class Gateway:
         await self.store.open()
         await self.ledger.load(self.store)
         await self.killswitch.load()
-        start = getattr(self.state, "start", None)  # a shared backend joins the cluster after the stops loaded
-        if start is not None:
-            await start()
         used = await self.store.session_request_counts()
         for row in await self.store.sessions():
             self.sessions.restore(row["name"], row["digest"], row["parent_key"], row["budget_usd"], row["created"],
                                   row.get("max_requests"), used.get(row["name"], 0))
             if row["budget_usd"] is not None:
                 self.ledger.set_key_budget(row["name"], float(row["budget_usd"]))
+        # A shared backend joins the cluster once the stops and sessions are loaded (it seeds Redis with them),
+        # before the first call: a stop taken before any call reaches the cluster at once.
+        start = getattr(self.state, "start", None)
+        if start is not None:
+            await start()
         for line in provider_warnings(self.cfg):
             print(f"agentdeck: warning: {line}", file=sys.stderr)
         self.upstream.http = make_session(self.cfg)
@@ -169,8 +171,9 @@ class Gateway:
     def new_request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):06x}"
 
-    def authenticate(self, secret: str) -> Identity | None:
-        return self.admission.authenticate(secret)
+    async def authenticate(self, secret: str) -> Identity | None:
+        """Who ``secret`` is, including a session another process of the cluster issued."""
+        return await self.admission.authenticate_any(secret)
 
     def provider_for(self, model: str, protocol: str) -> str | None:
         return self.matcher.provider_for(model, protocol)

@@ -130,7 +130,7 @@ class Pipeline:
     async def _admit(self, receive: Receive, endpoint: Endpoint, wire: WireProtocol, rid: str, t0: float,
                      headers: dict[str, str], query: str, seen: Seen) -> Call:
         adm = self.admission
-        ident = adm.identify(headers, seen)
+        ident = adm.identify(headers, seen) or await adm.identify_shared(headers, seen)
         parsed = await adm.read(receive, headers, endpoint, wire, seen)
         context_tokens = estimate_input_tokens(parsed.raw, parsed.body)
         routed = self.routing.resolve(parsed, wire, context_tokens)
@@ -146,7 +146,9 @@ class Pipeline:
         except UnforwardableHeader as u:
             raise Refusal(400, f"agentdeck: header '{u.name}' is not UTF-8 text; the gateway cannot pass it on unchanged",
                           "invalid_header", param=u.name) from None
-        adm.check_limits(ident, context_tokens)
+        shared_count = adm.check_limits(ident, context_tokens)
+        if shared_count is not None:  # a cluster session with --max-requests: counted in Redis
+            await adm.count_shared(shared_count)
         route = routed.route
         call = Call(wire, endpoint, rid, t0, headers, forward, query, ident, parsed, route,
                     routed.provider, adm.caps.max_tokens(route.model, parsed), context_tokens)

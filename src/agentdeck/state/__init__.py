@@ -5,7 +5,7 @@ share (cluster mode) is a second implementation of them, not a change to the sta
 ``local`` is the in-process implementation every gateway has today.
 """
 
-from agentdeck.state.interfaces import LimitState, SpendState, StateBackend, StopState
+from agentdeck.state.interfaces import LimitState, SessionState, SpendState, StateBackend, StopState
 from agentdeck.state.local import LocalBackend
 
-__all__ = ["LimitState", "LocalBackend", "SpendState", "StateBackend", "StopState"]
+__all__ = ["LimitState", "LocalBackend", "SessionState", "SpendState", "StateBackend", "StopState"]

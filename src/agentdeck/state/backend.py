@@ -11,6 +11,7 @@ from typing import Mapping
 
 from agentdeck.budget.killswitch import KillSwitch
 from agentdeck.budget.ledger import Ledger
+from agentdeck.budget.sessions import SessionRegistry
 from agentdeck.bus import Bus
 from agentdeck.config import Config
 from agentdeck.limits import ProviderLimiter
@@ -19,10 +20,10 @@ from agentdeck.state.local import LocalBackend
 
 
 def make_backend(cfg: Config, ledger: Ledger, killswitch: KillSwitch, limiters: Mapping[str, ProviderLimiter],
-                 bus: Bus) -> StateBackend:
+                 bus: Bus, sessions: SessionRegistry) -> StateBackend:
     """``LocalBackend`` for ``backend = "local"`` (today's behaviour), ``RedisBackend`` for ``"redis"``."""
     if cfg.cluster.backend == "redis":
         from agentdeck.state.redis_backend import RedisBackend
 
-        return RedisBackend(cfg.cluster, ledger, killswitch, limiters, bus)
-    return LocalBackend(ledger, killswitch, limiters)
+        return RedisBackend(cfg.cluster, ledger, killswitch, limiters, bus, sessions, {k.name for k in cfg.keys})
+    return LocalBackend(ledger, killswitch, limiters, sessions)

@@ -12,6 +12,7 @@ from typing import Any, AsyncContextManager, Mapping, Protocol
 
 from agentdeck.budget.killswitch import StopInfo
 from agentdeck.budget.ledger import Reservation
+from agentdeck.budget.sessions import Session, SessionRegistry
 
 
 class SpendState(Protocol):
@@ -43,6 +44,43 @@ class StopState(Protocol):
 
     def watch(self, key: str, session: str | None = None) -> asyncio.Event:
         """An event set when a stop covers ``key``/``session`` (ends open streams)."""
+        ...
+
+
+class SessionState(Protocol):
+    """The sessions `agentdeck run` creates: which session a presented secret is, and each one's call count.
+
+    Why ``lookup`` and ``fetch`` apart: admission runs on every call, so the answer for a
+    session this process already knows is a dict read (``lookup``); only a session secret it
+    has not seen (one another process issued) costs a round trip (``fetch``), once.
+    """
+
+    registry: SessionRegistry
+    """This process's view of the sessions (status, console); it holds digests, never secrets."""
+
+    def lookup(self, secret: str) -> Session | None:
+        """The session of ``secret`` if this process knows it (no I/O)."""
+        ...
+
+    def may_fetch(self, secret: str) -> bool:
+        """Whether a ``lookup`` miss for ``secret`` is worth asking ``fetch`` (a session key, a shared registry)."""
+        ...
+
+    async def fetch(self, secret: str) -> Session | None:
+        """The session of ``secret`` from wherever sessions are shared (then known to ``lookup``), or None."""
+        ...
+
+    async def create(self, name: str, budget_usd: float | None = None, parent_key: str | None = None,
+                     max_requests: int | None = None) -> tuple[str, str]:
+        """Issue a session; (the name it got, its secret). The secret is returned once and kept nowhere."""
+        ...
+
+    def take_request(self, name: str) -> bool | None:
+        """Count one call in process: True (go), False (over ``max_requests``), None (``count_request`` decides)."""
+        ...
+
+    async def count_request(self, name: str) -> bool:
+        """Count one call of a session whose request limit is shared; False when it is used up."""
         ...
 
 
@@ -79,3 +117,4 @@ class StateBackend(Protocol):
     spend: SpendState
     stop: StopState
     limits: Mapping[str, LimitState]
+    sessions: SessionState

@@ -7,6 +7,7 @@ from typing import Mapping
 
 from agentdeck.budget.killswitch import KillSwitch, StopInfo
 from agentdeck.budget.ledger import Ledger, Reservation
+from agentdeck.budget.sessions import Session, SessionRegistry
 from agentdeck.limits import ProviderLimiter
 
 
@@ -46,10 +47,44 @@ class LocalStop:
         return self.killswitch.watch(key, session)
 
 
+class LocalSessions:
+    """``SessionState`` over the in-process ``SessionRegistry``: a key this process did not issue is unknown."""
+
+    __slots__ = ("registry", "ledger")
+
+    def __init__(self, registry: SessionRegistry, ledger: Ledger) -> None:
+        self.registry = registry
+        self.ledger = ledger
+
+    def lookup(self, secret: str) -> Session | None:
+        return self.registry.lookup(secret)
+
+    def may_fetch(self, secret: str) -> bool:
+        return False
+
+    async def fetch(self, secret: str) -> Session | None:
+        return None
+
+    async def create(self, name: str, budget_usd: float | None = None, parent_key: str | None = None,
+                     max_requests: int | None = None) -> tuple[str, str]:
+        final, secret = self.registry.create(name, budget_usd, parent_key, max_requests=max_requests)
+        if budget_usd is not None:
+            self.ledger.set_key_budget(final, float(budget_usd))
+        return final, secret
+
+    def take_request(self, name: str) -> bool | None:
+        return self.registry.take_request(name)
+
+    async def count_request(self, name: str) -> bool:
+        return self.registry.take_request(name)
+
+
 class LocalBackend:
     """The embedded default: nothing shared beyond this process (``[cluster] backend = "local"``)."""
 
-    def __init__(self, ledger: Ledger, killswitch: KillSwitch, limiters: Mapping[str, ProviderLimiter]) -> None:
+    def __init__(self, ledger: Ledger, killswitch: KillSwitch, limiters: Mapping[str, ProviderLimiter],
+                 sessions: SessionRegistry) -> None:
         self.spend = LocalSpend(ledger)
         self.stop = LocalStop(killswitch)
         self.limits = limiters
+        self.sessions = LocalSessions(sessions, ledger)

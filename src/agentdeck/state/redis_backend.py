@@ -8,11 +8,13 @@ from typing import Mapping
 
 from agentdeck.budget.killswitch import KillSwitch
 from agentdeck.budget.ledger import Ledger
+from agentdeck.budget.sessions import SessionRegistry
 from agentdeck.bus import Bus
 from agentdeck.config import ClusterConfig
 from agentdeck.limits import ProviderLimiter
 from agentdeck.state.redis_limits import shared_limits
 from agentdeck.state.redis_link import RedisLink
+from agentdeck.state.redis_sessions import RedisSessions
 from agentdeck.state.redis_spend import RedisSpend
 from agentdeck.state.redis_stop import RedisStop
 
@@ -21,15 +23,18 @@ class RedisBackend:
     """``StateBackend`` over one Redis; ``start`` reads the cluster's state, ``close`` lets go of it."""
 
     def __init__(self, cfg: ClusterConfig, ledger: Ledger, killswitch: KillSwitch,
-                 limiters: Mapping[str, ProviderLimiter], bus: Bus) -> None:
+                 limiters: Mapping[str, ProviderLimiter], bus: Bus, sessions: SessionRegistry,
+                 reserved_names: set[str]) -> None:
         self.link = RedisLink(cfg, bus)
         self.spend = RedisSpend(self.link, ledger)
         self.stop = RedisStop(self.link, killswitch, bus)
         self.limits, self._freed = shared_limits(self.link, limiters, bus)
+        self.sessions = RedisSessions(self.link, sessions, ledger, reserved_names)
 
     async def start(self) -> None:
-        """Call after the kill switch has loaded its stops from disk, before serving."""
+        """Call after the kill switch has loaded its stops and the registry its sessions from disk, before serving."""
         await self.stop.start()
+        await self.sessions.start()
 
     async def close(self) -> None:
         await self.stop.close()

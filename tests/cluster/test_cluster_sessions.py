@@ -1,0 +1,157 @@
+"""Sessions from `agentdeck run` against one process of a cluster work on every process; a stop taken before
+any call reaches the cluster (the backend starts with the gateway, not at its first call)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import redis
+from cluster_support import RedisServer, stop_serve, write_cluster_serve_config
+from deck_support import ADMIN_TOKEN, GATEWAY_KEY, serve_process
+
+from agentdeck.store import db_path
+
+# The command `agentdeck run` starts: one call per URL given, with the session key run put in its environment.
+CHILD = r"""
+import json, os, sys
+from pathlib import Path
+import openai
+
+out = []
+for url in sys.argv[2:]:
+    c = openai.OpenAI(base_url=url + "/v1", api_key=os.environ["OPENAI_API_KEY"], max_retries=0, timeout=10)
+    try:
+        c.chat.completions.create(model="house-mini", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+        out.append("ok")
+    except openai.APIStatusError as e:
+        out.append(f"{e.status_code}:{(e.body or {}).get('code')}")
+Path(sys.argv[1]).write_text(os.environ["OPENAI_API_KEY"])  # for the test to look for it where it must not be
+print(json.dumps({"session": os.environ["AGENTDECK_SESSION"], "results": out}))
+"""
+
+
+def _start(tmp_path: Path, n: int, mock: Any, redis_server: RedisServer) -> tuple[list[Any], list[str]]:
+    procs, urls = [], []
+    for i in range(n):
+        cfg = write_cluster_serve_config(tmp_path / f"gw{i}.toml", tmp_path / f"gw{i}", mock.url, redis_server.url)
+        p, url = serve_process(cfg)
+        procs.append(p)
+        urls.append(url)
+    return procs, urls
+
+
+def _agentdeck_run(tmp_path: Path, via: str, calls: list[str], *flags: str) -> tuple[dict[str, Any], str]:
+    """`agentdeck run` against ``via``; the child calls each of ``calls``. (its JSON, the session secret)."""
+    child, secret_file = tmp_path / "child.py", tmp_path / "secret.txt"
+    child.write_text(CHILD)
+    r = subprocess.run([sys.executable, "-m", "agentdeck", "run", "--config", str(tmp_path / "gw0.toml"), "--url", via,
+                        *flags, "--", sys.executable, str(child), str(secret_file), *calls],
+                       capture_output=True, text=True, timeout=90, env={**os.environ})
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    secret = secret_file.read_text()
+    secret_file.unlink()
+    return json.loads(r.stdout.strip().splitlines()[-1]), secret
+
+
+def _redis_dump(url: str) -> bytes:
+    """Every key and every value of every hash in the test's Redis, as bytes."""
+    c = redis.Redis.from_url(url)
+    try:
+        out = b""
+        for k in c.scan_iter():
+            out += k
+            kind = c.type(k)
+            if kind == b"hash":
+                for f, v in c.hgetall(k).items():
+                    out += f + v
+            elif kind == b"string":
+                out += c.get(k) or b""
+        return out
+    finally:
+        c.close()
+
+
+def _db_bytes(data_dir: Path) -> bytes:
+    conn = sqlite3.connect(db_path(data_dir))
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
+
+
+def _call(url: str, key: str) -> str:
+    with openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=10) as c:
+        try:
+            c.chat.completions.create(model="house-mini", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+            return "ok"
+        except openai.APIStatusError as e:
+            return f"{e.status_code}:{(e.body or {}).get('code')}"
+
+
+def test_a_session_made_on_one_process_works_on_the_others_and_is_counted_once(
+        tmp_path: Path, redis_server: RedisServer, mock: Any) -> None:
+    procs, urls = _start(tmp_path, 3, mock, redis_server)
+    a, b, c = urls
+    try:
+        # Made on A, used on B and C, with a limit of 3 calls counted across the cluster.
+        got, secret = _agentdeck_run(tmp_path, a, [b, c, b, a], "--key", "dev", "--max-requests", "3")
+        assert got["results"] == ["ok", "ok", "ok", "403:session_request_limit"], got
+        session = got["session"]
+        # A session key nobody issued is refused as before, on a process that asks Redis and on one that does not.
+        forged = "adk-s-" + "x" * 32
+        assert _call(b, forged) == "401:invalid_api_key"
+        assert _call(c, "not-a-key-at-all") == "401:invalid_api_key"
+        assert _call(b, GATEWAY_KEY) == "ok"  # configured keys still work everywhere
+
+        # A session's budget holds on a process that learnt it from Redis.
+        poor, poor_secret = _agentdeck_run(tmp_path, a, [c], "--key", "dev", "--budget", "0.000001")
+        assert poor["results"] == ["403:budget_exceeded"], poor
+        assert poor["session"] != session  # one name per session across the cluster
+
+        # The processes that learnt the session show it in their status; no secret is in Redis.
+        with httpx.Client(timeout=10) as h:
+            st = h.get(b + "/admin/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+        assert st["sessions"][session]["max_requests"] == 3 and st["sessions"][session]["requests"] == 3
+        dump = _redis_dump(redis_server.url)
+        assert session.encode() in dump
+        for s in (secret, poor_secret):
+            assert s.startswith("adk-s-") and s.encode() not in dump
+    finally:
+        errs = [stop_serve(p) for p in procs]
+    assert "Traceback" not in "".join(errs)
+    for i, err in enumerate(errs):
+        assert secret not in err and poor_secret not in err
+        stored = _db_bytes(tmp_path / f"gw{i}")
+        assert secret.encode() not in stored and poor_secret.encode() not in stored
+
+
+def test_a_stop_taken_before_any_call_reaches_the_cluster(tmp_path: Path, redis_server: RedisServer,
+                                                          mock: Any) -> None:
+    procs, urls = _start(tmp_path, 2, mock, redis_server)
+    a, b = urls
+    try:
+        with httpx.Client(timeout=10) as h:
+            # A has served nothing: its backend must already be following and sending the stop.
+            r = h.post(a + "/admin/stop", json={"reason": "before any call", "actor": "cli"},
+                       headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert r.status_code == 200
+        deadline = time.monotonic() + 10
+        answer = _call(b, GATEWAY_KEY)
+        while answer != "403:agentdeck_stopped" and time.monotonic() < deadline:
+            answer = _call(b, GATEWAY_KEY)
+        assert answer == "403:agentdeck_stopped"
+        assert b"before any call" in _redis_dump(redis_server.url)
+    finally:
+        errs = [stop_serve(p) for p in procs]
+    assert "Traceback" not in "".join(errs)
