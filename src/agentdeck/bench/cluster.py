@@ -1,4 +1,5 @@
-"""Cluster mode's cost, side by side in one run: ``python -m agentdeck.bench.cluster``.
+"""Cluster mode's cost, side by side in one run: ``agentdeck bench --scenario cluster``
+(or ``python -m agentdeck.bench.cluster``, which also takes ``--single-calls``).
 
 Why these three: cluster mode adds Redis round trips per call (the stop read, the hold,
 the slot, the pace, the release, the settle), so the questions are what one caller pays
@@ -17,12 +18,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from agentdeck.bench.gateway import BENCH_KEY, _load, _single, _spawn, _write_config
+from agentdeck.errors import AgentdeckError
 
 
 def _free_port() -> int:
@@ -34,7 +37,7 @@ def _free_port() -> int:
 def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     exe = shutil.which("redis-server")
     if exe is None:
-        raise SystemExit("agentdeck: the cluster bench needs redis-server on PATH (apt-get install redis-server)")
+        raise AgentdeckError("the cluster bench needs redis-server on PATH (apt-get install redis-server)")
     port = _free_port()
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -46,7 +49,7 @@ def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         except OSError:
             time.sleep(0.05)
     proc.kill()
-    raise SystemExit("agentdeck: redis-server did not start")
+    raise AgentdeckError("redis-server did not start for the cluster bench")
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:
@@ -124,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--single-calls", type=int, default=1500)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    r = run_cluster_bench(a.duration, a.concurrency, a.single_calls)
+    try:
+        r = run_cluster_bench(a.duration, a.concurrency, a.single_calls)
+    except AgentdeckError as e:
+        print(f"agentdeck: error: {e}", file=sys.stderr)
+        return 1
     print(json.dumps(r, indent=2) if a.json else format_report(r))
     return 0
 

@@ -7,9 +7,9 @@ import importlib.util
 import json
 from typing import Any
 
-SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky", "sse", "translate")
+SCENARIOS = ("gateway", "clients", "aimd", "console", "flaky", "sse", "translate", "cluster")
 # psutil is the `bench` extra: only these scenarios read process CPU and memory with it.
-NEEDS_PSUTIL = ("gateway", "clients", "console")
+NEEDS_PSUTIL = ("gateway", "clients", "console", "cluster")
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -64,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
 
         trows = run_translate_bench(duration=args.duration, concurrency=args.concurrency, rounds=args.rounds)
         print(json.dumps(trows, indent=2) if args.json else format_translate_report(trows))
+        return 0
+    if args.scenario == "cluster":
+        from agentdeck.bench.cluster import format_report, run_cluster_bench
+
+        # One caller's latency is sampled over as many calls as a round lasts at ~300 calls/s (1,500 at 5 s).
+        cres = run_cluster_bench(args.duration, args.concurrency, single_calls=max(50, int(300 * args.duration)))
+        print(json.dumps(cres, indent=2) if args.json else format_report(cres))
         return 0
     if args.scenario == "sse":
         from agentdeck.bench.sse import format_sse_report, run_sse_bench
