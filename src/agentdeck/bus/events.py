@@ -137,6 +137,7 @@ class StatsTick(Event):
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
     savings_usd: float = 0.0
     bus_dropped: int = 0
+    cluster: dict[str, Any] | None = None  # cluster mode: the processes (ClusterSnapshot.to_dict); None when local
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

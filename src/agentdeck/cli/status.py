@@ -5,6 +5,8 @@ on a terminal the budgets are drawn as bars (Rich), piped it stays plain text fo
 `--json` gives the full /admin/status document for scripts. It exits 4 while the emergency stop
 is engaged (3 when the gateway cannot be reached), so `agentdeck status >/dev/null || ...` works.
 With no `--url` and several local gateways running (a demo, a serve), it shows each of them.
+In cluster mode any one process answers for the cluster: spend, stop and limits are the
+cluster's, and a table lists every live process (status_cluster).
 """
 
 from __future__ import annotations
@@ -153,8 +155,13 @@ def render(url: str, st: dict[str, Any]) -> str:
     for name, p in sorted((st.get("providers") or {}).items()):
         rps = p.get("rps_limit")
         rps_s = f"{float(rps):.1f}" if isinstance(rps, (int, float)) else "-"
+        shared = f" (cluster {p['cluster_in_flight']})" if "cluster_in_flight" in p else ""
         lines.append(f"{'provider':<8} {name:<12} rps {rps_s:>6}  slots {p.get('slots_limit', '-'):>4}  "
-                     f"in flight {p.get('in_flight', 0):>3}  429s {p.get('rate_limited_total', 0)}")
+                     f"in flight {p.get('in_flight', 0):>3}{shared}  429s {p.get('rate_limited_total', 0)}")
+    if st.get("cluster"):
+        from agentdeck.cli.status_cluster import render_lines
+
+        lines += render_lines(st["cluster"])
     return "\n".join(lines)
 
 
@@ -216,11 +223,19 @@ def render_rich(url: str, st: dict[str, Any], what: str = "") -> Any:
     providers = st.get("providers") or {}
     if providers:
         table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
-        for col in ("provider", "rps limit", "slots", "in flight", "429s"):
+        shared = any("cluster_in_flight" in p for p in providers.values())
+        cols = ("provider", "rps limit", "slots", "in flight", *(("cluster in flight",) if shared else ()), "429s")
+        for col in cols:
             table.add_column(col, justify="left" if col == "provider" else "right")
         for name, p in sorted(providers.items()):
             rps = p.get("rps_limit")
+            extra = (str(p.get("cluster_in_flight", "-")),) if shared else ()
             table.add_row(name, f"{float(rps):.1f}" if isinstance(rps, (int, float)) else "-",
-                          str(p.get("slots_limit", "-")), str(p.get("in_flight", 0)), str(p.get("rate_limited_total", 0)))
+                          str(p.get("slots_limit", "-")), str(p.get("in_flight", 0)), *extra,
+                          str(p.get("rate_limited_total", 0)))
         parts.append(table)
+    if st.get("cluster"):
+        from agentdeck.cli.status_cluster import render_rich as cluster_rich
+
+        parts += cluster_rich(st["cluster"])
     return Group(*parts)

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from agentdeck.gateway.app import Gateway
     from agentdeck.gateway.call import Identity
     from agentdeck.gateway.metrics import Metrics
+    from agentdeck.state.processes import ClusterSnapshot
     from agentdeck.routing.savings import SavingsTracker
+    from agentdeck.state.interfaces import ProcessRegistry
     from agentdeck.store import Store
     from agentdeck.wire import WireProtocol
 
@@ -68,6 +70,7 @@ class AdminPorts:
     new_request_id: Callable[[], str]
     in_flight: Callable[[], int]
     model_rows: Callable[[], list[tuple[str, str]]]
+    registry: "ProcessRegistry | None" = None
 
 
 def ports_of(gw: "Gateway") -> AdminPorts:
@@ -78,6 +81,7 @@ def ports_of(gw: "Gateway") -> AdminPorts:
         started_at=gw.started_at, provider_status=gw.provider_status, authenticate=gw.authenticate,
         create_session=gw.state.sessions.create,
         new_request_id=gw.new_request_id, in_flight=lambda: gw.in_flight, model_rows=gw.router.model_rows,
+        registry=gw.state.registry,
     )
 
 
@@ -137,8 +141,43 @@ class BusView(_View):
     dropped: int
 
 
+class ProcessView(_View):
+    """One gateway process of the cluster: who (host, pid, address), how busy, when last heard from."""
+
+    id: str
+    host: str
+    pid: int
+    address: str
+    started: float
+    in_flight: int
+    rps: float
+    stopped: bool
+    last_seen: float
+    age_s: float
+    this: bool
+
+
+class ClusterView(_View):
+    """Cluster mode only: the processes that heartbeat to the same Redis, and whether it answered.
+
+    The document's ``spend``, ``keys`` and ``providers`` are then the cluster's (shared
+    windows and limits); ``in_flight`` and ``uptime_s`` stay this process's.
+    """
+
+    backend: str
+    name: str
+    redis: str
+    up: bool
+    error: str | None
+    read_at: float
+    in_flight: int
+    rps: float
+    processes: list[ProcessView]
+
+
 class GatewayStatus(_View):
-    """``GET /admin/status``: the kill switch, spend, budgets, providers, routing savings, uptime."""
+    """``GET /admin/status``: the kill switch, spend, budgets, providers, routing savings, uptime
+    (and in cluster mode the cluster's processes)."""
 
     stopped: bool
     stop_reason: str | None
@@ -154,21 +193,40 @@ class GatewayStatus(_View):
     in_flight: int
     uptime_s: float
     bus: BusView
+    cluster: ClusterView | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump()
+        d = self.model_dump()
+        if d.get("cluster") is None:
+            d.pop("cluster", None)  # local mode: the document is what it always was
+        return d
+
+
+def cluster_view(seen: "ClusterSnapshot") -> ClusterView:
+    return ClusterView(
+        backend=seen.backend, name=seen.name, redis=seen.redis, up=seen.up, error=seen.error, read_at=seen.read_at,
+        in_flight=seen.in_flight, rps=seen.rps,
+        processes=[ProcessView(**r.to_dict(), age_s=round(max(0.0, seen.read_at - r.last_seen), 2), this=r.id == seen.this)
+                   for r in seen.processes])
 
 
 def gateway_status(p: AdminPorts) -> GatewayStatus:
     ks = p.killswitch.state()
     snap = p.ledger.snapshot()
+    seen = p.registry.latest if p.registry is not None and p.registry.shared else None
+    spend = snap
+    keys = snap.get("keys", {})
+    if seen is not None and seen.spend is not None:  # cluster mode, Redis answered: the cluster's windows
+        spend = seen.spend
+        keys = {k: {**keys.get(k, {"budget_usd": None}), **v} for k, v in seen.keys.items()}
     return GatewayStatus(
         stopped=ks["stopped"], stop_reason=ks.get("stop_reason"), stopped_keys=ks.get("stopped_keys", {}),
         stop=StopView(since=ks.get("since"), actor=ks.get("actor")),
-        spend=SpendView(hour_usd=snap["hour_usd"], day_usd=snap["day_usd"], reserved_usd=snap.get("reserved_usd", 0.0),
-                        open_reservations=snap.get("open_reservations", 0)),
+        spend=SpendView(hour_usd=spend["hour_usd"], day_usd=spend["day_usd"], reserved_usd=spend.get("reserved_usd", 0.0),
+                        open_reservations=spend.get("open_reservations", 0)),
         budget=BudgetView(hourly_usd=snap["hourly_usd"], daily_usd=snap["daily_usd"]),
-        keys={k: KeySpendView(**v) for k, v in snap.get("keys", {}).items()},
+        keys={k: KeySpendView(day_usd=v.get("day_usd", 0.0), budget_usd=v.get("budget_usd"),
+                              reserved_usd=v.get("reserved_usd", 0.0)) for k, v in keys.items()},
         sessions={s.name: SessionView(budget_usd=s.budget_usd, max_requests=s.max_requests,
                                       requests=p.sessions.used(s.name)) for s in p.sessions.all()},
         providers={k: ProviderView(**v) for k, v in p.provider_status().items()},
@@ -177,6 +235,7 @@ def gateway_status(p: AdminPorts) -> GatewayStatus:
         in_flight=p.in_flight(),
         uptime_s=round(time.time() - p.started_at, 1),
         bus=BusView(published=p.bus.published, dropped=p.bus.dropped),
+        cluster=cluster_view(seen) if seen is not None else None,
     )
 
 
@@ -371,6 +430,8 @@ async def _models(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> 
 
 
 async def _status(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
+    if p.registry is not None and p.registry.shared:
+        await p.registry.refresh()  # one read of the cluster now (a stopped Redis answers at once: marked down)
     await send_json(send, 200, gateway_status(p).to_dict())
 
 

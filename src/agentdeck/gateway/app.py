@@ -43,6 +43,7 @@ from agentdeck.routing import DowngradeWatch, Router
 from agentdeck.routing.savings import SavingsTracker
 from agentdeck.state import StateBackend
 from agentdeck.state.backend import make_backend
+from agentdeck.state.processes import ProcessSample, overlay_limits, rate_last_second
 from agentdeck.store import Store, db_path
 from agentdeck.wire import BY_PATH, PROVIDER_WIRES, gemini
 
@@ -82,6 +83,7 @@ class Gateway:
         self.in_flight = 0
         self._tick_task: asyncio.Task[None] | None = None
         self.started_at = time.time()
+        self.address = ""  # the URL this process listens on (the server sets it; the cluster's process table shows it)
 
         self.state: StateBackend = make_backend(cfg, self.ledger, self.killswitch, self.limiters, self.bus, self.sessions)
         balanced = cfg.routing.tiers["balanced"]
@@ -125,6 +127,7 @@ class Gateway:
         self.upstream.http = make_session(self.cfg)
         await self.alerts.start()
         self._tick_task = asyncio.create_task(self._tick(), name="stats-tick")
+        self.state.registry.start(self._process_sample)  # this process's row in the cluster (a heartbeat task)
 
     async def shutdown(self) -> None:
         if self._tick_task is not None:
@@ -148,7 +151,7 @@ class Gateway:
             await asyncio.sleep(1.0)
             try:
                 self.bus.publish(self.stats_tick())
-                change = self.downgrade.update(self.ledger.share_used(), "hourly/daily")
+                change = self.downgrade.update(self.state.spend.share_used(), "hourly/daily")
                 if change is not None:
                     self.bus.publish(change)
             except Exception as e:  # a broken tick must not stop the gateway; say so once a second
@@ -160,12 +163,24 @@ class Gateway:
         while recent and recent[0] < now - 1.0:
             recent.popleft()
         snap = self.ledger.snapshot()
+        hour, day, cluster = snap["hour_usd"], snap["day_usd"], None
+        if self.state.registry.shared:  # cluster mode: the cluster's spend and processes, as of the last heartbeat
+            seen = self.state.registry.latest
+            if seen is not None:
+                cluster = seen.to_dict()
+                if seen.spend is not None:
+                    hour, day = seen.spend["hour_usd"], seen.spend["day_usd"]
         return StatsTick(
-            rps=float(len(recent)), in_flight=self.in_flight, hour_usd=snap["hour_usd"], day_usd=snap["day_usd"],
+            rps=float(len(recent)), in_flight=self.in_flight, hour_usd=hour, day_usd=day,
             hourly_budget_usd=snap["hourly_usd"], daily_budget_usd=snap["daily_usd"],
             stopped=self.killswitch.state()["stopped"], providers=self.provider_status(),
-            savings_usd=self.savings.savings_usd, bus_dropped=self.bus.dropped,
+            savings_usd=self.savings.savings_usd, bus_dropped=self.bus.dropped, cluster=cluster,
         )
+
+    def _process_sample(self) -> ProcessSample:
+        """This process's row for the cluster's process table (read by the heartbeat, once a second)."""
+        return ProcessSample(in_flight=self.in_flight, rps=rate_last_second(self.accounting.recent, time.time()),
+                             stopped=self.killswitch.state()["stopped"], address=self.address, started=self.started_at)
 
     # -- lookups the admin endpoints and the console use ----------------------------------
     def new_request_id(self) -> str:
@@ -199,7 +214,11 @@ class Gateway:
         return out
 
     def provider_status(self) -> dict[str, dict[str, Any]]:
-        return {name: lim.snapshot() for name, lim in self.limiters.items()}
+        if not self.state.registry.shared:
+            return {name: lim.snapshot() for name, lim in self.limiters.items()}
+        shared = {name: lim.snapshot() for name, lim in self.state.limits.items()}  # shared rps/slots
+        seen = self.state.registry.latest
+        return overlay_limits(shared, seen.limits) if seen is not None else shared
 
     # -- ASGI -----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -97,6 +97,7 @@ class GatewayThread:
         self.sock = bind_socket(self.host, cfg.gateway.port if port is None else port)
         self.url = url_of(self.sock)
         self.gateway = Gateway(cfg, bus=bus)
+        self.gateway.address = self.url
         self.bus = self.gateway.bus
         self.admin_token = self.gateway.admin_token
         self._server = uvicorn.Server(uvicorn_config(self.gateway, cfg, front_door))
@@ -177,6 +178,7 @@ def serve_forever(cfg: Config, host: str, port: int, *, on_ready: Any = None) ->
     check_bind(cfg, host)
     sock = bind_socket(host, port)
     gateway = Gateway(cfg, alerts_to_stderr=True)
+    gateway.address = url_of(sock)
     server = uvicorn.Server(uvicorn_config(gateway, cfg))
 
     async def main() -> None:

@@ -68,6 +68,10 @@ def serve_workers(args: argparse.Namespace, cfg: Config, host: str, port: int, w
 
     check_workers(cfg, workers)
     check_bind(cfg, host)
+    if cfg.otel.endpoint:  # each worker exports its own spans; a missing `otel` extra is one line before any starts
+        from agentdeck.observe.otel import otlp_exporter
+
+        otlp_exporter(cfg.otel.endpoint, cfg.otel.headers)
     holder = _reuseport_socket(host, port)
     port = holder.getsockname()[1]
     url = url_of(holder)
@@ -144,7 +148,7 @@ def _worker(argv: list[str]) -> int:
 
     from agentdeck.config import load_config
     from agentdeck.gateway.app import Gateway
-    from agentdeck.gateway.server import _request_exit, _uvloop, uvicorn_config
+    from agentdeck.gateway.server import _request_exit, _uvloop, url_of, uvicorn_config
     from agentdeck.observe import NORMAL, QUIET, VERBOSE, attach
 
     p = argparse.ArgumentParser(prog="agentdeck-worker")
@@ -163,6 +167,7 @@ def _worker(argv: list[str]) -> int:
     sock.listen(2048)
     sock.setblocking(False)
     gateway = Gateway(cfg)
+    gateway.address = url_of(sock)
     server = uvicorn.Server(uvicorn_config(gateway, cfg))
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
 
@@ -177,9 +182,6 @@ def _worker(argv: list[str]) -> int:
                 loop.add_signal_handler(sig, _request_exit, server)
             observers = attach(gateway.bus, cfg, log_stream=sys.stderr, log_format=args.log_format,
                                verbosity=verbosity, secrets=gateway.secrets())
-            start = getattr(gateway.state, "start", None)
-            if start is not None:  # follow the cluster's stop from the start, not from the first call
-                await start()
             print(f"worker {args.index} ready", flush=True)
         try:
             await task

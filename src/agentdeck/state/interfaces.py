@@ -8,11 +8,12 @@ admission), and the stages should not change when one is added.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncContextManager, Mapping, Protocol
+from typing import Any, AsyncContextManager, Callable, Mapping, Protocol
 
 from agentdeck.budget.killswitch import StopInfo
 from agentdeck.budget.ledger import Reservation
 from agentdeck.budget.sessions import Session, SessionRegistry
+from agentdeck.state.processes import ClusterSnapshot, ProcessSample
 
 
 class SpendState(Protocol):
@@ -111,6 +112,32 @@ class LimitState(Protocol):
         ...
 
 
+class ProcessRegistry(Protocol):
+    """The gateway processes that serve together: each heartbeats its row, status reads them all.
+
+    ``shared`` is False for the local backend (one process, one row, nothing to show beyond it).
+    """
+
+    shared: bool
+
+    def start(self, sample: Callable[[], ProcessSample]) -> None:
+        """Begin heartbeating ``sample()`` (a background task; never on the request path)."""
+        ...
+
+    async def refresh(self) -> ClusterSnapshot:
+        """Beat now and read the cluster (the status endpoint's fresh read)."""
+        ...
+
+    @property
+    def latest(self) -> ClusterSnapshot | None:
+        """The last read (at most a heartbeat old), without a round trip: what the timers read."""
+        ...
+
+    async def close(self) -> None:
+        """Stop beating and leave (the row goes at once instead of after its TTL)."""
+        ...
+
+
 class StateBackend(Protocol):
     """Where a gateway's shared state lives; the composition root asks it for each part."""
 
@@ -118,3 +145,4 @@ class StateBackend(Protocol):
     stop: StopState
     limits: Mapping[str, LimitState]
     sessions: SessionState
+    registry: ProcessRegistry

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Mapping
+import time
+from typing import Callable, Mapping
 
 from agentdeck.budget.killswitch import KillSwitch, StopInfo
 from agentdeck.budget.ledger import Ledger, Reservation
 from agentdeck.budget.sessions import Session, SessionRegistry
 from agentdeck.limits import ProviderLimiter
+from agentdeck.state.processes import ClusterSnapshot, ProcessRow, ProcessSample, this_host, this_pid
 
 
 class LocalSpend:
@@ -45,6 +47,35 @@ class LocalStop:
 
     def watch(self, key: str, session: str | None = None) -> asyncio.Event:
         return self.killswitch.watch(key, session)
+
+
+class LocalRegistry:
+    """``ProcessRegistry`` of one process: its own row, read when asked (nothing to heartbeat to)."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._sample: Callable[[], ProcessSample] = ProcessSample
+        self.id = f"{this_host()}:{this_pid()}"
+
+    def start(self, sample: Callable[[], ProcessSample]) -> None:
+        self._sample = sample
+
+    async def refresh(self) -> ClusterSnapshot:
+        return self._snapshot()
+
+    @property
+    def latest(self) -> ClusterSnapshot | None:
+        return self._snapshot()
+
+    def _snapshot(self) -> ClusterSnapshot:
+        s, now = self._sample(), time.time()
+        row = ProcessRow(id=self.id, host=this_host(), pid=this_pid(), address=s.address, started=s.started,
+                         in_flight=s.in_flight, rps=s.rps, stopped=s.stopped, last_seen=now)
+        return ClusterSnapshot(backend="local", name="", redis="", this=self.id, read_at=now, processes=[row])
+
+    async def close(self) -> None:
+        return None
 
 
 class LocalSessions:
@@ -88,3 +119,4 @@ class LocalBackend:
         self.stop = LocalStop(killswitch)
         self.limits = limiters
         self.sessions = LocalSessions(sessions, ledger)
+        self.registry = LocalRegistry()

@@ -14,6 +14,7 @@ from agentdeck.config import ClusterConfig
 from agentdeck.limits import ProviderLimiter
 from agentdeck.state.redis_limits import shared_limits
 from agentdeck.state.redis_link import RedisLink
+from agentdeck.state.redis_registry import RedisRegistry
 from agentdeck.state.redis_sessions import RedisSessions
 from agentdeck.state.redis_spend import RedisSpend
 from agentdeck.state.redis_stop import RedisStop
@@ -30,6 +31,7 @@ class RedisBackend:
         self.stop = RedisStop(self.link, killswitch, bus)
         self.limits, self._freed = shared_limits(self.link, limiters, bus)
         self.sessions = RedisSessions(self.link, sessions, ledger, reserved_names)
+        self.registry = RedisRegistry(self.link, self.spend, self.limits, ledger)
 
     async def start(self) -> None:
         """Call after the kill switch has loaded its stops and the registry its sessions from disk, before serving."""
@@ -37,6 +39,7 @@ class RedisBackend:
         await self.sessions.start()
 
     async def close(self) -> None:
+        await self.registry.close()
         await self.stop.close()
         await self.spend.close()
         for lim in self.limits.values():

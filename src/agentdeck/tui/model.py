@@ -213,9 +213,11 @@ class ProviderSeries:
         total = int(snap.get("rate_limited_total", 0) or 0)
         new429 = 0 if self.rate_limited_seen is None else max(0, total - self.rate_limited_seen)
         self.rate_limited_seen = total
+        # In cluster mode the slot limit is the cluster's: graph it against the slots held across the cluster.
+        inflight = snap.get("cluster_in_flight", snap.get("in_flight", 0))
         for dq, v in ((self.t, ts), (self.rps_limit, float(snap.get("rps_limit", 0.0) or 0.0)), (self.rps, rps),
                       (self.slots_limit, float(snap.get("slots_limit", 0) or 0)),
-                      (self.in_flight, float(snap.get("in_flight", 0) or 0)), (self.throttled, new429)):
+                      (self.in_flight, float(inflight or 0)), (self.throttled, new429)):
             dq.append(v)  # type: ignore[attr-defined]
             if len(dq) > self.maxlen:
                 dq.popleft()
@@ -252,6 +254,52 @@ class ProvidersModel:
 
     def on_limit(self, name: str, reason: str, rps: float, slots: int, ts: float) -> None:
         self._get(name).last_change = f"{fmt_clock(ts)} {reason} → {rps:.1f}/s"
+        self.version += 1
+
+
+@dataclass(slots=True)
+class ProcessLine:
+    """One gateway process of the cluster as the console shows it (cells built once per tick)."""
+
+    id: str
+    who: str
+    address: str
+    stopped: bool
+    in_flight: int
+    rps: float
+    up_s: float
+    seen_s: float
+    this: bool
+
+
+class ClusterModel:
+    """The cluster's processes from the latest stats tick (cluster mode only; local ticks carry none)."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.redis = ""
+        self.up = True
+        self.error: str | None = None
+        self.lines: list[ProcessLine] = []
+        self.in_flight = 0
+        self.rps = 0.0
+        self.seen = False  # a tick with a cluster section arrived: the console is on a cluster
+        self.version = 0
+
+    def on_tick(self, cluster: dict[str, Any] | None) -> None:
+        if not cluster:
+            return
+        self.seen = True
+        self.name, self.redis = str(cluster.get("name") or ""), str(cluster.get("redis") or "")
+        self.up, self.error = bool(cluster.get("up", True)), cluster.get("error")
+        self.in_flight, self.rps = int(cluster.get("in_flight") or 0), float(cluster.get("rps") or 0.0)
+        read_at, this = float(cluster.get("read_at") or 0.0), cluster.get("this")
+        self.lines = [ProcessLine(
+            id=str(p.get("id") or ""), who=f"{p.get('host') or '?'}:{p.get('pid') or '?'}",
+            address=str(p.get("address") or "-"), stopped=bool(p.get("stopped")), in_flight=int(p.get("in_flight") or 0),
+            rps=float(p.get("rps") or 0.0), up_s=max(0.0, read_at - float(p.get("started") or read_at)),
+            seen_s=max(0.0, read_at - float(p.get("last_seen") or read_at)), this=p.get("id") == this)
+            for p in cluster.get("processes") or []]
         self.version += 1
 
 
@@ -369,9 +417,11 @@ class TopState:
     last_tick: float = 0.0
     drops_seen: int = 0
     drops_at: float = 0.0
+    cluster: dict[str, Any] | None = None  # cluster mode: the tick's cluster section (processes, rps, in flight)
 
     def on_tick(self, t: StatsTick) -> None:
         self.rps, self.in_flight = t.rps, t.in_flight
+        self.cluster = t.cluster
         self.hour_usd, self.day_usd = t.hour_usd, t.day_usd
         self.hourly_budget, self.daily_budget = t.hourly_budget_usd, t.daily_budget_usd
         self.savings_usd = t.savings_usd

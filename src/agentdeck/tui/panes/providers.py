@@ -4,7 +4,8 @@ Two graphs per provider: the requests/s limit against the requests/s actually se
 the in-flight slot limit against the calls in flight, with each second that saw a 429
 marked ``x`` on the limit line. The current values sit beside the graphs, so the pane
 answers "are we being throttled, and is the limiter keeping us under the provider's
-ceiling?" at a glance.
+ceiling?" at a glance. In cluster mode a table of the cluster's processes sits on top (the
+limits are then the cluster's, and the in-flight graph counts slots held across it).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from agentdeck.bus import Event, LimitChanged, ProviderThrottled, RequestCompleted, StatsTick
-from agentdeck.tui.model import ProviderSeries, ProvidersModel
+from agentdeck.tui.model import ClusterModel, ProviderSeries, ProvidersModel
 from agentdeck.tui.panes.base import LivePane
 from agentdeck.tui.widgets.graph import Line, LineGraph
+from agentdeck.tui.widgets.processes import ClusterProcesses
 
 
 class ProviderStats(Static):
@@ -48,7 +50,12 @@ class ProviderStats(Static):
         row("rps limit", f"{lim:.1f}/s")
         row("actual", f"{rps:.1f}/s", "stats--warn" if lim and rps >= lim * 0.95 else "")
         slots, inflight = int(snap.get("slots_limit", 0) or 0), int(snap.get("in_flight", 0) or 0)
-        row("slots", f"{inflight}/{slots} in use", "stats--warn" if slots and inflight >= slots else "")
+        if "cluster_in_flight" in snap:  # cluster mode: the slots are shared; this process holds some of them
+            held = int(snap.get("cluster_in_flight") or 0)
+            row("slots", f"{held}/{slots} cluster", "stats--warn" if slots and held >= slots else "")
+            row("this proc", f"{inflight} in flight")
+        else:
+            row("slots", f"{inflight}/{slots} in use", "stats--warn" if slots and inflight >= slots else "")
         queued = int(snap.get("queued", 0) or 0) + int(snap.get("pace_queued", 0) or 0)
         row("queued", str(queued), "stats--warn" if queued else "")
         recent = sum(s.throttled)
@@ -113,8 +120,11 @@ class ProvidersPane(VerticalScroll, LivePane):
     def __init__(self, window_s: int = 300, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.model = ProvidersModel(window_s)
+        self.cluster = ClusterModel()
         self._cards: dict[str, ProviderCard] = {}
+        self._procs: ClusterProcesses | None = None
         self._shown = -1
+        self._procs_shown = -1
 
     def compose(self) -> ComposeResult:
         yield Static("waiting for the gateway's first stats tick (once a second)…", id="providers-empty")
@@ -126,8 +136,17 @@ class ProvidersPane(VerticalScroll, LivePane):
                 m.on_request(ev)
             elif isinstance(ev, StatsTick):
                 m.on_tick(ev)
+                self.cluster.on_tick(ev.cluster)
             elif isinstance(ev, LimitChanged):
                 m.on_limit(ev.provider, ev.reason, ev.rps_limit, ev.slots_limit, ev.ts)
+        if self.cluster.seen and self._procs is None:
+            self._procs = ClusterProcesses("", id="cluster-processes")
+            for empty in self.query("#providers-empty"):
+                empty.remove()
+            if self.children:
+                self.mount(self._procs, before=0)
+            else:
+                self.mount(self._procs)
         if any(n not in self._cards for n in m.series):
             self._mount_new_cards()  # while hidden, so the first visit does not pay for mounting
 
@@ -144,6 +163,9 @@ class ProvidersPane(VerticalScroll, LivePane):
         self._shown = -1
 
     def flush(self) -> None:
+        if self._procs is not None and self._procs.is_mounted and self.cluster.version != self._procs_shown:
+            self._procs_shown = self.cluster.version
+            self._procs.show(self.cluster)
         m = self.model
         if m.version == self._shown or m.last_tick_ts is None:
             return

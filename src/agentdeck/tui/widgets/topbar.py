@@ -1,4 +1,5 @@
-"""The always-visible top bar: LIVE / STOPPED, PAUSED, spend against budgets, requests/s, alerts.
+"""The always-visible top bar: LIVE / STOPPED, PAUSED, spend against budgets, requests/s, alerts
+(and in cluster mode how many processes serve, with the cluster's req/s and calls in flight).
 
 Why one Static that builds a Rich ``Text`` rather than a row of Labels: on an 80-column
 terminal the bar has to drop its least important parts (savings, then in-flight, then the
@@ -57,7 +58,10 @@ class TopBar(Static):
         """Redraw if anything visible changed (cheap to call every frame)."""
         now = time.time() if now is None else now
         alerts = st.active_alerts(now)
-        key = (st.stopped, st.stop_reason, st.stop_actor, round(st.rps, 1), st.in_flight, round(st.hour_usd, 4),
+        c = st.cluster
+        cluster_key = None if not c else (len(c.get("processes") or []), round(float(c.get("rps") or 0.0), 1),
+                                          c.get("in_flight"), c.get("up", True))
+        key = (cluster_key, st.stopped, st.stop_reason, st.stop_actor, round(st.rps, 1), st.in_flight, round(st.hour_usd, 4),
                round(st.day_usd, 4), st.hourly_budget, st.daily_budget, round(st.savings_usd, 3), paused, link,
                link_ok, dropped_recently, len(alerts), alerts[-1].message if alerts else None, self.size.width)
         if key == self._last:
@@ -90,6 +94,14 @@ class TopBar(Static):
         add(1, ("day ", self._s("label")), (fmt_usd(st.day_usd), self._meter_style(st.day_usd, st.daily_budget)),
             (f"/{fmt_usd(st.daily_budget)}", self._s("dim")))
         add(2, (f"{st.rps:.1f}", None), (" req/s", self._s("label")))
+        c = st.cluster
+        if c:  # cluster mode: the spend and stop above are the cluster's; how many processes share them
+            n = len(c.get("processes") or [])
+            if c.get("up", True):
+                add(3, ("cluster ", self._s("label")), (f"{n} proc{'s' if n != 1 else ''}", None),
+                    (f" {float(c.get('rps') or 0.0):.1f} req/s {int(c.get('in_flight') or 0)} in flight", self._s("dim")))
+            else:
+                add(1, ("cluster: Redis not answering", self._s("over")))
         add(5, (f"{st.in_flight}", None), (" in flight", self._s("label")))
         if alerts:
             msg = f"⚠ {alerts} alert{'s' if alerts != 1 else ''}"

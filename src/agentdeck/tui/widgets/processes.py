@@ -1,0 +1,50 @@
+"""The cluster's processes: one row per gateway process that heartbeats to the cluster's Redis.
+
+Why a Static that renders a Rich table rather than a DataTable: the rows change wholesale
+once a second (in flight, req/s, last seen) and are few; rebuilding one renderable per
+tick is cheaper than keeping cells of a DataTable in step, and needs no focus or cursor.
+Shown only in cluster mode: a local gateway's ticks carry no cluster section.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from agentdeck.tui.model import ClusterModel, fmt_duration
+
+
+class ClusterProcesses(Static):
+    COMPONENT_CLASSES = {"procs--title", "procs--dim", "procs--stopped", "procs--this", "procs--down"}
+    DEFAULT_CSS = """
+    ClusterProcesses { height: auto; max-height: 14; padding: 0 1; border-bottom: solid $panel; }
+    ClusterProcesses > .procs--title { color: $primary; text-style: bold; }
+    ClusterProcesses > .procs--dim { color: $foreground-muted; }
+    ClusterProcesses > .procs--stopped { color: $error; text-style: bold; }
+    ClusterProcesses > .procs--this { color: $foreground; text-style: bold; }
+    ClusterProcesses > .procs--down { color: $error; text-style: bold; }
+    """
+
+    def build(self, m: ClusterModel) -> Table:
+        st = self.get_component_rich_style
+        n = len(m.lines)
+        title = Text()
+        title.append(f"cluster '{m.name}' ", st("procs--title"))
+        title.append(f"on {m.redis}: {n} process{'es' if n != 1 else ''}, {m.rps:.1f} req/s, {m.in_flight} in flight",
+                     st("procs--dim"))
+        if not m.up:
+            title.append(f"  Redis not answering ({m.error or 'unknown'}): rows from the last read", st("procs--down"))
+        table = Table(title=title, title_justify="left", box=None, padding=(0, 2), show_edge=False,
+                      header_style=st("procs--dim"), expand=False)
+        for col, just in (("process", "left"), ("address", "left"), ("state", "left"), ("in flight", "right"),
+                          ("req/s", "right"), ("up", "right"), ("last seen", "right")):
+            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        for p in m.lines:
+            style = st("procs--stopped") if p.stopped else st("procs--this") if p.this else None
+            table.add_row(("● " if p.this else "  ") + p.who, p.address, "STOPPED" if p.stopped else "live",
+                          str(p.in_flight), f"{p.rps:.1f}", fmt_duration(p.up_s), f"{p.seen_s:.1f}s ago", style=style)
+        return table
+
+    def show(self, m: ClusterModel) -> None:
+        self.update(self.build(m), layout=True)
