@@ -19,8 +19,13 @@ from agentdeck.state.processes import ClusterSnapshot, ProcessSample
 class SpendState(Protocol):
     """The rolling budget windows and the open reservations against them."""
 
-    async def reserve(self, key: str, amount_usd: float, session: str | None = None) -> Reservation:
-        """Hold ``amount_usd`` against every budget that covers the call, atomically; BudgetExceeded if one cannot."""
+    async def reserve(self, key: str, amount_usd: float, session: str | None = None,
+                      provider: str | None = None) -> Reservation:
+        """Hold ``amount_usd`` against every budget that covers the call, atomically; BudgetExceeded if one cannot.
+
+        ``provider`` names where the call goes: a shared backend may take the call's in-flight slot in the
+        same step (one round trip instead of two); the local one ignores it.
+        """
         ...
 
     async def settle(self, hold: Reservation, actual_usd: float) -> None:

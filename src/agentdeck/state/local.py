@@ -21,7 +21,8 @@ class LocalSpend:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    async def reserve(self, key: str, amount_usd: float, session: str | None = None) -> Reservation:
+    async def reserve(self, key: str, amount_usd: float, session: str | None = None,
+                      provider: str | None = None) -> Reservation:
         return self.ledger.reserve(key, amount_usd, session=session)
 
     async def settle(self, hold: Reservation, actual_usd: float) -> None:
