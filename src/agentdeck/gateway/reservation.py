@@ -35,7 +35,8 @@ class ReservationStage:
 
     async def _hold(self, call: Call, model: str, provider: str, max_tokens: int) -> None:
         worst = self._prices.worst_case(model, call.context_tokens, max_tokens, provider)
-        call.reservations.append(await self._spend.reserve(call.ident.key, worst, session=call.ident.session))
+        call.reservations.append(await self._spend.reserve(call.ident.key, worst, session=call.ident.session,
+                                                           provider=provider))
 
     async def settle(self, call: Call) -> None:
         """The whole call's cost (escalations included) settles on the first hold; the others are released."""

@@ -37,10 +37,14 @@ from agentdeck.state.redis_link import RedisDown, RedisLink
 
 _POLL_S = 0.05
 
-# Shared by the scripts: the clock, and the AIMD hash created from this process's config if absent.
-_LIB = """
+# The clock every script starts with (Redis's own: processes whose clocks disagree share one bucket).
+CLOCK_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# The AIMD hash, created from this process's config if absent.
+_AIMD_FN = """
 local function aimd(k, rps, slots)
   if redis.call('HSETNX', k, 'rps', rps) == 1 then
     redis.call('HSET', k, 'slots', slots, 'change_at', now, 'cut_at', '-1', 'cong_at', '-1')
@@ -51,7 +55,7 @@ end
 """
 
 # Take one token from the bucket; when there is none, the wait until it is there (the balance goes negative).
-_TAKE = """
+_TAKE_FN = """
 local function take(bucket, rps)
   local cap = math.max(1, rps)
   local v = redis.call('HMGET', bucket, 'tokens', 'ts')
@@ -65,20 +69,37 @@ local function take(bucket, rps)
 end
 """
 
-# KEYS: aimd, slots, bucket; ARGV: lease_s, cfg_rps, cfg_slots, pace ('1': also take the first attempt's token), member...
-_ACQUIRE = _LIB + _TAKE + """
-local rps, slots = aimd(KEYS[1], ARGV[2], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local used = redis.call('ZCARD', KEYS[2])
-local granted = 0
-for i = 5, #ARGV do
-  if used + granted >= slots then break end
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), ARGV[i])
-  granted = granted + 1
+# Slots for ``members`` (as many as are free) and, for a single one with pace '1', its first attempt's token.
+# Returns {granted, rps, slots, in use, wait_s ('-1': no token taken), sent_at}.
+_ACQUIRE_FN = """
+local function acquire(ka, ks, kb, lease, cfg_rps, cfg_slots, pace, members)
+  local rps, slots = aimd(ka, cfg_rps, cfg_slots)
+  redis.call('ZREMRANGEBYSCORE', ks, '-inf', now)
+  local used = redis.call('ZCARD', ks)
+  local granted = 0
+  for i = 1, #members do
+    if used + granted >= slots then break end
+    redis.call('ZADD', ks, now + tonumber(lease), members[i])
+    granted = granted + 1
+  end
+  local wait = -1
+  if pace == '1' and granted == 1 then wait = take(kb, rps) end
+  return {granted, tostring(rps), slots, used + granted, string.format('%.17g', wait),
+          string.format('%.17g', now + math.max(wait, 0))}
 end
-local wait = -1
-if ARGV[4] == '1' and granted == 1 then wait = take(KEYS[3], rps) end
-return {granted, tostring(rps), slots, used + granted, string.format('%.17g', wait), string.format('%.17g', now + math.max(wait, 0))}
+"""
+
+#: The slot step as Lua functions (after ``CLOCK_LUA``), for a script that takes a slot as part of a larger step.
+ACQUIRE_LUA = _AIMD_FN + _TAKE_FN + _ACQUIRE_FN
+
+_LIB = CLOCK_LUA + _AIMD_FN
+_TAKE = _TAKE_FN
+
+# KEYS: aimd, slots, bucket; ARGV: lease_s, cfg_rps, cfg_slots, pace ('1': also take the first attempt's token), member...
+_ACQUIRE = CLOCK_LUA + ACQUIRE_LUA + """
+local members = {}
+for i = 5, #ARGV do members[#members + 1] = ARGV[i] end
+return acquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], members)
 """
 
 # KEYS: slots; ARGV: channel, member
@@ -136,19 +157,21 @@ return {1, tostring(new_rps), new_slots, tostring(every)}
 _SENT: ContextVar[tuple[object, float] | None] = ContextVar("agentdeck_cluster_attempt", default=None)
 # (limiter, wait, sent_at) of the token the slot request already took for the call's first attempt.
 _PREPAID: ContextVar[tuple[object, float, float] | None] = ContextVar("agentdeck_cluster_prepaid", default=None)
+# (limiter, member, wait, sent_at) of a slot the call's budget hold took with it (one script), not yet entered.
+_PREFETCHED: ContextVar[tuple["RedisLimit", str, float, float] | None] = ContextVar("agentdeck_cluster_prefetched",
+                                                                                     default=None)
 
 
 class _Scripts:
     """The limit scripts, registered once per client."""
 
     def __init__(self, link: RedisLink) -> None:
-        c = link.client
-        self.acquire = c.register_script(_ACQUIRE)
-        self.release = c.register_script(_RELEASE)
-        self.renew = c.register_script(_RENEW)
-        self.pace = c.register_script(_PACE)
-        self.congestion = c.register_script(_CONGESTION)
-        self.increase = c.register_script(_INCREASE)
+        self.acquire = link.lua(_ACQUIRE)
+        self.release = link.lua(_RELEASE)
+        self.renew = link.lua(_RENEW)
+        self.pace = link.lua(_PACE)
+        self.congestion = link.lua(_CONGESTION)
+        self.increase = link.lua(_INCREASE)
 
 
 class _ClusterSlot:
@@ -165,6 +188,12 @@ class _ClusterSlot:
         lim = self._lim
         if not lim.enabled:
             return
+        pre = _PREFETCHED.get()
+        if pre is not None and pre[0] is lim:  # the budget hold took this call's slot and first token already
+            _PREFETCHED.set(None)
+            self._member = pre[1]
+            _PREPAID.set((lim, pre[2], pre[3]))
+            return
         if lim.link.up:
             try:
                 self._member = await lim._acquire()
@@ -178,9 +207,7 @@ class _ClusterSlot:
         if self._member is not None:
             member, self._member = self._member, None
             lim = self._lim
-            lim._held.discard(member)
-            lim._freed.poke(lim)
-            lim._spawn(lim._release(member))  # off the caller's path: until it lands the slot only looks taken
+            lim._release(member)  # off the caller's path: until it lands the slot only looks taken
         elif self._local is not None:
             local, self._local = self._local, None
             await local.__aexit__(et, ev, tb)
@@ -231,9 +258,8 @@ class RedisLimit:
     async def _acquire(self) -> str:
         if not self._waiters:  # nobody ahead in this process: try at once
             member = self._new_member()
-            out = await self.link.run(self._s.acquire(
-                keys=[self._aimd, self._slots, self._bucket],
-                args=[repr(self.link.cfg.lease_s), *self._cfg_args(), "1", member]))
+            out = await self.link.eval(self._s.acquire, [self._aimd, self._slots, self._bucket],
+                                       [repr(self.link.cfg.lease_s), *self._cfg_args(), "1", member])
             self._learn(float(out[1]), int(out[2]), "cluster")
             self.cluster_in_flight = int(out[3])
             if int(out[0]) == 1:
@@ -254,7 +280,7 @@ class RedisLimit:
             member = await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled() and isinstance(fut.result(), str):
-                self._spawn(self._release(fut.result()))  # handed over just as we were cancelled: give it back
+                self._release(fut.result())  # handed over just as we were cancelled: give it back
             raise
         if member is None:
             if not self.link.up:
@@ -276,9 +302,8 @@ class RedisLimit:
                 return
             members = [self._new_member() for _ in range(min(len(self._waiters), 256))]
             try:
-                out = await self.link.run(self._s.acquire(
-                    keys=[self._aimd, self._slots, self._bucket],
-                    args=[repr(self.link.cfg.lease_s), *self._cfg_args(), "0", *members]))
+                out = await self.link.eval(self._s.acquire, [self._aimd, self._slots, self._bucket],
+                                           [repr(self.link.cfg.lease_s), *self._cfg_args(), "0", *members])
             except RedisDown:
                 while self._waiters:
                     _, fut = self._waiters.popleft()
@@ -301,7 +326,7 @@ class RedisLimit:
                         fut.set_result(member)
                         handed = True
                 if not handed:
-                    self._spawn(self._release(member))
+                    self._release(member)
             if self._waiters:
                 await self._freed.wait(self, _POLL_S)
 
@@ -313,15 +338,38 @@ class RedisLimit:
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.get_running_loop().create_task(self._renew(), name=f"cluster-slot-lease-{self.name}")
 
-    async def _release(self, member: str) -> None:
+    def _release(self, member: str) -> None:
+        """Give a slot back without waiting for Redis (if the release is lost, the slot's lease frees it)."""
         self._held.discard(member)
         self._freed.poke(self)
-        try:
-            await self.link.run(self._s.release(keys=[self._slots], args=[self.channel, member]))
-        except RedisDown:
-            pass  # its lease frees it
-        except Exception as e:
-            print(f"agentdeck: cluster slot release failed: {type(e).__name__}: {e}", file=sys.stderr)
+        fut = self.link.eval_soon(self._s.release, [self._slots], [self.channel, member])
+        if fut is not None:
+            fut.add_done_callback(self._released)
+
+    def _released(self, fut: "asyncio.Future[Any]") -> None:
+        if fut.cancelled():
+            return
+        err = fut.exception()
+        if err is not None and not self.link.failed(err):
+            print(f"agentdeck: cluster slot release failed: {type(err).__name__}: {err}", file=sys.stderr)
+
+    # -- the slot a budget hold takes along ---------------------------------------------------
+    def admit_part(self) -> tuple[list[str], list[str], str] | None:
+        """Keys, args and member for taking this call's slot in the budget hold's own script; None to take it later."""
+        if not self.enabled or self._waiters or not self.link.up:
+            return None  # FIFO: behind this process's waiters, the call queues like any other
+        member = self._new_member()
+        return [self._aimd, self._slots, self._bucket], [repr(self.link.cfg.lease_s), *self._cfg_args()], member
+
+    def admitted(self, member: str, out: Any) -> None:
+        """The reply of the slot part (``acquire``'s); a granted slot waits in the call's context for ``slot()``."""
+        self._learn(float(out[1]), int(out[2]), "cluster")
+        self.cluster_in_flight = int(out[3])
+        if int(out[0]) != 1:
+            return
+        self._hold(member)
+        drop_prefetched()  # never two: a slot taken earlier and not entered goes back first
+        _PREFETCHED.set((self, member, float(out[4]), float(out[5])))
 
     async def _renew(self) -> None:
         every = max(0.05, self.link.cfg.lease_s / 3.0)
@@ -332,7 +380,7 @@ class RedisLimit:
                 continue
             try:
                 for i in range(0, len(held), 500):
-                    await self.link.run(self._s.renew(keys=[self._slots], args=[repr(self.link.cfg.lease_s), *held[i:i + 500]]))
+                    await self.link.eval(self._s.renew, [self._slots], [repr(self.link.cfg.lease_s), *held[i:i + 500]])
             except RedisDown:
                 continue
             except Exception as e:
@@ -351,7 +399,7 @@ class RedisLimit:
             return
         if self.link.up:
             try:
-                out = await self.link.run(self._s.pace(keys=[self._aimd, self._bucket], args=self._cfg_args()))
+                out = await self.link.eval(self._s.pace, [self._aimd, self._bucket], self._cfg_args())
             except RedisDown:
                 out = None
             if out is not None:
@@ -379,10 +427,9 @@ class RedisLimit:
     async def _congestion(self, sent_at: float | None) -> None:
         c = self.cfg
         try:
-            out = await self.link.run(self._s.congestion(
-                keys=[self._aimd, self._bucket],
-                args=[*self._cfg_args(), "" if sent_at is None else repr(sent_at), repr(c.congestion_window_s),
-                      repr(c.decrease), repr(c.min_rps), str(c.min_slots)]))
+            out = await self.link.eval(self._s.congestion, [self._aimd, self._bucket],
+                                       [*self._cfg_args(), "" if sent_at is None else repr(sent_at),
+                                        repr(c.congestion_window_s), repr(c.decrease), repr(c.min_rps), str(c.min_slots)])
         except RedisDown:
             return
         self._increase_due = time.monotonic() + c.increase_every_s
@@ -393,9 +440,9 @@ class RedisLimit:
     async def _increase(self) -> None:
         c = self.cfg
         try:
-            out = await self.link.run(self._s.increase(
-                keys=[self._aimd], args=[*self._cfg_args(), repr(c.increase), repr(c.increase_every_s),
-                                         repr(c.max_rps), str(c.max_slots)]))
+            out = await self.link.eval(self._s.increase, [self._aimd],
+                                       [*self._cfg_args(), repr(c.increase), repr(c.increase_every_s),
+                                        repr(c.max_rps), str(c.max_slots)])
         except RedisDown:
             return
         self._increase_due = time.monotonic() + float(out[3])
@@ -440,6 +487,14 @@ class RedisLimit:
             if t is not None:
                 t.cancel()
         self.local.close()
+
+
+def drop_prefetched() -> None:
+    """Give back a slot a budget hold took for this call if the call never entered it (refused, failed, escalated away)."""
+    pre = _PREFETCHED.get()
+    if pre is not None:
+        _PREFETCHED.set(None)
+        pre[0]._release(pre[1])
 
 
 class ClusterFreed:
@@ -504,6 +559,7 @@ def shared_limits(link: RedisLink, limiters: Mapping[str, ProviderLimiter], bus:
     scripts = _Scripts(link)
     freed = ClusterFreed(link)
     limits = {name: RedisLimit(link, scripts, lim, bus, freed) for name, lim in limiters.items()}
+    link.limits.update(limits)
     for lim in limits.values():
         freed.poke(lim)  # registers its channel before the listener subscribes
     return limits, freed

@@ -17,7 +17,7 @@ import asyncio
 import os
 import socket
 import sys
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from agentdeck.bus import Alert, Bus
 from agentdeck.config import ClusterConfig
 from agentdeck.gateway.call import Refusal
+from agentdeck.state.redis_mux import Lua, RedisMux
 
 PROBE_EVERY_S = 0.2
 POOL_SIZE = 256
@@ -84,6 +85,10 @@ class RedisLink:
             socket_connect_timeout=cfg.connect_timeout_s, socket_timeout=cfg.op_timeout_s,
             retry=Retry(NoBackoff(), 0))
         self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        # The scripts (every hot-path step) go over one pipelined connection; pub/sub and the rest use the pool.
+        self.mux = RedisMux(cfg.url, cfg.connect_timeout_s, cfg.op_timeout_s)
+        # provider -> its shared limit (redis_limits fills it): a budget hold takes the call's slot in the same script
+        self.limits: dict[str, Any] = {}
         self.up = True
         self.last_error = ""
         self.fallback = cfg.on_redis_down == "local"
@@ -97,6 +102,36 @@ class RedisLink:
     def on_recovery(self, hook: RecoveryHook) -> None:
         """Run ``hook`` each time Redis answers again after being down."""
         self._hooks.append(hook)
+
+    def lua(self, text: str) -> Lua:
+        """A script for ``eval``/``eval_soon`` (loaded on each new connection)."""
+        return self.mux.register(Lua(text))
+
+    async def eval(self, script: Lua, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run one script and wait for its reply: RedisDown when Redis is unreachable (or already known down)."""
+        if not self.up:
+            raise RedisDown(self.last_error)
+        try:
+            return await self.mux.eval(script, keys, args)
+        except _DOWN_ERRORS as e:
+            self.mark_down(e)
+            raise RedisDown(self.last_error) from None
+
+    def eval_soon(self, script: Lua, keys: Sequence[str], args: Sequence[Any]) -> "asyncio.Future[Any] | None":
+        """Send one script without waiting for it (settle, release); None when Redis is known down.
+
+        The future's error is the raw one; ``failed`` tells "Redis down" (and marks the link) from the rest.
+        """
+        if not self.up:
+            return None
+        return self.mux.evalsha(script, keys, args, soon=True)
+
+    def failed(self, err: BaseException) -> bool:
+        """For an ``eval_soon`` future's error: True (and the link marked down) when it means Redis is unreachable."""
+        if isinstance(err, _DOWN_ERRORS):
+            self.mark_down(err)
+            return True
+        return False
 
     def unavailable(self) -> ClusterUnavailable:
         return ClusterUnavailable(self.where, self.last_error or "not answering")
@@ -118,6 +153,7 @@ class RedisLink:
         if not self.up:
             return
         self.up = False
+        self.mux.drop_connection()
         if self._recovering:
             return  # the probe is running and said so already
         then = ("new calls run on this process's own budget, stop and limits until it is back "
@@ -167,4 +203,5 @@ class RedisLink:
     async def close(self) -> None:
         if self._probe is not None:
             self._probe.cancel()
+        await self.mux.close(self.cfg.op_timeout_s if self.up else 0.0)
         await self.client.aclose()

@@ -30,6 +30,7 @@ from typing import Any
 from agentdeck.budget.ledger import DAY_S, HOUR_S, REACHED_SHARE, BudgetExceeded, Ledger, Reservation, usd
 from agentdeck.bus import Alert
 from agentdeck.state.local import LocalSpend
+from agentdeck.state.redis_limits import ACQUIRE_LUA, RedisLimit, drop_prefetched
 from agentdeck.state.redis_link import RedisDown, RedisLink
 
 HOUR_BUCKET_S = 60
@@ -89,7 +90,8 @@ end
 
 # KEYS: leases, res, held, hour_g, day_g, day_key, day_session
 # ARGV: id, amount, lease_s, hourly, daily, key_limit, session_limit, kscope, sscope ('' = none)
-_RESERVE = _LIB + f"""
+_RESERVE_FN = f"""
+local function reserve()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 256)
 for _, id in ipairs(expired) do close(KEYS[1], KEYS[2], KEYS[3], id) end
 local amount = tonumber(ARGV[2])
@@ -130,6 +132,18 @@ redis.call('HINCRBYFLOAT', KEYS[3], 'g', amount)
 redis.call('HINCRBYFLOAT', KEYS[3], kscope, amount)
 if sscope ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], sscope, amount) end
 return {{'ok', string.format('%.17g', spent_h + held_g + amount), string.format('%.17g', spent_d + held_g + amount)}}
+end
+"""
+_RESERVE = _LIB + _RESERVE_FN + "return reserve()\n"
+
+# The hold and the call's in-flight slot (with its first attempt's token) in one step: one round trip per call.
+# KEYS: the reserve's 7, then aimd, slots, bucket; ARGV: the reserve's 9, then lease_s, cfg_rps, cfg_slots, member.
+# Returns the reserve's reply; when it is 'ok', followed by the slot reply (redis_limits' acquire).
+_ADMIT = _LIB + ACQUIRE_LUA + _RESERVE_FN + """
+local r = reserve()
+if r[1] ~= 'ok' then return r end
+local a = acquire(KEYS[8], KEYS[9], KEYS[10], ARGV[10], ARGV[11], ARGV[12], '1', {ARGV[13]})
+return {r[1], r[2], r[3], a[1], a[2], a[3], a[4], a[5], a[6]}
 """
 
 # KEYS: leases, res, held, hour_g, day_g, day_key, day_session
@@ -180,11 +194,11 @@ class RedisSpend:
         self.link = link
         self.ledger = ledger  # the budgets (config and sessions' budgets) and, on fallback, the per-process ledger
         self.local = LocalSpend(ledger)
-        c = link.client
-        self._reserve = c.register_script(_RESERVE)
-        self._settle = c.register_script(_SETTLE)
-        self._renew = c.register_script(_RENEW)
-        self._totals = c.register_script(_TOTALS)
+        self._reserve = link.lua(_RESERVE)
+        self._admit = link.lua(_ADMIT)
+        self._settle = link.lua(_SETTLE)
+        self._renew = link.lua(_RENEW)
+        self._totals = link.lua(_TOTALS)
         self._leases, self._res, self._held = link.key("spend", "leases"), link.key("spend", "res"), link.key("spend", "held")
         self._hour_g, self._day_g = link.key("spend", "hour", "g"), link.key("spend", "day", "g")
         self._open: dict[int, Reservation] = {}      # holds in Redis, renewed by this process
@@ -206,7 +220,8 @@ class RedisSpend:
                 self.link.key("spend", "day", _scope(key)), day_s]
 
     # -- SpendState ------------------------------------------------------------------------
-    async def reserve(self, key: str, amount_usd: float, session: str | None = None) -> Reservation:
+    async def reserve(self, key: str, amount_usd: float, session: str | None = None,
+                      provider: str | None = None) -> Reservation:
         if session == key:
             session = None
         if not self.link.up and self.link.fallback:
@@ -217,8 +232,14 @@ class RedisSpend:
         args = [self._member(hold), repr(amount), repr(self.link.cfg.lease_s), repr(budget.hourly_usd),
                 repr(budget.daily_usd), repr(self.ledger.key_budget(key) or 0.0),
                 repr((self.ledger.key_budget(session) or 0.0) if session else 0.0), _scope(key), _scope(session)]
+        keys = self._keys(key, session)
+        lim: RedisLimit | None = self.link.limits.get(provider) if provider is not None else None
+        part = lim.admit_part() if lim is not None else None
+        script = self._reserve
+        if part is not None:
+            keys, args, script = keys + part[0], args + part[1] + [part[2]], self._admit
         try:
-            out = await self.link.run(self._reserve(keys=self._keys(key, session), args=args))
+            out = await self.link.eval(script, keys, args)
         except RedisDown:
             if self.link.fallback:
                 return self._reserve_local(key, amount_usd, session)
@@ -232,6 +253,8 @@ class RedisSpend:
         self._share = self._share_of(float(out[1]), float(out[2]))
         self._open[hold.id] = hold
         self._ensure_renewer()
+        if part is not None and lim is not None:
+            lim.admitted(part[2], out[3:])
         return hold
 
     async def settle(self, hold: Reservation, actual_usd: float) -> None:
@@ -245,7 +268,8 @@ class RedisSpend:
         hold.open = False
         hold.actual_usd = actual
         self._open.pop(hold.id, None)
-        await self._write_settle(hold, actual)
+        drop_prefetched()  # a slot taken with the hold for a call that never went out goes back with it
+        self._send_settle(hold, actual)
 
     async def release(self, hold: Reservation) -> None:
         if hold.id in self._local_ids and hold.open:
@@ -263,7 +287,7 @@ class RedisSpend:
     # -- reading ---------------------------------------------------------------------------
     async def totals(self) -> dict[str, Any]:
         """The cluster's spend and holds now (hour, day, reserved, open reservations)."""
-        out = await self.link.run(self._totals(keys=[self._leases, self._res, self._held, self._hour_g, self._day_g]))
+        out = await self.link.eval(self._totals, [self._leases, self._res, self._held, self._hour_g, self._day_g], [])
         return {"hour_usd": float(out[0]), "day_usd": float(out[1]), "reserved_usd": max(0.0, float(out[2])),
                 "open_reservations": int(out[3]), "reservation_rows": int(out[4])}
 
@@ -277,11 +301,37 @@ class RedisSpend:
         self._local_ids.add(hold.id)
         return hold
 
+    def _send_settle(self, hold: Reservation, actual: float) -> None:
+        """Send the settle without waiting for it (off the caller's path).
+
+        It is never lost: the hold keeps counting at its worst case until the settle lands, a settle
+        that fails for Redis being down is queued and written when Redis is back, and closing the link
+        waits for the settles already sent.
+        """
+        fut = self.link.eval_soon(self._settle, self._keys(hold.key, hold.session),
+                                  [self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session)])
+        if fut is None:
+            self._pending.append((hold, actual))
+            return
+        fut.add_done_callback(lambda f: self._settled(hold, actual, f))
+
+    def _settled(self, hold: Reservation, actual: float, fut: "asyncio.Future[Any]") -> None:
+        err = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+        if err is None:
+            out = fut.result()
+            if actual > 0:
+                self._after_settle(hold, float(out[0]), float(out[1]), float(out[2]), float(out[3]), float(out[4]))
+            return
+        if self.link.failed(err):
+            self._pending.append((hold, actual))  # the link is down now; its recovery writes these
+            return
+        # not "down" (e.g. Redis forgot the script): write it again the careful way, never lose the spend
+        self._spawn(self._write_settle(hold, actual))
+
     async def _write_settle(self, hold: Reservation, actual: float) -> None:
         try:
-            out = await self.link.run(self._settle(
-                keys=self._keys(hold.key, hold.session),
-                args=[self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session)]))
+            out = await self.link.eval(self._settle, self._keys(hold.key, hold.session),
+                                       [self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session)])
         except RedisDown:
             self._pending.append((hold, actual))
             return
@@ -297,9 +347,8 @@ class RedisSpend:
         while self._pending:
             hold, actual = self._pending.pop(0)
             try:
-                out = await self.link.run(self._settle(
-                    keys=self._keys(hold.key, hold.session),
-                    args=[self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session)]))
+                out = await self.link.eval(self._settle, self._keys(hold.key, hold.session),
+                                           [self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session)])
             except RedisDown:
                 self._pending.insert(0, (hold, actual))
                 raise
@@ -320,7 +369,7 @@ class RedisSpend:
                 continue
             try:
                 for i in range(0, len(ids), 500):
-                    await self.link.run(self._renew(keys=[self._leases], args=[repr(self.link.cfg.lease_s), *ids[i:i + 500]]))
+                    await self.link.eval(self._renew, [self._leases], [repr(self.link.cfg.lease_s), *ids[i:i + 500]])
             except RedisDown:
                 continue
             except Exception as e:

@@ -65,8 +65,8 @@ class RedisStop:
         self.killswitch = killswitch
         self._stops, self._init = link.key("stop"), link.key("stop", "init")
         self._channel = link.key("stop", "changes")
-        self._init_script = link.client.register_script(_INIT)
-        self._change = link.client.register_script(_CHANGE)
+        self._init_script = link.lua(_INIT)
+        self._change = link.lua(_CHANGE)
         # Subscribed now, before any command can run, so no local stop is missed.
         self._commands = bus.subscribe("cluster-stop", types={"stop"})
         self._unsent: list[StopChanged] = []
@@ -158,7 +158,7 @@ class RedisStop:
             seed += [GLOBAL, orjson.dumps(g.to_dict()).decode()]
         for name, d in ks["stops"].items():
             seed += [name, orjson.dumps(d).decode()]
-        raw = await self.link.run(self._init_script(keys=[self._stops, self._init], args=seed))
+        raw = await self.link.eval(self._init_script, [self._stops, self._init], seed)
         cluster = {raw[i].decode(): _info(raw[i + 1]) for i in range(0, len(raw), 2)}
         self._apply(None, cluster.pop(GLOBAL, None))
         for name in list(ks["stops"]):
@@ -225,7 +225,7 @@ class RedisStop:
             if ev.stopped:
                 body = orjson.dumps({"reason": ev.reason or "", "key": ev.key, "actor": ev.actor, "since": ev.ts}).decode()
             msg = orjson.dumps({"origin": self.link.proc, "field": field, "stop": body}).decode()
-            await self.link.run(self._change(keys=[self._stops, self._init], args=[self._channel, field, body, msg]))
+            await self.link.eval(self._change, [self._stops, self._init], [self._channel, field, body, msg])
             self._unsent.pop(0)
 
     async def _follow(self) -> None:

@@ -1,0 +1,235 @@
+"""One pipelined Redis connection for the cluster's scripts: every command of a loop turn in one write.
+
+Why not a connection per command from a pool: on the request path each Redis command cost
+about 80 us of CPU in the pool, the per-read timeout and the request/response round trip,
+and 32 concurrent callers paid it one at a time. Here commands are queued as they are
+asked for, written together (one syscall for all the commands of a loop turn) on one
+connection kept open, and their replies are read back in order by one reader: Redis
+answers a connection's commands in the order it got them, so the n-th reply belongs to the
+n-th command sent. Order is also a guarantee the cluster uses: a settle sent before a read
+is applied before it.
+
+It is built from redis-py's own connection (its URL handling, handshake, auth, TLS and its
+reply parser, hiredis when installed). There is no per-command timeout: a watchdog fails
+every command still waiting once the oldest one has waited ``op_timeout_s``, which is what
+"Redis is down" means for the link; the next command reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any, Sequence
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+LATER_S = 0.002
+"""How long a command nobody waits for may wait to share a write with the next one."""
+
+
+class Lua:
+    """A script the mux runs by its SHA (loaded on every new connection, and again if Redis forgot it)."""
+
+    __slots__ = ("text", "sha")
+
+    def __init__(self, text: str) -> None:
+        import hashlib
+
+        self.text = text
+        self.sha = hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class RedisMux:
+    """Pipelined commands over one connection; see the module docstring."""
+
+    def __init__(self, url: str, connect_timeout_s: float, op_timeout_s: float) -> None:
+        # socket_timeout None: no timer per read or write (the watchdog bounds the wait instead).
+        self._pool = aioredis.ConnectionPool.from_url(
+            url, socket_connect_timeout=connect_timeout_s, socket_timeout=None, retry=Retry(NoBackoff(), 0))
+        self._connect_timeout = connect_timeout_s + op_timeout_s
+        self._op_timeout = op_timeout_s
+        self._scripts: dict[str, Lua] = {}
+        self._conn: Any = None
+        self._outbox: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._sent: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._wake = asyncio.Event()
+        self._later: asyncio.TimerHandle | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def register(self, script: Lua) -> Lua:
+        self._scripts[script.sha] = script
+        return script
+
+    # -- asking ------------------------------------------------------------------------------
+    def submit(self, *args: Any, soon: bool = False) -> asyncio.Future[Any]:
+        """Queue one command; the future gets its reply (or the error: ResponseError, ConnectionError, TimeoutError).
+
+        ``soon``: nobody waits for this one (a settle, a release): it may wait up to LATER_S for the next
+        command someone does wait for, so that both go in one write (a write to Redis costs more CPU
+        than the command itself).
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if self._closed:
+            fut.set_exception(RedisConnectionError("the cluster link is closed"))
+            return fut
+        self._outbox.append((args, fut))
+        if soon:
+            if self._later is None and not self._wake.is_set():
+                self._later = loop.call_later(LATER_S, self._flush_later)
+        else:
+            self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write(), name="cluster-redis-writer")
+        return fut
+
+    def _flush_later(self) -> None:
+        self._later = None
+        self._wake.set()
+
+    def evalsha(self, script: Lua, keys: Sequence[str], args: Sequence[Any], soon: bool = False) -> asyncio.Future[Any]:
+        return self.submit("EVALSHA", script.sha, len(keys), *keys, *args, soon=soon)
+
+    async def eval(self, script: Lua, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a script and wait for its reply (loading it first if Redis has forgotten it)."""
+        try:
+            return await self.evalsha(script, keys, args)
+        except ResponseError as e:
+            if not str(e).startswith("NOSCRIPT"):
+                raise
+        await self.submit("SCRIPT", "LOAD", script.text)
+        return await self.evalsha(script, keys, args)
+
+    @property
+    def waiting(self) -> int:
+        """Commands sent or queued whose reply has not come yet."""
+        return len(self._outbox) + len(self._sent)
+
+    # -- the connection ----------------------------------------------------------------------
+    async def _connect(self) -> Any:
+        conn = self._pool.make_connection()
+        await asyncio.wait_for(conn.connect(), self._connect_timeout)
+        # Scripts first, on every new connection: EVALSHA then never meets NOSCRIPT after a Redis restart.
+        if self._scripts:
+            packed = conn.pack_commands([("SCRIPT", "LOAD", s.text) for s in self._scripts.values()])
+            await conn.send_packed_command(packed, check_health=False)
+            for _ in self._scripts:
+                await asyncio.wait_for(conn.read_response(), self._op_timeout)
+        return conn
+
+    async def _write(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._outbox:
+                if self._closed:
+                    return
+                continue
+            if self._conn is None:
+                try:
+                    self._conn = await self._connect()
+                except (OSError, asyncio.TimeoutError, RedisConnectionError, RedisTimeoutError, ResponseError) as e:
+                    self._fail_queued(e if isinstance(e, (RedisConnectionError, RedisTimeoutError))
+                                      else RedisConnectionError(f"cannot connect: {type(e).__name__}: {e}"))
+                    continue
+                self._reader = asyncio.get_running_loop().create_task(self._read(self._conn), name="cluster-redis-reader")
+            batch, self._outbox = self._outbox, []
+            if self._later is not None:
+                self._later.cancel()
+                self._later = None
+            now = time.monotonic()
+            conn = self._conn
+            packed = conn.pack_commands([args for args, _ in batch])
+            self._sent.extend((fut, now) for _, fut in batch)
+            if self._watchdog is None or self._watchdog.done():
+                self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="cluster-redis-watchdog")
+            try:
+                await conn.send_packed_command(packed, check_health=False)
+            except (OSError, RedisConnectionError, RedisTimeoutError) as e:
+                self._broken(conn, e if isinstance(e, (RedisConnectionError, RedisTimeoutError))
+                             else RedisConnectionError(str(e)))
+
+    async def _read(self, conn: Any) -> None:
+        sent = self._sent
+        while True:
+            try:
+                reply: Any = await conn.read_response(disconnect_on_error=False)
+                err: BaseException | None = None
+            except ResponseError as e:  # a reply that is an error: this command's, not the connection's
+                reply, err = None, e
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self._broken(conn, e if isinstance(e, (RedisConnectionError, RedisTimeoutError))
+                             else RedisConnectionError(f"{type(e).__name__}: {e}"))
+                return
+            if not sent:
+                continue  # nothing asked for it (a push message): ignore
+            fut = sent.popleft()[0]
+            if fut.done():
+                continue
+            if err is None:
+                fut.set_result(reply)
+            else:
+                fut.set_exception(err)
+
+    async def _watch(self) -> None:
+        """While commands wait, fail them all once the oldest has waited op_timeout_s (Redis hangs or is gone)."""
+        while self._sent:
+            age = time.monotonic() - self._sent[0][1]
+            if age >= self._op_timeout:
+                self._broken(self._conn, RedisTimeoutError(f"no reply within {self._op_timeout:g}s"))
+                return
+            await asyncio.sleep(max(0.01, min(self._op_timeout - age, self._op_timeout / 4)))
+
+    def _broken(self, conn: Any, err: BaseException) -> None:
+        """The connection is lost: every command sent on it fails (they may or may not have run)."""
+        if conn is not None and conn is self._conn:
+            self._conn = None
+            reader = self._reader
+            if reader is not None and reader is not asyncio.current_task():
+                reader.cancel()
+            asyncio.get_running_loop().create_task(conn.disconnect(nowait=True))
+        while self._sent:
+            fut = self._sent.popleft()[0]
+            if not fut.done():
+                fut.set_exception(err)
+        self._fail_queued(err)
+
+    def _fail_queued(self, err: BaseException) -> None:
+        batch, self._outbox = self._outbox, []
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_exception(err)
+
+    def drop_connection(self) -> None:
+        """Forget the connection (the link saw Redis down): the next command connects anew."""
+        if self._conn is not None:
+            self._broken(self._conn, RedisConnectionError("the connection was dropped"))
+
+    async def close(self, drain_s: float = 2.0) -> None:
+        """Wait (up to ``drain_s``) for the replies of commands already asked for, then close."""
+        end = time.monotonic() + drain_s
+        self._wake.set()  # what waits for a later write goes now
+        while self.waiting and time.monotonic() < end:
+            await asyncio.sleep(0.005)
+        self._closed = True
+        self._wake.set()
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
+        self._broken(self._conn, RedisConnectionError("the cluster link is closed"))
+        for t in (self._writer, self._reader, self._watchdog):
+            if t is not None and not t.done():
+                t.cancel()
+        await self._pool.aclose()
