@@ -1,10 +1,19 @@
-"""`agentdeck bench --scenario translate`: a translated call side by side with an untranslated one.
+"""`agentdeck bench --scenario translate`: a translated call side by side with direct ones, in one run.
 
-Why both through one gateway in one run: what is measured is the cost of translation, so the
-two sides differ only in that. The OpenAI chat caller asks once for a model of an OpenAI-protocol
-provider (passed through) and once for a model of an Anthropic-protocol provider (translated
-openai->anthropic); then the same the other way round (an Anthropic caller). Both providers are
-the same mock process at zero latency, so the gateway's work is all there is to see.
+Why the direct call it is compared with reaches the SAME provider: the mock's handlers differ
+(an OpenAI chat stream is twice the bytes of an Anthropic one for the same answer), and on a
+shared machine the mock's CPU is taken from the gateway's. So an OpenAI caller's call translated
+to the Anthropic provider is measured against an Anthropic caller's direct call to that same
+provider (same mock handler, same upstream bytes): what differs is the translation, and the
+caller-side protocol that comes with it. The old comparison (the same caller's direct call to a
+model of its own protocol) is kept as a second ratio.
+
+Each round runs the four loads (two callers x two providers) back to back, each translated
+load right after its direct one, alternating the order between rounds; the ratio reported is
+the median of the per-round ratios, so slow drift of the machine's load cancels. Beside
+requests/s, the gateway process's CPU time per call (user + system, read with psutil) is
+reported for each load: on a two-core machine shared with other work it is far steadier than
+throughput, and it is the gateway's cost that translation adds to.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +32,18 @@ import orjson
 
 from agentdeck.bench.gateway import BENCH_ADMIN, BENCH_KEY, Round, _spawn
 
-_PAIRS: list[tuple[str, str, str, str]] = [
-    # (label, path, direct model, translated model)
-    ("openai caller", "/v1/chat/completions", "gpt-4o-mini", "claude-haiku-4-5"),
-    ("anthropic caller", "/v1/messages", "claude-haiku-4-5", "gpt-4o-mini"),
-]
+_CALLERS: dict[str, tuple[str, str]] = {
+    # caller protocol -> (its path, the model a provider of its own protocol serves)
+    "openai": ("/v1/chat/completions", "gpt-4o-mini"),
+    "anthropic": ("/v1/messages", "claude-haiku-4-5"),
+}
+_LABEL = {"openai": "OpenAI chat", "anthropic": "Anthropic"}
+_TRANSLATED = [("openai", "anthropic"), ("anthropic", "openai")]
+"""(caller, provider) of each translated direction measured."""
 
 
-def _body(path: str, model: str, stream: bool) -> bytes:
-    msgs = [{"role": "user", "content": "ping"}]
-    body: dict[str, Any] = {"model": model, "messages": msgs, "max_tokens": 16}
+def _body(model: str, stream: bool) -> bytes:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 16}
     if stream:
         body["stream"] = True
     return orjson.dumps(body)
@@ -100,56 +112,121 @@ async def _load(url: str, body: bytes, concurrency: int, seconds: float) -> Roun
     return Round(url, n, errors, took, lat)
 
 
+@dataclass
+class _Measured:
+    """One load at ``concurrency``: its round, and the gateway's and the mock's CPU per call."""
+
+    round: Round
+    gateway_cpu_us: float
+    mock_cpu_us: float
+
+
+class _Cpu:
+    """A process's CPU time (user + system, its children included), read with psutil."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._proc = psutil.Process(pid)
+
+    def seconds(self) -> float:
+        total = 0.0
+        for p in [self._proc, *self._proc.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+        return total
+
+
+def _measure(url: str, body: bytes, concurrency: int, seconds: float, gw: _Cpu, mock: _Cpu) -> _Measured:
+    g0, m0 = gw.seconds(), mock.seconds()
+    r = asyncio.run(_load(url, body, concurrency, seconds))
+    g1, m1 = gw.seconds(), mock.seconds()
+    calls = max(r.requests, 1)
+    return _Measured(r, (g1 - g0) / calls * 1e6, (m1 - m0) / calls * 1e6)
+
+
 def run_translate_bench(duration: float = 3.0, concurrency: int = 32, rounds: int = 2,
                         single_s: float = 3.0) -> list[dict[str, Any]]:
-    """One row per (caller, streamed or not): p50 at one caller and throughput at ``concurrency``, both sides."""
+    """One row per (translated direction, streamed or not): p50 at one caller, throughput and gateway
+    CPU per call at ``concurrency``, against the direct call to the same provider (and the same caller's)."""
     tmp = Path(tempfile.mkdtemp(prefix="agentdeck-bench-translate-"))
     mock, mock_url = _spawn(["mock-upstream", "--port", "0"])
     cfg = tmp / "bench.toml"
     _write_config(cfg, mock_url, tmp / "data")
     gw, gw_url = _spawn(["serve", "--config", str(cfg), "--port", "0"])
+    gw_cpu, mock_cpu = _Cpu(gw.pid), _Cpu(mock.pid)
     rows: list[dict[str, Any]] = []
     try:
-        for label, path, direct, translated in _PAIRS:
-            for stream in (False, True):
-                url = gw_url + path
-                bodies = {"direct": _body(path, direct, stream), "translated": _body(path, translated, stream)}
-                for b in bodies.values():
-                    asyncio.run(_load(url, b, concurrency, 0.5))  # warm up
-                single = {k: asyncio.run(_load(url, b, 1, single_s)) for k, b in bodies.items()}
-                load: dict[str, list[Round]] = {"direct": [], "translated": []}
-                for _ in range(rounds):
-                    for k, b in bodies.items():
-                        load[k].append(asyncio.run(_load(url, b, concurrency, duration)))
-                d_rps = statistics.median(r.rps for r in load["direct"])
-                t_rps = statistics.median(r.rps for r in load["translated"])
-                rows.append({
-                    "caller": label, "stream": stream, "concurrency": concurrency,
-                    "direct_p50_ms": round(single["direct"].pct(0.5), 3),
-                    "translated_p50_ms": round(single["translated"].pct(0.5), 3),
-                    "added_p50_ms": round(single["translated"].pct(0.5) - single["direct"].pct(0.5), 3),
-                    "direct_rps": round(d_rps, 1), "translated_rps": round(t_rps, 1),
-                    "translated_vs_direct": round(t_rps / d_rps, 3) if d_rps else None,
-                    "errors": sum(r.errors for rs in load.values() for r in rs)
-                    + sum(r.errors for r in single.values()),
-                })
+        for stream in (False, True):
+            loads = {(c, p): (gw_url + _CALLERS[c][0], _body(_CALLERS[p][1], stream)) for c in _CALLERS for p in _CALLERS}
+            for url, body in loads.values():
+                asyncio.run(_load(url, body, concurrency, 0.5))  # warm up
+            single = {k: asyncio.run(_load(url, body, 1, single_s)) for k, (url, body) in loads.items()}
+            # each translated load right after the direct load to its provider; the order reversed every other round
+            order = [k for c, p in _TRANSLATED for k in ((p, p), (c, p))]
+            measured: dict[tuple[str, str], list[_Measured]] = {k: [] for k in loads}
+            for i in range(rounds):
+                for k in order if i % 2 == 0 else order[::-1]:
+                    measured[k].append(_measure(*loads[k], concurrency, duration, gw_cpu, mock_cpu))
+            for c, p in _TRANSLATED:
+                rows.append(_row(c, p, stream, concurrency, single, measured))
     finally:
-        for p in (gw, mock):
-            p.terminate()
-        for p in (gw, mock):
+        for proc in (gw, mock):
+            proc.terminate()
+        for proc in (gw, mock):
             try:
-                p.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                p.kill()
+                proc.kill()
     return rows
 
 
+def _row(caller: str, provider: str, stream: bool, concurrency: int, single: dict[tuple[str, str], Round],
+         measured: dict[tuple[str, str], list[_Measured]]) -> dict[str, Any]:
+    tr, same_provider, same_caller = (caller, provider), (provider, provider), (caller, caller)
+
+    def rps(k: tuple[str, str]) -> float:
+        return statistics.median(m.round.rps for m in measured[k])
+
+    def cpu(k: tuple[str, str]) -> float:
+        return statistics.median(m.gateway_cpu_us for m in measured[k])
+
+    def ratios(base: tuple[str, str]) -> list[float]:
+        return [t.round.rps / b.round.rps for t, b in zip(measured[tr], measured[base]) if b.round.rps]
+
+    fair = ratios(same_provider)
+    p50_t, p50_d = single[tr].pct(0.5), single[same_provider].pct(0.5)
+    return {
+        "caller": caller, "provider": provider, "stream": stream, "concurrency": concurrency,
+        "direct_p50_ms": round(p50_d, 3), "translated_p50_ms": round(p50_t, 3), "added_p50_ms": round(p50_t - p50_d, 3),
+        "direct_rps": round(rps(same_provider), 1), "translated_rps": round(rps(tr), 1),
+        "translated_vs_direct": round(statistics.median(fair), 3) if fair else None,
+        "ratio_min": round(min(fair), 3) if fair else None, "ratio_max": round(max(fair), 3) if fair else None,
+        "same_caller_direct_rps": round(rps(same_caller), 1),
+        "translated_vs_same_caller": round(statistics.median(ratios(same_caller)), 3) if ratios(same_caller) else None,
+        "direct_cpu_us": round(cpu(same_provider), 1), "translated_cpu_us": round(cpu(tr), 1),
+        "added_cpu_us": round(cpu(tr) - cpu(same_provider), 1),
+        "same_caller_cpu_us": round(cpu(same_caller), 1),
+        "mock_cpu_us": {f"{c}->{p}": round(statistics.median(m.mock_cpu_us for m in ms), 1)
+                        for (c, p), ms in measured.items() if (c, p) in (tr, same_provider)},
+        "errors": sum(m.round.errors for k in (tr, same_provider, same_caller) for m in measured[k])
+        + sum(single[k].errors for k in (tr, same_provider)),
+    }
+
+
 def format_translate_report(rows: list[dict[str, Any]]) -> str:
-    lines = ["translation overhead through one gateway (mock provider at zero latency); direct = the caller's own protocol",
-             f"{'caller':<18}{'mode':<8}{'p50 direct':>12}{'p50 transl.':>13}{'added':>9}"
-             f"{'req/s direct':>14}{'req/s transl.':>15}{'ratio':>7}{'errors':>8}"]
+    lines = ["translation overhead through one gateway (one mock provider at zero latency); direct = a call of the",
+             "provider's own protocol to the same provider (same mock handler); 'same caller' = the old baseline,",
+             "the caller's direct call to a model of its own protocol. ratio = median over rounds [min-max].",
+             f"{'translated':<26}{'mode':<7}{'p50 dir.':>9}{'transl.':>9}{'added':>8}{'req/s dir.':>11}{'transl.':>9}"
+             f"{'ratio':>7}{'[min-max]':>13}{'CPU/call dir.':>14}{'transl.':>9}{'added':>8}"
+             f"{'same caller: ratio':>20}{'CPU':>7}{'err':>5}"]
     for r in rows:
-        lines.append(f"{r['caller']:<18}{'stream' if r['stream'] else 'unary':<8}{r['direct_p50_ms']:>10.2f}ms"
-                     f"{r['translated_p50_ms']:>11.2f}ms{r['added_p50_ms']:>7.2f}ms{r['direct_rps']:>14.0f}"
-                     f"{r['translated_rps']:>15.0f}{r['translated_vs_direct']:>7.2f}{r['errors']:>8}")
+        span = f"[{r['ratio_min']:.2f}-{r['ratio_max']:.2f}]" if r["ratio_min"] is not None else "-"
+        lines.append(
+            f"{_LABEL[r['caller']] + ' -> ' + _LABEL[r['provider']]:<26}{'stream' if r['stream'] else 'unary':<7}"
+            f"{r['direct_p50_ms']:>7.2f}ms{r['translated_p50_ms']:>7.2f}ms{r['added_p50_ms']:>6.2f}ms"
+            f"{r['direct_rps']:>11.0f}{r['translated_rps']:>9.0f}{r['translated_vs_direct'] or 0:>7.2f}{span:>13}"
+            f"{r['direct_cpu_us']:>12.0f}us{r['translated_cpu_us']:>7.0f}us{r['added_cpu_us']:>6.0f}us"
+            f"{r['translated_vs_same_caller'] or 0:>20.2f}{r['same_caller_cpu_us']:>5.0f}us{r['errors']:>5}")
     return "\n".join(lines)

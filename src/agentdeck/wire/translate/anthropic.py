@@ -179,7 +179,7 @@ class MessagesStreamDecoder:
         self.tools = 0
 
     def feed(self, ev: SSEEvent) -> list[Event]:
-        if ev.data is None:
+        if ev.data is None or ev.event == "ping":
             return []
         try:
             obj = orjson.loads(ev.data)
@@ -191,8 +191,9 @@ class MessagesStreamDecoder:
         if kind == "content_block_delta":
             delta = as_dict(obj.get("delta"))
             dk = delta.get("type")
-            if dk == "text_delta" and isinstance(delta.get("text"), str):
-                return [TextDelta(delta["text"])]
+            if dk == "text_delta":
+                text = delta.get("text")
+                return [TextDelta(text)] if isinstance(text, str) else []
             if dk == "thinking_delta" and isinstance(delta.get("thinking"), str):
                 self.dropped_chars += len(delta["thinking"])  # not passed on, but written (and billed) all the same
             if dk == "input_json_delta" and delta.get("partial_json"):
@@ -237,15 +238,21 @@ def _event(name: str, obj: dict[str, Any]) -> bytes:
 
 
 class MessagesStreamEncoder:
-    """Canonical events as Anthropic's event sequence; text and tool calls each get their own block."""
+    """Canonical events as Anthropic's event sequence; text and tool calls each get their own block.
 
-    __slots__ = ("model", "block", "open_kind", "started")
+    A delta's bytes around its text are made once per block (``delta_head``), so a text delta is
+    one ``orjson.dumps`` of its text between them (the same JSON as building the event's dict).
+    """
+
+    __slots__ = ("model", "block", "open_kind", "started", "delta_head")
 
     def __init__(self, model: str) -> None:
         self.model = model
         self.block = -1
         self.open_kind: str | None = None
         self.started = False
+        self.delta_head = b""
+        """``content_block_delta`` of the open block up to its delta's type."""
 
     def _start(self, usage: Usage | None, rid: str | None = None) -> bytes:
         self.started = True
@@ -265,6 +272,8 @@ class MessagesStreamEncoder:
         out = self._close()
         self.block += 1
         self.open_kind = block["type"]
+        self.delta_head = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+                           + str(self.block).encode() + b',"delta":{"type":')
         return out + _event("content_block_start", {"type": "content_block_start", "index": self.block,
                                                     "content_block": block})
 
@@ -273,13 +282,11 @@ class MessagesStreamEncoder:
         if isinstance(ev, TextDelta):
             if self.open_kind != "text":
                 out += self._open({"type": "text", "text": ""})
-            return out + _event("content_block_delta", {"type": "content_block_delta", "index": self.block,
-                                                        "delta": {"type": "text_delta", "text": ev.text}})
+            return out + self.delta_head + b'"text_delta","text":' + orjson.dumps(ev.text) + b"}}\n\n"
         if isinstance(ev, ToolStart):
             return out + self._open({"type": "tool_use", "id": ev.call_id, "name": ev.name, "input": {}})
         if isinstance(ev, ToolArgs):
-            return out + _event("content_block_delta", {"type": "content_block_delta", "index": self.block,
-                                                        "delta": {"type": "input_json_delta", "partial_json": ev.json}})
+            return out + self.delta_head + b'"input_json_delta","partial_json":' + orjson.dumps(ev.json) + b"}}\n\n"
         if isinstance(ev, Start):
             rid = ev.id if ev.id.startswith("msg_") else "msg_" + ev.id
             return self._start(ev.usage, rid)

@@ -266,13 +266,17 @@ class GenerateStreamDecoder:
         finish: str | None = None
         for cand in obj.get("candidates") or ():
             cand = as_dict(cand)
-            for p in _parts_in(as_dict(cand.get("content")).get("parts"), []):
-                if p.kind == "text":
-                    out.append(TextDelta(p.text))
-                elif p.kind == "tool_call":
-                    out.append(ToolStart(self.tools, p.call_id, p.name))
-                    out.append(ToolArgs(self.tools, p.arguments))
-                    self.tools += 1
+            for part in as_dict(cand.get("content")).get("parts") or ():
+                text = part.get("text") if isinstance(part, dict) else None
+                if text is not None and isinstance(text, str) and part.get("thought") is not True:
+                    if text:  # the common chunk: text only, no Part built
+                        out.append(TextDelta(text))
+                    continue
+                for p in _parts_in([part], []):
+                    if p.kind == "tool_call":
+                        out.append(ToolStart(self.tools, p.call_id, p.name))
+                        out.append(ToolArgs(self.tools, p.arguments))
+                        self.tools += 1
             fr = cand.get("finishReason")
             if isinstance(fr, str) and fr:
                 finish = fr
@@ -286,15 +290,20 @@ class GenerateStreamDecoder:
 
 
 class GenerateStreamEncoder:
-    """Canonical events as Gemini chunks; a tool call's chunk waits for its arguments (Gemini sends calls whole)."""
+    """Canonical events as Gemini chunks; a tool call's chunk waits for its arguments (Gemini sends calls whole).
 
-    __slots__ = ("model", "id", "call", "args")
+    A text chunk is a byte template made once per stream with its text dumped in between (the
+    same JSON, key for key, as ``_chunk`` builds)."""
+
+    __slots__ = ("model", "id", "call", "args", "text_tail")
 
     def __init__(self, model: str) -> None:
         self.model = model
         self.id = new_id("")
         self.call: str | None = None
         self.args: list[str] = []
+        self.text_tail = (b'}]},"index":0}],"modelVersion":' + orjson.dumps(model) + b',"responseId":'
+                          + orjson.dumps(self.id) + b"}\r\n\r\n")
 
     def _chunk(self, parts: list[dict[str, Any]], finish: str | None = None, usage: Usage | None = None) -> bytes:
         cand: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
@@ -314,7 +323,8 @@ class GenerateStreamEncoder:
 
     def encode(self, ev: Event) -> bytes:
         if isinstance(ev, TextDelta):
-            return self._flush_call() + self._chunk([{"text": ev.text}])
+            out = b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":' + orjson.dumps(ev.text) + self.text_tail
+            return out if self.call is None else self._flush_call() + out
         if isinstance(ev, ToolStart):
             out = self._flush_call()
             self.call = ev.name

@@ -236,30 +236,37 @@ class ChatStreamDecoder:
             self.started = True
             out.append(Start(str(obj.get("id") or new_id("chatcmpl-")), str(obj.get("model") or "")))
         for c in obj.get("choices") or ():
-            c = as_dict(c)
-            delta = as_dict(c.get("delta"))
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                out.append(TextDelta(text))
-            for tc in delta.get("tool_calls") or ():
-                tc = as_dict(tc)
-                i = tc.get("index", 0)
-                fn = as_dict(tc.get("function"))
-                if i not in self.calls:
-                    self.calls[i] = len(self.calls)
-                    out.append(ToolStart(self.calls[i], str(tc.get("id") or new_id("call_")), str(fn.get("name") or "")))
-                args = fn.get("arguments")
-                if isinstance(args, str) and args:
-                    out.append(ToolArgs(self.calls[i], args))
+            if not isinstance(c, dict):
+                continue
+            delta = c.get("delta")
+            if isinstance(delta, dict):
+                text = delta.get("content")
+                if text and isinstance(text, str):
+                    out.append(TextDelta(text))
+                calls = delta.get("tool_calls")
+                if calls:
+                    self._tool_calls(calls, out)
             fr = c.get("finish_reason")
-            if isinstance(fr, str):
+            if fr is not None and isinstance(fr, str):
                 self.stop = _STOP_IN.get(fr, "end")
         u = obj.get("usage")
-        if isinstance(u, dict):
+        if u is not None and isinstance(u, dict):
             self.usage = openai_chat.usage_of(u)
             if self.stop is not None:
                 out.extend(self._finish())
         return out
+
+    def _tool_calls(self, calls: Any, out: list[Event]) -> None:
+        for tc in calls if isinstance(calls, list) else ():
+            tc = as_dict(tc)
+            i = tc.get("index", 0)
+            fn = as_dict(tc.get("function"))
+            if i not in self.calls:
+                self.calls[i] = len(self.calls)
+                out.append(ToolStart(self.calls[i], str(tc.get("id") or new_id("call_")), str(fn.get("name") or "")))
+            args = fn.get("arguments")
+            if isinstance(args, str) and args:
+                out.append(ToolArgs(self.calls[i], args))
 
     def _finish(self) -> list[Event]:
         if self.finished or self.stop is None:
@@ -273,33 +280,41 @@ def _sse(obj: dict[str, Any]) -> bytes:
 
 
 class ChatStreamEncoder:
-    """Canonical events as chat.completion.chunk events, then ``[DONE]``."""
+    """Canonical events as chat.completion.chunk events, then ``[DONE]``.
 
-    __slots__ = ("model", "include_usage", "id", "created", "tools")
+    Why byte templates: every chunk of a stream repeats the same id, created and model, so the
+    bytes around the delta are made once per stream and a text delta is one ``orjson.dumps`` of
+    its text between them (the same JSON, key for key, as building each chunk's dict).
+    """
+
+    __slots__ = ("model", "include_usage", "id", "created", "head", "tail", "text_head", "text_tail")
 
     def __init__(self, model: str, include_usage: bool) -> None:
         self.model = model
         self.include_usage = include_usage
         self.id = new_id("chatcmpl-")
         self.created = int(time.time())
-        self.tools = 0
+        self.head = (b'data: {"id":' + orjson.dumps(self.id) + b',"object":"chat.completion.chunk","created":'
+                     + str(self.created).encode() + b',"model":' + orjson.dumps(model)
+                     + b',"choices":[{"index":0,"delta":')
+        """A chunk up to its delta."""
+        self.tail = b"}]" + (b',"usage":null' if include_usage else b"") + b"}\n\n"
+        """A chunk after its finish_reason."""
+        self.text_head = self.head + b'{"content":'
+        self.text_tail = b'},"logprobs":null,"finish_reason":null' + self.tail
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        obj: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                               "model": self.model, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                                                 "finish_reason": finish}]}
-        if self.include_usage:
-            obj["usage"] = None
-        return _sse(obj)
+        return (self.head + orjson.dumps(delta) + b',"logprobs":null,"finish_reason":'
+                + (b"null" if finish is None else orjson.dumps(finish)) + self.tail)
 
     def encode(self, ev: Event) -> bytes:
         if isinstance(ev, TextDelta):
-            return self._chunk({"content": ev.text})
+            return self.text_head + orjson.dumps(ev.text) + self.text_tail
+        if isinstance(ev, ToolArgs):
+            return self._chunk({"tool_calls": [{"index": ev.index, "function": {"arguments": ev.json}}]})
         if isinstance(ev, ToolStart):
             return self._chunk({"tool_calls": [{"index": ev.index, "id": ev.call_id, "type": "function",
                                                 "function": {"name": ev.name, "arguments": ""}}]})
-        if isinstance(ev, ToolArgs):
-            return self._chunk({"tool_calls": [{"index": ev.index, "function": {"arguments": ev.json}}]})
         if isinstance(ev, Start):
             return self._chunk({"role": "assistant", "content": "", "refusal": None})
         if isinstance(ev, Finish):
