@@ -246,8 +246,10 @@ class RoutingConfig(_Strict):
     downgrade_at: float = Field(0.8, gt=0, le=1.0, description="share of a budget past which auto requests drop a tier")
     large_context_tokens: int = Field(100_000, gt=0)
     rules: list[dict[str, Any]] = Field(default_factory=list, description="extra classifier rules")
-    translate: bool = Field(False, description="serve a model that only a provider of another protocol serves, "
-                                               "translating both ways (docs/translation.md)")
+    translate: bool = Field(True, description="serve a model that only a provider of another protocol serves, "
+                                              "translating both ways (docs/translation.md); false: 404 instead")
+    same_vendor: bool = Field(False, description="auto and the tiers keep a caller to its own protocol's models; "
+                                                 "false: auto takes the tier's cheapest configured model of any vendor")
 
     @field_validator("tiers")
     @classmethod

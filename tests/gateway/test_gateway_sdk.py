@@ -140,8 +140,12 @@ def test_errors_come_in_the_callers_format(gateway: Any) -> None:
         a.messages.create(model="claude-haiku-4-5", max_tokens=5, stream=False, messages=[{"role": "user", "content": "x"}],
                           extra_body={"max_tokens": "5"})
     assert "max_tokens" in abr.value.message  # roles and blocks are the provider's to judge; token limits are ours
-    with pytest.raises(anthropic.NotFoundError):
-        a.messages.create(model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(anthropic.NotFoundError) as anf:
+        a.messages.create(model="gpt-5", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert anf.value.body["type"] == "error" and "gpt-5" in anf.value.message
+    # another vendor's configured model is translated (on by default), not a 404
+    raw = a.messages.with_raw_response.create(model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert raw.headers["x-agentdeck-translated"] == "anthropic->openai" and raw.parse().type == "message"
 
 
 def test_bad_input_rows_of_the_contract(gateway: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -61,11 +62,16 @@ def test_a_model_of_the_callers_own_protocol_is_never_translated(gw: Any) -> Non
     assert "x-agentdeck-translated" not in raw.headers
 
 
-def test_translation_is_off_unless_configured(make_gateway: Any, mock: MockServer) -> None:
+def test_translation_is_on_by_default_and_can_be_turned_off(make_gateway: Any, mock: MockServer, tmp_path: Path) -> None:
     gw = make_gateway()
     a = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
-    with pytest.raises(anthropic.NotFoundError):
+    raw = a.messages.with_raw_response.create(model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert raw.headers["x-agentdeck-translated"] == "anthropic->openai" and raw.headers["x-agentdeck-model"] == "gpt-4o"
+    off = make_gateway(tmp_path / "off", routing={"translate": False})
+    a = anthropic.Anthropic(base_url=off.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    with pytest.raises(anthropic.NotFoundError) as nf:
         a.messages.create(model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert "another protocol" in nf.value.message
 
 
 def test_a_tier_may_name_another_vendors_model(make_gateway: Any, mock: MockServer) -> None:

@@ -42,7 +42,10 @@ def test_every_caller_reaches_the_one_model_of_a_tier(make_gateway: Any, mock: M
 
 def test_a_gemini_caller_without_a_gemini_tier_model_gets_a_404_naming_the_key(make_gateway: Any,
                                                                                 mock: MockServer) -> None:
-    gw = make_gateway(**translate_config(mock.url))
+    """With same_vendor = true (without it, the tier's cheapest model of another vendor answers)."""
+    cfg = translate_config(mock.url)
+    cfg["routing"]["same_vendor"] = True
+    gw = make_gateway(**cfg)
     r = httpx.post(gw.url + "/v1beta/models/auto:generateContent", headers={"x-goog-api-key": GATEWAY_KEY},
                    json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, timeout=10)
     assert r.status_code == 404 and r.json()["error"]["status"] == "NOT_FOUND"

@@ -1,13 +1,14 @@
-"""Routing: which model and which provider a call goes to, and where an escalation goes next.
+"""Routing: which model and which provider a call goes to, where an escalation goes next, and
+what a call runs on its provider's fallback.
 
-The policy lives in ``agentdeck.routing`` (the classifier, the tier table) and in
-``agentdeck.providers`` (which provider's patterns match a model); this stage applies
-them to one call.
+The policy lives in ``agentdeck.routing`` (the classifier, the tier table and its cross-vendor
+choice) and in ``agentdeck.providers`` (which provider's patterns match a model); this stage
+applies them to one call.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from agentdeck.gateway.admission import TokenCaps
@@ -30,6 +31,8 @@ class Routed:
 
 @dataclass(slots=True)
 class Escalation:
+    """Where a call goes instead: one tier up after a failed check, or its provider's fallback."""
+
     route: Route
     provider: str
     max_tokens: int
@@ -55,19 +58,22 @@ class RoutingStage:
             # an alias whose tier has no model for this protocol: the router's message names the key to set
             missing = str(e) if parsed.model in ALIASES else self._matcher.explain_missing(parsed.model, wire.name)
             return Routed(None, None, missing)
-        provider = self._matcher.provider_for(route.model, wire.name)
-        if provider is None:
-            provider = self._translated_provider(route.model, parsed)
-            if provider is None:
-                return Routed(route, None, self._matcher.explain_missing(route.model, wire.name))
+        provider = self._matcher.provider_for(route.model, wire.name)  # inline: the common case stays one dict read
+        if provider is None and (provider := self._provider(route.model, parsed, wire)) is None:
+            # a tier's cross-vendor model this endpoint cannot be translated for: the caller's own tier model
+            own = self._router.own_protocol_route(route, wire.name)
+            if own is not None and (provider := self._provider(own.model, parsed, wire)) is not None:
+                return Routed(own, provider)
+            return Routed(route, None, self._matcher.explain_missing(route.model, wire.name))
         return Routed(route, provider)
 
-    def _translated_provider(self, model: str, parsed: ParsedRequest) -> str | None:
-        if self._protocols is None:
-            return None
-        provider = self._matcher.any_provider_for(model)
-        if provider is None or not can_translate(parsed.endpoint, self._protocols[provider]):
-            return None
+    def _provider(self, model: str, parsed: ParsedRequest, wire: WireProtocol) -> str | None:
+        """A provider of the caller's protocol that serves ``model``, else (translation on) one of another."""
+        provider = self._matcher.provider_for(model, wire.name)
+        if provider is None and self._protocols is not None:
+            provider = self._matcher.any_provider_for(model)
+            if provider is None or not can_translate(parsed.endpoint, self._protocols[provider]):
+                return None
         return provider
 
     def escalation(self, call: Call, problem: str | None) -> Escalation | None:
@@ -78,7 +84,25 @@ class RoutingStage:
         nxt = self._router.escalation(call.route, call.escalations, call.wire.name, problem)
         if nxt is None:
             return None
-        provider = self._matcher.provider_for(nxt.model, call.wire.name)
+        provider = self._provider(nxt.model, call.parsed, call.wire)
         if provider is None:
             return None
         return Escalation(nxt, provider, self._caps.max_tokens(nxt.model, call.parsed))
+
+    def fallback(self, call: Call, fallback: str) -> Escalation | None:
+        """What ``call`` runs on ``fallback`` (its provider's, of another protocol): the same model if the
+        fallback serves it, else the same tier's model it serves; None when it serves neither or the call
+        cannot be translated for it (the call then stays on its provider, as with no fallback)."""
+        if self._protocols is None:
+            return None
+        protocol = self._protocols[fallback]
+        if protocol != call.wire.name and not can_translate(call.endpoint, protocol):
+            return None
+        model = self._router.fallback_model(fallback, call.route.model, call.route.tier)
+        if model is None:
+            return None
+        route = call.route
+        if model != route.model:
+            route = replace(route, model=model, reason=f"{route.reason}; {call.provider} unavailable: "
+                                                      f"its fallback {fallback} ran {model}")
+        return Escalation(route, fallback, self._caps.max_tokens(model, call.parsed))

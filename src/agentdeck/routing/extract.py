@@ -99,7 +99,7 @@ def last_user_text(items: list[Any], role_key: str = "role") -> str:
 
 
 def extract_text(protocol: str, endpoint: str, body: dict[str, Any]) -> tuple[str, int]:
-    """(the last user message's text, estimated prompt tokens) for OpenAI chat/Responses and Anthropic bodies."""
+    """(the last user message's text, estimated prompt tokens) for OpenAI chat/Responses, Anthropic and Gemini bodies."""
     if not isinstance(body, dict):
         return "", 0
     chars = 0
@@ -115,6 +115,15 @@ def extract_text(protocol: str, endpoint: str, body: dict[str, Any]) -> tuple[st
         instructions = body.get("instructions")
         if isinstance(instructions, str):
             chars += len(instructions)
+    elif protocol == "gemini":
+        contents = body.get("contents")
+        if isinstance(contents, list):
+            messages = gemini_messages(contents)
+            text = last_user_text(messages)
+            chars += _size(messages)
+        system = body.get("systemInstruction")
+        if isinstance(system, dict):
+            chars += _size(gemini_messages([system]))
     else:
         messages = body.get("messages")
         if isinstance(messages, list):
@@ -127,6 +136,19 @@ def extract_text(protocol: str, endpoint: str, body: dict[str, Any]) -> tuple[st
     if isinstance(tools, list):
         chars += _tools_size(tools)
     return text, (chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def gemini_messages(contents: list[Any]) -> list[dict[str, Any]]:
+    """Gemini `contents` (role user / model, `parts[].text`) as messages with text blocks (thoughts left out)."""
+    out: list[dict[str, Any]] = []
+    for c in contents:
+        if not isinstance(c, dict):
+            continue
+        parts = c.get("parts")
+        blocks = [{"type": "text", "text": p["text"]} for p in parts if isinstance(p, dict)
+                  and isinstance(p.get("text"), str) and not p.get("thought")] if isinstance(parts, list) else []
+        out.append({"role": "user" if c.get("role", "user") == "user" else "assistant", "content": blocks})
+    return out
 
 
 def _tools_size(tools: list[Any]) -> int:
@@ -153,6 +175,9 @@ def system_text(protocol: str, endpoint: str, body: dict[str, Any]) -> str:
         return ""
     if protocol == "anthropic":
         return text_of(body.get("system"))
+    if protocol == "gemini":
+        si = body.get("systemInstruction")
+        return "\n".join(text_of(m["content"]) for m in gemini_messages([si])) if isinstance(si, dict) else ""
     if endpoint.rstrip("/").endswith("responses"):
         parts = [body["instructions"]] if isinstance(body.get("instructions"), str) else []
         inp = body.get("input")

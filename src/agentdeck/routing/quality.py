@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from agentdeck.routing.extract import last_user_text, text_of, system_text
+from agentdeck.routing.extract import gemini_messages, last_user_text, text_of, system_text
 
 TRUNCATED = "truncated"
 INVALID_JSON = "invalid-json"
@@ -58,6 +58,12 @@ def json_requested(protocol: str, endpoint: str, body: dict[str, Any]) -> bool:
                 return True
             msgs = body.get("messages")
             last = last_user_text(msgs) if isinstance(msgs, list) else ""
+    elif protocol == "gemini":
+        gc = body.get("generationConfig")
+        if isinstance(gc, dict) and gc.get("responseMimeType") == "application/json":
+            return True
+        contents = body.get("contents")
+        last = last_user_text(gemini_messages(contents)) if isinstance(contents, list) else ""
     else:
         msgs = body.get("messages")
         last = last_user_text(msgs) if isinstance(msgs, list) else ""
@@ -89,6 +95,15 @@ def _answer(protocol: str, endpoint: str, request_body: dict[str, Any], resp: di
         if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict) and msgs[-1].get("role") == "assistant":
             text = text_of(msgs[-1].get("content")) + text
         stop = "truncated" if resp.get("stop_reason") == "max_tokens" else None
+        return stop, text, tools
+    if protocol == "gemini":
+        cands = resp.get("candidates") if isinstance(resp.get("candidates"), list) else []
+        first = cands[0] if cands and isinstance(cands[0], dict) else {}
+        content = first.get("content") if isinstance(first.get("content"), dict) else {}
+        parts = [p for p in content.get("parts") or [] if isinstance(p, dict)] if isinstance(content.get("parts"), list) else []
+        text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
+        tools = any("functionCall" in p for p in parts)
+        stop = "truncated" if first.get("finishReason") == "MAX_TOKENS" else None
         return stop, text, tools
     if _is_responses(endpoint):
         texts, tools = [], False

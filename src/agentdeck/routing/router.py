@@ -6,6 +6,12 @@ Past `routing.downgrade_at` of a budget, `auto` drops a tier (smart -> balanced 
 so an agent keeps working on the cheaper models instead of hitting the hard stop. Explicit
 requests (an alias or a model name) are never downgraded: the caller chose.
 
+Which model a tier means: for `auto` (and its escalations and downgrades) the tier's cheapest
+configured model of any vendor (``agentdeck.routing.choice``), unless `[routing] same_vendor`
+or translation is off; for a named tier (`fast`, ...) the tier's model for the caller's
+protocol, or the cross-vendor choice when the tier names none for it. Both are computed here,
+once, so resolving is a dict read.
+
 The router holds no mutable request state; `DowngradeWatch` is the one stateful helper, so
 the gateway can announce a downgrade once when it starts and once when it ends.
 """
@@ -13,13 +19,17 @@ the gateway can announce a downgrade once when it starts and once when it ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from agentdeck.bus.events import BudgetDowngrade
 from agentdeck.config import TIERS, Config
 from agentdeck.errors import AgentdeckError
 from agentdeck.providers.matching import ModelMatcher, snapshot_base
+from agentdeck.routing.choice import PROTOCOLS, TierChoice, candidates, cheapest, serving
 from agentdeck.routing.classifier import Rules, classify
+
+if TYPE_CHECKING:
+    from agentdeck.pricing import PriceTable
 
 ALIASES: tuple[str, ...] = ("auto", *TIERS)
 
@@ -50,7 +60,8 @@ class Route:
 class Router:
     """Resolves model names; built once from the config (rules compiled, lookups precomputed)."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, prices: "PriceTable | None" = None) -> None:
+        """``prices``: the gateway's table (the choice warms it); built here only when a choice needs prices."""
         self.cfg = cfg
         self.rules = Rules.from_config(cfg.routing, cfg.source)
         self.downgrade_at = cfg.routing.downgrade_at
@@ -61,12 +72,44 @@ class Router:
             models = cfg.routing.tiers.get(tier)
             if models is None:
                 continue
-            for protocol in ("anthropic", "openai", "gemini"):
+            for protocol in PROTOCOLS:
                 model = getattr(models, protocol)
                 if model:
                     self._table[(tier, protocol)] = model
                     self._tier_of.setdefault(model, tier)
         self.matcher = ModelMatcher(cfg.providers)
+        self.cross_vendor = cfg.routing.translate and not cfg.routing.same_vendor
+        self.choices: dict[tuple[str, str], TierChoice] = {}
+        """(tier, caller protocol) -> the cross-vendor choice (empty with same_vendor or translation off)."""
+        self._auto: dict[tuple[str, str], str] = dict(self._table)
+        """(tier, caller protocol) -> the model `auto` takes."""
+        self._alias: dict[tuple[str, str], str] = dict(self._table)
+        """(tier, caller protocol) -> the model a named tier takes."""
+        if self.cross_vendor:
+            self._choose(prices)
+        self._fallback_matchers = {p.fallback: serving(cfg.providers, p.fallback) for p in cfg.providers.values()
+                                   if p.fallback is not None and p.fallback in cfg.providers}
+        self._fallback_tier: dict[tuple[str, str], str | None] = {}
+
+    def _choose(self, prices: "PriceTable | None") -> None:
+        """Fill ``choices`` and the auto table: per tier and caller protocol, the cheapest usable model."""
+        for tier in TIERS:
+            models = self.cfg.routing.tiers.get(tier)
+            if models is None:
+                continue
+            for protocol in PROTOCOLS:
+                if len(candidates(models, protocol)) < 2 and (tier, protocol) in self._table:
+                    continue  # one model for everyone, and the caller's own: nothing to compare
+                if prices is None:
+                    from agentdeck.pricing import PriceTable
+
+                    prices = PriceTable(self.cfg)
+                choice = cheapest(models, protocol, self.matcher, self.cfg.providers, prices)
+                if choice is None:
+                    continue  # no provider with a key serves any of them: the caller's own model, as before
+                self.choices[(tier, protocol)] = choice
+                self._auto[(tier, protocol)] = choice.model
+                self._alias.setdefault((tier, protocol), choice.model)
 
     # -- tiers -----------------------------------------------------------------------------
     @staticmethod
@@ -83,12 +126,42 @@ class Router:
         i = TIERS.index(tier)
         return TIERS[max(i - 1, 0)]
 
-    def model_for(self, tier: str, protocol: str) -> str:
-        """The tier table's model for this protocol; UnknownModel if the table has none."""
-        model = self._table.get((tier, protocol))
+    def model_for(self, tier: str, protocol: str, table: dict[tuple[str, str], str] | None = None) -> str:
+        """The tier's model for this caller protocol (the tier table's own, unless ``table`` says);
+        UnknownModel if there is none."""
+        model = (self._table if table is None else table).get((tier, protocol))
         if model is None:
             raise UnknownModel(tier, f"no {protocol} model configured for tier {tier!r} (set routing.tiers.{tier}.{protocol})")
         return model
+
+    def own_protocol_route(self, route: Route, protocol: str) -> Route | None:
+        """``route`` on the caller's own protocol's tier model, for a call that cannot be translated; None
+        when it already is (or has no tier, or the tier names no model for the protocol)."""
+        if route.tier is None or route.rule == "explicit":
+            return None
+        model = self._table.get((route.tier, protocol))
+        if model is None or model == route.model:
+            return None
+        return Route(route.tier, model, route.rule, route.reason, route.downgraded_from)
+
+    def fallback_model(self, fallback: str, model: str, tier: str | None) -> str | None:
+        """What a call for ``model`` runs on its provider's ``fallback``: the same model when the fallback
+        serves it, else the same tier's model the fallback serves (its own protocol's first), else None."""
+        m = self._fallback_matchers.get(fallback)
+        if m is None:
+            return None
+        if m.serves(model):
+            return model
+        tier = tier or self.tier_of(model)
+        if tier is None:
+            return None
+        key = (fallback, tier)
+        if key not in self._fallback_tier:
+            models = self.cfg.routing.tiers.get(tier)
+            protocol = self.cfg.providers[fallback].protocol
+            found = next((c for c in candidates(models, protocol) if m.serves(c)), None) if models is not None else None
+            self._fallback_tier[key] = found
+        return self._fallback_tier[key]
 
     def tier_of(self, model: str) -> str | None:
         """The tier whose model this is (dated names like claude-sonnet-4-5-20250929 included)."""
@@ -133,9 +206,9 @@ class Router:
                 rule = f"{rule}+downgrade"
                 reason = (f"{reason}; budget {budget_share:.0%} used (downgrade at {self.downgrade_at:.0%}): "
                           f"{downgraded} -> {tier}")
-            return Route(tier, self.model_for(tier, protocol), rule, reason, downgraded)
+            return Route(tier, self.model_for(tier, protocol, self._auto), rule, reason, downgraded)
         if model_requested in TIERS:
-            return Route(model_requested, self.model_for(model_requested, protocol), "alias",
+            return Route(model_requested, self.model_for(model_requested, protocol, self._alias), "alias",
                          f"the client asked for the {model_requested} tier")
         if self.is_known(model_requested):
             return Route(self.tier_of(model_requested), model_requested, "explicit", "the client named this model")
@@ -152,10 +225,11 @@ class Router:
         if route.rule == "explicit" or len(escalations) >= self.max_escalations:
             return None
         nxt = self.up(route.tier)
-        if nxt is None or (nxt, protocol) not in self._table:
+        table = self._alias if route.rule.startswith("alias") else self._auto
+        if nxt is None or (nxt, protocol) not in table:
             return None
         base = route.rule.split("+escalate", 1)[0]
-        return Route(nxt, self._table[(nxt, protocol)], f"{base}+escalate",
+        return Route(nxt, table[(nxt, protocol)], f"{base}+escalate",
                      f"{route.tier} answer failed a quality check ({problem}): re-asked on {nxt}", route.downgraded_from)
 
 
