@@ -99,5 +99,12 @@ class Call:
 
     @property
     def out_headers(self) -> dict[str, str]:
+        """The three x-agentdeck-* headers every answer carries (for a refusal the gateway builds)."""
         return {"x-agentdeck-request-id": self.rid, "x-agentdeck-model": header_value(self.route.model),
                 "x-agentdeck-tier": self.route.tier or NO_TIER}
+
+    def raw_out_headers(self) -> list[tuple[bytes, bytes]]:
+        """The same, encoded, for a provider's answer (whose own headers are passed on as raw bytes)."""
+        return [(b"x-agentdeck-request-id", self.rid.encode("latin-1")),
+                (b"x-agentdeck-model", header_value(self.route.model).encode("latin-1")),
+                (b"x-agentdeck-tier", (self.route.tier or NO_TIER).encode("latin-1"))]

@@ -16,7 +16,7 @@ with a small subclass of that protocol that adds three bounds:
 
 A request the HTTP parser rejects gets a 400 in the same JSON (uvicorn's is plain text).
 Refusals are JSON in the error shape of the protocol the path names (as far as it has
-arrived; OpenAI's otherwise), with ``connection: close``. The cost on a normal request: one ``find`` on its first chunk.
+arrived; OpenAI's otherwise), with ``connection: close``. The cost on a normal request: two bounded ``find`` calls on its first chunk, no timer.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from agentdeck.wire import PROVIDER_WIRES
 
-# Header ends: CRLF CRLF as clients send it; bare LF LF as llhttp also accepts.
-_ENDS = (b"\r\n\r\n", b"\n\n")
 _FD_RESERVE_MIN = 64  # descriptors kept for upstream connections, the database, logs
 
 
@@ -53,6 +51,16 @@ def connection_cap(requested: int | None = None) -> int:
         return max(1, requested) if requested is not None else 1_000_000
     room = max(1, soft - max(_FD_RESERVE_MIN, soft // 4))
     return min(room, requested) if requested is not None else room
+
+
+def _header_end(seen: bytes) -> int:
+    """Where the header block ends in ``seen`` (just past the blank line), or -1. The bare-LF search
+    stops at the CRLF end when there is one, so a large body is not scanned a second time."""
+    i = seen.find(b"\r\n\r\n")
+    j = seen.find(b"\n\n", 0, i if i >= 0 else len(seen))
+    if j >= 0:
+        return j + 2
+    return i + 4 if i >= 0 else -1
 
 
 def _protocol_of(path: bytes) -> str:
@@ -115,15 +123,13 @@ def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
 
         def data_received(self, data: bytes) -> None:
             if self._awaiting_headers:
-                if self._header_timer is None:
-                    self._arm()
-                seen = self._tail + data
-                end = -1
-                for marker in _ENDS:
-                    i = seen.find(marker)
-                    if i >= 0 and (end < 0 or i < end):
-                        end = i + len(marker)
+                seen = self._tail + data if self._tail else data
+                end = _header_end(seen)
                 if end < 0:
+                    # Headers still coming: only now does this request need its deadline (a request whose
+                    # headers arrive whole in one read, nearly every one, never arms a timer).
+                    if self._header_timer is None:
+                        self._arm()
                     self._header_bytes += len(data)
                     self._tail = seen[-3:]
                     if self._header_bytes > limit:

@@ -48,16 +48,23 @@ async def read_body(receive: Receive, limit: int, content_length: str | None) ->
             return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
-def _raw_headers(headers: dict[str, str] | None, content_type: bytes, length: int | None) -> list[tuple[bytes, bytes]]:
+RawHeaders = list[tuple[bytes, bytes]]
+"""Headers as ASGI carries them; the gateway passes a provider's headers on in this form, never decoded."""
+
+
+def _raw_headers(headers: dict[str, str] | RawHeaders | None, content_type: bytes, length: int | None) -> RawHeaders:
     raw = [(b"content-type", content_type)]
     if length is not None:
-        raw.append((b"content-length", str(length).encode()))
+        raw.append((b"content-length", b"%d" % length))
     if headers:
-        raw.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+        if type(headers) is list:
+            raw.extend(headers)
+        else:
+            raw.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())  # type: ignore[union-attr]
     return raw
 
 
-async def send_bytes(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None,
+async def send_bytes(send: Send, status: int, body: bytes, headers: dict[str, str] | RawHeaders | None = None,
                      content_type: bytes = b"application/json") -> None:
     await send({"type": "http.response.start", "status": status, "headers": _raw_headers(headers, content_type, len(body))})
     await send({"type": "http.response.body", "body": body})
@@ -67,7 +74,7 @@ async def send_json(send: Send, status: int, obj: Any, headers: dict[str, str] |
     await send_bytes(send, status, orjson.dumps(obj), headers)
 
 
-async def start_stream(send: Send, status: int, headers: dict[str, str] | None = None,
+async def start_stream(send: Send, status: int, headers: dict[str, str] | RawHeaders | None = None,
                        content_type: bytes = b"text/event-stream") -> None:
     raw = _raw_headers(headers, content_type, None)
     raw.append((b"cache-control", b"no-cache"))

@@ -19,7 +19,7 @@ from agentdeck.budget import BudgetExceeded
 from agentdeck.gateway.accounting import AccountingStage
 from agentdeck.gateway.admission import AdmissionStage
 from agentdeck.gateway.call import NO_TIER, Call, Refusal, Seen, header_value
-from agentdeck.gateway.http import ClientGone, Receive, Scope, Send, send_bytes, send_chunk, start_stream
+from agentdeck.gateway.http import ClientGone, RawHeaders, Receive, Scope, Send, send_bytes, send_chunk, start_stream
 from agentdeck.gateway.metrics import Metrics
 from agentdeck.gateway.reservation import ReservationStage
 from agentdeck.gateway.routing import RoutingStage
@@ -33,15 +33,15 @@ from agentdeck.wire.translate import Translator, translator
 from agentdeck.wire.estimate import estimate_input_tokens
 from agentdeck.wire.sse import SSEDecoder, SSEEvent
 
-_PASS_RESPONSE_HEADERS = frozenset({"retry-after", "retry-after-ms", "x-should-retry", "request-id", "x-request-id"})
-_PASS_RESPONSE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
-_PASSED: dict[str, str] = {}
-"""Provider header name as sent -> its lower-case name when it is passed on, "" when not (a few dozen names)."""
+_PASS_RESPONSE_HEADERS = frozenset({b"retry-after", b"retry-after-ms", b"x-should-retry", b"request-id", b"x-request-id"})
+_PASS_RESPONSE_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
+_PASSED: dict[bytes, bytes] = {}
+"""Provider header name as sent -> its lower-case name when it is passed on, b"" when not (a few dozen names)."""
 
 
-def _passed_name(name: str) -> str:
+def _passed_name(name: bytes) -> bytes:
     low = name.lower()
-    keep = low if low in _PASS_RESPONSE_HEADERS or low.startswith(_PASS_RESPONSE_PREFIXES) else ""
+    keep = low if low in _PASS_RESPONSE_HEADERS or low.startswith(_PASS_RESPONSE_PREFIXES) else b""
     if len(_PASSED) < 1024:
         _PASSED[name] = keep
     return keep
@@ -163,18 +163,19 @@ class Pipeline:
         except Exception:  # the response may already have started (a stream); nothing more to send
             pass
 
-    def _response_headers(self, call: Call, resp: aiohttp.ClientResponse, tr: Translator | None = None) -> dict[str, str]:
-        """Ours, plus the provider's retry, request-id and rate-limit headers as it sent them."""
-        h = call.out_headers
+    def _response_headers(self, call: Call, resp: aiohttp.ClientResponse, tr: Translator | None = None) -> RawHeaders:
+        """Ours, plus the provider's retry, request-id and rate-limit headers as it sent them (its bytes,
+        never decoded and encoded again)."""
+        h = call.raw_out_headers()
         passed = _PASSED
-        for name, value in resp.headers.items():
+        for name, value in resp.raw_headers:
             low = passed.get(name)
             if low is None:
                 low = _passed_name(name)
             if low:
-                h[low] = value
+                h.append((low, value))
         if tr is not None:
-            h["x-agentdeck-translated"] = tr.header
+            h.append((b"x-agentdeck-translated", tr.header.encode("latin-1")))
         return h
 
     def _translator(self, call: Call) -> Translator | None:
@@ -190,12 +191,12 @@ class Pipeline:
         return tr.path(call.route.model, call.parsed.stream), body, {**call.forward, **tr.headers()}, ""
 
     async def _translated_error(self, call: Call, tr: Translator, resp: aiohttp.ClientResponse, raw: bytes,
-                                headers: dict[str, str]) -> bytes:
+                                headers: RawHeaders) -> bytes:
         """A provider error in the caller's shape; a Gemini rate limit's retryDelay becomes retry-after."""
-        if resp.status == 429 and tr.provider.name == "gemini" and "retry-after" not in headers:
+        if resp.status == 429 and tr.provider.name == "gemini" and "retry-after" not in resp.headers:
             delay = gemini.retry_delay_s(raw)
             if delay is not None:
-                headers["retry-after"] = f"{max(1, round(delay))}"
+                headers.append((b"retry-after", b"%d" % max(1, round(delay))))
         return tr.error(resp.status, self._redact(raw).encode("utf-8"))
 
     async def _escalate(self, call: Call, problem: str | None) -> bool:
@@ -250,7 +251,7 @@ class Pipeline:
         call.status = status
         await send_bytes(send, status, raw, headers, content_type=ctype)
 
-    async def _unary_once(self, call: Call) -> tuple[int, dict[str, str], bytes, bytes]:
+    async def _unary_once(self, call: Call) -> tuple[int, RawHeaders, bytes, bytes]:
         tr = self._translator(call)
         async with self.upstream.call(call.provider, *self._upstream_request(call, tr)) as up:
             raw = await up.resp.read()

@@ -60,8 +60,11 @@ def make_session(cfg: Config) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, ttl_dns_cache=300, enable_cleanup_closed=True)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.gateway.connect_timeout_s,
                                     sock_read=cfg.gateway.read_timeout_s)
+    # No cookie jar: one session serves every caller, so a provider's Set-Cookie (a load balancer's, a
+    # bot-check's) must not be kept and sent on other callers' calls (callers' own cookies stay with them).
     return aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True,
-                                 skip_auto_headers=("User-Agent",), raise_for_status=False)
+                                 skip_auto_headers=("User-Agent",), raise_for_status=False,
+                                 cookie_jar=aiohttp.DummyCookieJar())
 
 
 class UnforwardableHeader(ValueError):
