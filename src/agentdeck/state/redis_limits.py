@@ -17,8 +17,15 @@ provider N times harder than AIMD intends. Here each provider has, in Redis:
   which its token will be there (the balance goes negative), so the cluster's attempts are
   spaced at the shared rate with one round trip and no polling.
 
-Per process still: the circuit breaker, and pacing on the provider's rate-limit headers
-(docs/cluster.md). While Redis is down a call uses this process's own limiter.
+- ``shared``: what is not AIMD's: the circuit breaker's ``open_until`` (redis_breaker: one
+  process opens it, all follow at their next slot request, which reads it in the same
+  script) and what the provider's rate-limit headers last said (no attempt before
+  ``hold_until``; attempts spaced ``interval`` apart until ``hdr_until``), which the bucket
+  honours when it hands out a token.
+
+After a cut each process keeps one timer while the shared limits are below their start, so
+they climb back with no traffic (the script raises once per ``increase_every_s`` for the
+cluster). While Redis is down a call uses this process's own limiter.
 """
 
 from __future__ import annotations
@@ -32,10 +39,13 @@ from contextvars import ContextVar
 from typing import Any, Mapping
 
 from agentdeck.bus import Bus, LimitChanged, ProviderThrottled
-from agentdeck.limits import ProviderLimiter, Throttled
+from agentdeck.limits import ProviderLimiter, Throttled, parse_rate_limit_headers
+from agentdeck.limits.limiter import HEADER_LOW_WATER
+from agentdeck.state.redis_breaker import SharedBreaker
 from agentdeck.state.redis_link import RedisDown, RedisLink
 
 _POLL_S = 0.05
+_MAX_HEADER_HOLD_S = 60.0  # as the local limiter: a provider's reset further out is not waited for whole
 
 # The clock every script starts with (Redis's own: processes whose clocks disagree share one bucket).
 CLOCK_LUA = """
@@ -55,8 +65,10 @@ end
 """
 
 # Take one token from the bucket; when there is none, the wait until it is there (the balance goes negative).
+# Then the provider's rate-limit headers as any process last saw them (the ``shared`` hash): no attempt before
+# hold_until (its remainder was spent), and while hdr_until is ahead attempts are spaced ``interval`` apart.
 _TAKE_FN = """
-local function take(bucket, rps)
+local function take(bucket, rps, shared)
   local cap = math.max(1, rps)
   local v = redis.call('HMGET', bucket, 'tokens', 'ts')
   local tokens, ts = tonumber(v[1] or '1'), tonumber(v[2] or tostring(now))
@@ -65,14 +77,25 @@ local function take(bucket, rps)
   redis.call('EXPIRE', bucket, 3600)
   local wait = 0
   if tokens < 0 then wait = -tokens / rps end
+  local h = redis.call('HMGET', shared, 'hold_until', 'interval', 'hdr_until', 'next_at')
+  if h[1] or h[2] then
+    local at = now + wait
+    local hold, iv, hu, nx = tonumber(h[1] or '0'), tonumber(h[2] or '0'), tonumber(h[3] or '0'), tonumber(h[4] or '0')
+    if hold > at then at = hold end
+    if iv > 0 and at < hu then
+      if nx > at then at = nx end
+      redis.call('HSET', shared, 'next_at', string.format('%.17g', at + iv))
+    end
+    wait = at - now
+  end
   return wait
 end
 """
 
 # Slots for ``members`` (as many as are free) and, for a single one with pace '1', its first attempt's token.
-# Returns {granted, rps, slots, in use, wait_s ('-1': no token taken), sent_at}.
+# Returns {granted, rps, slots, in use, wait_s ('-1': no token taken), sent_at, breaker open_until, now}.
 _ACQUIRE_FN = """
-local function acquire(ka, ks, kb, lease, cfg_rps, cfg_slots, pace, members)
+local function acquire(ka, ks, kb, ksh, lease, cfg_rps, cfg_slots, pace, members)
   local rps, slots = aimd(ka, cfg_rps, cfg_slots)
   redis.call('ZREMRANGEBYSCORE', ks, '-inf', now)
   local used = redis.call('ZCARD', ks)
@@ -83,9 +106,10 @@ local function acquire(ka, ks, kb, lease, cfg_rps, cfg_slots, pace, members)
     granted = granted + 1
   end
   local wait = -1
-  if pace == '1' and granted == 1 then wait = take(kb, rps) end
+  if pace == '1' and granted == 1 then wait = take(kb, rps, ksh) end
   return {granted, tostring(rps), slots, used + granted, string.format('%.17g', wait),
-          string.format('%.17g', now + math.max(wait, 0))}
+          string.format('%.17g', now + math.max(wait, 0)), redis.call('HGET', ksh, 'open_until') or '0',
+          string.format('%.17g', now)}
 end
 """
 
@@ -95,11 +119,12 @@ ACQUIRE_LUA = _AIMD_FN + _TAKE_FN + _ACQUIRE_FN
 _LIB = CLOCK_LUA + _AIMD_FN
 _TAKE = _TAKE_FN
 
-# KEYS: aimd, slots, bucket; ARGV: lease_s, cfg_rps, cfg_slots, pace ('1': also take the first attempt's token), member...
+# KEYS: aimd, slots, bucket, shared; ARGV: lease_s, cfg_rps, cfg_slots, pace ('1': also take the first attempt's
+# token), member...
 _ACQUIRE = CLOCK_LUA + ACQUIRE_LUA + """
 local members = {}
 for i = 5, #ARGV do members[#members + 1] = ARGV[i] end
-return acquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], members)
+return acquire(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], members)
 """
 
 # KEYS: slots; ARGV: channel, member
@@ -116,11 +141,40 @@ for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_, ARGV[i]) end
 return 1
 """
 
-# KEYS: aimd, bucket; ARGV: cfg_rps, cfg_slots. Returns {wait_s, sent_at, rps}.
+# KEYS: aimd, bucket, shared; ARGV: cfg_rps, cfg_slots. Returns {wait_s, sent_at, rps, breaker open_until, now}.
 _PACE = _LIB + _TAKE + """
 local rps = aimd(KEYS[1], ARGV[1], ARGV[2])
-local wait = take(KEYS[2], rps)
-return {string.format('%.17g', wait), string.format('%.17g', now + wait), tostring(rps)}
+local wait = take(KEYS[2], rps, KEYS[3])
+return {string.format('%.17g', wait), string.format('%.17g', now + wait), tostring(rps),
+        redis.call('HGET', KEYS[3], 'open_until') or '0', string.format('%.17g', now)}
+"""
+
+# The circuit breaker's shared state. KEYS: shared; ARGV: open_for_s ('0': closed). Returns open_until.
+_BREAKER = CLOCK_LUA + """
+local open_for = tonumber(ARGV[1])
+local until_ = '0'
+if open_for > 0 then until_ = string.format('%.17g', now + open_for) end
+redis.call('HSET', KEYS[1], 'open_until', until_)
+redis.call('EXPIRE', KEYS[1], 3600)
+return until_
+"""
+
+# What a provider's rate-limit headers say, for every process's pacing (the same rule as ProviderLimiter's).
+# KEYS: shared; ARGV: remaining, reset_s, low_water.
+_HEADERS = CLOCK_LUA + """
+local rem, reset, low = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local hold = tonumber(redis.call('HGET', KEYS[1], 'hold_until') or '0')
+local function f(x) return string.format('%.17g', x) end
+if rem <= 0 then
+  redis.call('HSET', KEYS[1], 'hold_until', f(math.max(hold, now + reset)), 'interval', '0', 'hdr_until', f(now + reset))
+elseif rem <= low then
+  redis.call('HSET', KEYS[1], 'interval', f(reset / rem), 'hdr_until', f(now + reset))
+else
+  if hold > now then hold = now end
+  redis.call('HSET', KEYS[1], 'hold_until', f(hold), 'interval', '0', 'hdr_until', '0')
+end
+redis.call('EXPIRE', KEYS[1], 3600)
+return 1
 """
 
 # KEYS: aimd, bucket; ARGV: cfg_rps, cfg_slots, sent_at ('' unknown), window_s, decrease, min_rps, min_slots
@@ -172,6 +226,8 @@ class _Scripts:
         self.pace = link.lua(_PACE)
         self.congestion = link.lua(_CONGESTION)
         self.increase = link.lua(_INCREASE)
+        self.breaker = link.lua(_BREAKER)
+        self.headers = link.lua(_HEADERS)
 
 
 class _ClusterSlot:
@@ -224,12 +280,15 @@ class RedisLimit:
         self.bus = bus
         self.name = local.name
         self.cfg = local.cfg
-        self.breaker = local.breaker
+        self.breaker = SharedBreaker(self, local.breaker.cfg, local.breaker.on_change)
         self.enabled = local.cfg.enabled
         self._s = scripts
         self._freed = freed
         base = link.key("lim", local.name)
         self._aimd, self._slots, self._bucket = base + ":aimd", base + ":slots", base + ":bucket"
+        self._shared = base + ":shared"  # the breaker and what the rate-limit headers said, for every process
+        self._hdr_active = False  # the last headers this process shared held or spaced the cluster
+        self._recovery: asyncio.TimerHandle | None = None
         self.channel = base + ":freed"
         self._seq = itertools.count(1)
         self._held: set[str] = set()
@@ -258,9 +317,10 @@ class RedisLimit:
     async def _acquire(self) -> str:
         if not self._waiters:  # nobody ahead in this process: try at once
             member = self._new_member()
-            out = await self.link.eval(self._s.acquire, [self._aimd, self._slots, self._bucket],
+            out = await self.link.eval(self._s.acquire, [self._aimd, self._slots, self._bucket, self._shared],
                                        [repr(self.link.cfg.lease_s), *self._cfg_args(), "1", member])
             self._learn(float(out[1]), int(out[2]), "cluster")
+            self.breaker.mirror(float(out[6]), float(out[7]))
             self.cluster_in_flight = int(out[3])
             if int(out[0]) == 1:
                 self._hold(member)
@@ -302,7 +362,7 @@ class RedisLimit:
                 return
             members = [self._new_member() for _ in range(min(len(self._waiters), 256))]
             try:
-                out = await self.link.eval(self._s.acquire, [self._aimd, self._slots, self._bucket],
+                out = await self.link.eval(self._s.acquire, [self._aimd, self._slots, self._bucket, self._shared],
                                            [repr(self.link.cfg.lease_s), *self._cfg_args(), "0", *members])
             except RedisDown:
                 while self._waiters:
@@ -315,6 +375,7 @@ class RedisLimit:
                 await asyncio.sleep(_POLL_S)
                 continue
             self._learn(float(out[1]), int(out[2]), "cluster")
+            self.breaker.mirror(float(out[6]), float(out[7]))
             self.cluster_in_flight = int(out[3])
             granted = members[:int(out[0])]
             for member in granted:
@@ -359,11 +420,13 @@ class RedisLimit:
         if not self.enabled or self._waiters or not self.link.up:
             return None  # FIFO: behind this process's waiters, the call queues like any other
         member = self._new_member()
-        return [self._aimd, self._slots, self._bucket], [repr(self.link.cfg.lease_s), *self._cfg_args()], member
+        return ([self._aimd, self._slots, self._bucket, self._shared], [repr(self.link.cfg.lease_s), *self._cfg_args()],
+                member)
 
     def admitted(self, member: str, out: Any) -> None:
         """The reply of the slot part (``acquire``'s); a granted slot waits in the call's context for ``slot()``."""
         self._learn(float(out[1]), int(out[2]), "cluster")
+        self.breaker.mirror(float(out[6]), float(out[7]))
         self.cluster_in_flight = int(out[3])
         if int(out[0]) != 1:
             return
@@ -399,12 +462,13 @@ class RedisLimit:
             return
         if self.link.up:
             try:
-                out = await self.link.eval(self._s.pace, [self._aimd, self._bucket], self._cfg_args())
+                out = await self.link.eval(self._s.pace, [self._aimd, self._bucket, self._shared], self._cfg_args())
             except RedisDown:
                 out = None
             if out is not None:
                 wait = float(out[0])
                 _SENT.set((self, float(out[1])))
+                self.breaker.mirror(float(out[3]), float(out[4]))
                 if wait > 0:
                     await asyncio.sleep(wait)
                 return
@@ -423,6 +487,49 @@ class RedisLimit:
             self._spawn(self._congestion(sent_at))
         elif time.monotonic() >= self._increase_due and (self._increasing is None or self._increasing.done()):
             self._increasing = self._spawn(self._increase())
+        if headers:
+            self._observe_headers(headers)
+
+    def _observe_headers(self, headers: Mapping[str, str]) -> None:
+        """Share what the provider's rate-limit headers say when they ask to slow down (or stop asking).
+
+        A roomy answer while nothing is held costs nothing (no Redis command): the common case.
+        """
+        wall = time.time()
+        info = parse_rate_limit_headers(headers, wall)
+        if info is None:
+            return
+        info["updated_at"] = wall
+        self.local.advertised = info
+        remaining, reset_s = info["remaining_requests"], info["reset_requests_s"]
+        if remaining is None or reset_s is None:
+            return
+        low_water = max(1.0, (info["limit_requests"] or 0) * HEADER_LOW_WATER)
+        tight = remaining <= low_water
+        if not tight and not self._hdr_active:
+            return
+        self._hdr_active = tight
+        fut = self.link.eval_soon(self._s.headers, [self._shared],
+                                  [str(remaining), repr(min(reset_s, _MAX_HEADER_HOLD_S)), repr(low_water)])
+        if fut is not None:
+            fut.add_done_callback(self._released)  # same handling: a lost write only costs pacing precision
+
+    # -- the circuit breaker, shared ---------------------------------------------------------
+    def share_breaker(self, open_for_s: float) -> None:
+        """This process's breaker opened (or closed): every process's follows at its next call."""
+        fut = self.link.eval_soon(self._s.breaker, [self._shared], [repr(open_for_s)])
+        if fut is not None:
+            self.breaker.writing += 1
+            fut.add_done_callback(self._breaker_shared)
+
+    def _breaker_shared(self, fut: "asyncio.Future[Any]") -> None:
+        if fut.cancelled():
+            self.breaker.written(None)
+            return
+        err = fut.exception()
+        self.breaker.written(None if err is not None else float(fut.result()))
+        if err is not None and not self.link.failed(err):
+            print(f"agentdeck: cluster breaker update failed: {type(err).__name__}: {err}", file=sys.stderr)
 
     async def _congestion(self, sent_at: float | None) -> None:
         c = self.cfg
@@ -437,16 +544,24 @@ class RedisLimit:
             self.cuts += 1
         self._learn(float(out[1]), int(out[2]), "congestion")
 
-    async def _increase(self) -> None:
+    async def _increase(self, idle: bool = False) -> float:
+        """One additive increase if due (the script decides, for the whole cluster); returns the seconds until the next.
+
+        ``idle``: from the recovery timer, so only back up to the configured start (as one process does).
+        """
         c = self.cfg
+        a = self.local.aimd
+        top_rps, top_slots = (min(a.start_rps, c.max_rps), min(a.start_slots, c.max_slots)) if idle else \
+            (c.max_rps, c.max_slots)
         try:
             out = await self.link.eval(self._s.increase, [self._aimd],
                                        [*self._cfg_args(), repr(c.increase), repr(c.increase_every_s),
-                                        repr(c.max_rps), str(c.max_slots)])
+                                        repr(top_rps), str(top_slots)])
         except RedisDown:
-            return
+            return c.increase_every_s
         self._increase_due = time.monotonic() + float(out[3])
         self._learn(float(out[1]), int(out[2]), "recovery")
+        return float(out[3])
 
     def _learn(self, rps: float, slots: int, reason: str) -> None:
         """Take the cluster's numbers; tell the bus when they moved."""
@@ -454,10 +569,35 @@ class RedisLimit:
             return
         self.rps, self.slots = rps, slots
         self.bus.publish(LimitChanged(provider=self.name, rps_limit=rps, slots_limit=slots, reason=reason))
+        a = self.local.aimd
+        if self._recovery is None and (rps < a.start_rps or slots < a.start_slots):
+            self._arm_recovery(self.cfg.increase_every_s)
+
+    def _arm_recovery(self, delay: float) -> None:
+        """One timer per process while the shared limits are below their start, so that they climb back even
+        with no traffic (every process's timer asks; the script raises once per ``increase_every_s``)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._recovery = loop.call_later(max(0.01, delay), self._recovery_due)
+
+    def _recovery_due(self) -> None:
+        self._spawn(self._recover_idle())
+
+    async def _recover_idle(self) -> None:
+        next_in = self.cfg.increase_every_s
+        try:
+            next_in = await self._increase(idle=True)
+        finally:
+            self._recovery = None
+        a = self.local.aimd
+        if self.rps < a.start_rps or self.slots < a.start_slots:
+            self._arm_recovery(next_in)
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.local.snapshot()
-        snap.update(rps_limit=self.rps, slots_limit=self.slots, in_flight=len(self._held) + self.local.in_flight,
+        snap.update(breaker=self.breaker.state, header_paced=self._hdr_active, rps_limit=self.rps, slots_limit=self.slots, in_flight=len(self._held) + self.local.in_flight,
                     queued=len(self._waiters), rate_limited_total=self.rate_limited_total,
                     throttled_total=self.throttled_total + self.local.throttled_total,
                     cluster_in_flight=self.cluster_in_flight, shared=True)
@@ -486,6 +626,9 @@ class RedisLimit:
         for t in (self._pump, self._renewer, *self._tasks):
             if t is not None:
                 t.cancel()
+        if self._recovery is not None:
+            self._recovery.cancel()
+            self._recovery = None
         self.local.close()
 
 

@@ -137,13 +137,13 @@ end
 _RESERVE = _LIB + _RESERVE_FN + "return reserve()\n"
 
 # The hold and the call's in-flight slot (with its first attempt's token) in one step: one round trip per call.
-# KEYS: the reserve's 7, then aimd, slots, bucket; ARGV: the reserve's 9, then lease_s, cfg_rps, cfg_slots, member.
-# Returns the reserve's reply; when it is 'ok', followed by the slot reply (redis_limits' acquire).
+# KEYS: the reserve's 7, then aimd, slots, bucket, shared; ARGV: the reserve's 9, then lease_s, cfg_rps, cfg_slots,
+# member. Returns the reserve's reply; when it is 'ok', followed by the slot reply (redis_limits' acquire).
 _ADMIT = _LIB + ACQUIRE_LUA + _RESERVE_FN + """
 local r = reserve()
 if r[1] ~= 'ok' then return r end
-local a = acquire(KEYS[8], KEYS[9], KEYS[10], ARGV[10], ARGV[11], ARGV[12], '1', {ARGV[13]})
-return {r[1], r[2], r[3], a[1], a[2], a[3], a[4], a[5], a[6]}
+local a = acquire(KEYS[8], KEYS[9], KEYS[10], KEYS[11], ARGV[10], ARGV[11], ARGV[12], '1', {ARGV[13]})
+return {r[1], r[2], r[3], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]}
 """
 
 # KEYS: leases, res, held, hour_g, day_g, day_key, day_session
