@@ -105,7 +105,7 @@ async def test_any_process_shows_every_process_the_cluster_spend_and_stop_and_a_
             out = subprocess.run([sys.executable, "-m", "agentdeck", "status", "--url", b],
                                  capture_output=True, text=True, timeout=30, env={**env, "AGENTDECK_ADMIN_TOKEN": ADMIN_TOKEN})
             assert out.returncode == 0, out.stderr
-            assert "cluster 't'" in out.stdout and "3 processes" in out.stdout
+            assert "cluster  't' on 127.0.0.1:" in out.stdout and "3 processes" in out.stdout
             for p, url in zip(procs, urls):
                 assert f":{p.pid}" in out.stdout and url in out.stdout
             assert "(cluster 0)" in out.stdout  # the provider line shows the slots held across the cluster

@@ -21,11 +21,11 @@ def _where(p: dict[str, Any]) -> str:
     return f"{p.get('host') or '?'}:{p.get('pid') or '?'}"
 
 
-def headline(c: dict[str, Any]) -> str:
+def headline(c: dict[str, Any], label: str = "cluster ") -> str:
     """``cluster 't' on 127.0.0.1:6379: 3 processes, 12 in flight, 45.0 req/s`` (or why Redis is not answering)."""
     procs = c.get("processes") or []
     n = len(procs)
-    head = f"cluster '{c.get('name')}' on {c.get('redis')}: {n} process{'es' if n != 1 else ''}, " \
+    head = f"{label}'{c.get('name')}' on {c.get('redis')}: {n} process{'es' if n != 1 else ''}, " \
            f"{int(c.get('in_flight') or 0)} in flight, {float(c.get('rps') or 0.0):.1f} req/s"
     if not c.get("up", True):
         head += f"; REDIS NOT ANSWERING ({c.get('error') or 'unknown error'}): rows are from the last read, " \
@@ -52,7 +52,7 @@ def render_lines(c: dict[str, Any]) -> list[str]:
     rows = [COLUMNS] + [row_cells(p, read_at) for p in c.get("processes") or []]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     right = {3, 4, 5}
-    out = [f"{'cluster':<8} {headline(c)}"]
+    out = [f"{'cluster':<8} {headline(c, '')}"]
     for r in rows:
         cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(COLUMNS))]
         out.append(f"{'':<8} " + "  ".join(cells).rstrip())

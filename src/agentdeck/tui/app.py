@@ -91,6 +91,7 @@ class ConsoleApp(App[None]):
         self.pumps = 0
         self.events_seen = 0
         self._heavy_since: float | None = None
+        self._reason_asked = False
         self.suggested_gateway_process = False
         self.clock = time.time  # tests pin it, so "active in the last minutes" is deterministic
 
@@ -139,6 +140,7 @@ class ConsoleApp(App[None]):
                 if isinstance(ev, StatsTick):
                     top.on_tick(ev)
                     self._watch_load(ev)
+                    self._learn_stop_reason(ev)
                 elif isinstance(ev, StopChanged):
                     top.on_stop(ev)
                 elif isinstance(ev, Alert):
@@ -182,6 +184,24 @@ class ConsoleApp(App[None]):
                         "with --gateway-process (or [tui] gateway = \"process\" in the config) so the gateway "
                         "gets a process of its own.", title="heavy traffic", severity="warning", timeout=20,
                         markup=False)  # "[tui]" is text here, not a markup tag
+
+    def _learn_stop_reason(self, tick: StatsTick) -> None:
+        """A stop taken on another process of the cluster reaches this one in memory only (no StopChanged on its
+        bus): the tick says stopped but not why, so ask the status document once for the reason."""
+        if not tick.stopped:
+            self._reason_asked = False
+        elif self.top.stop_reason is None and not self._reason_asked:
+            self._reason_asked = True
+            self._fetch_stop_reason()
+
+    @work(exclusive=True, group="stop-reason")
+    async def _fetch_stop_reason(self) -> None:
+        try:
+            st = await self.engine.status()
+        except EngineError:
+            return
+        if st.stopped and self.top.stopped and self.top.stop_reason is None:
+            self.top.stop_reason, self.top.stop_actor, self.top.stop_since = st.stop_reason, st.stop.actor, st.stop.since
 
     def _draw_topbar(self, now: float) -> None:
         eng = self.engine

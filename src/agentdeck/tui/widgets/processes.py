@@ -8,6 +8,7 @@ Shown only in cluster mode: a local gateway's ticks carry no cluster section.
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -26,7 +27,7 @@ class ClusterProcesses(Static):
     ClusterProcesses > .procs--down { color: $error; text-style: bold; }
     """
 
-    def build(self, m: ClusterModel) -> Table:
+    def build(self, m: ClusterModel) -> Group:
         st = self.get_component_rich_style
         n = len(m.lines)
         title = Text()
@@ -35,8 +36,7 @@ class ClusterProcesses(Static):
                      st("procs--dim"))
         if not m.up:
             title.append(f"  Redis not answering ({m.error or 'unknown'}): rows from the last read", st("procs--down"))
-        table = Table(title=title, title_justify="left", box=None, padding=(0, 2), show_edge=False,
-                      header_style=st("procs--dim"), expand=False)
+        table = Table(box=None, padding=(0, 2), show_edge=False, header_style=st("procs--dim"), expand=False)
         for col, just in (("process", "left"), ("address", "left"), ("state", "left"), ("in flight", "right"),
                           ("req/s", "right"), ("up", "right"), ("last seen", "right")):
             table.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -44,7 +44,7 @@ class ClusterProcesses(Static):
             style = st("procs--stopped") if p.stopped else st("procs--this") if p.this else None
             table.add_row(("● " if p.this else "  ") + p.who, p.address, "STOPPED" if p.stopped else "live",
                           str(p.in_flight), f"{p.rps:.1f}", fmt_duration(p.up_s), f"{p.seen_s:.1f}s ago", style=style)
-        return table
+        return Group(title, table)  # the headline apart: a table's title would wrap at the table's width
 
     def show(self, m: ClusterModel) -> None:
         self.update(self.build(m), layout=True)

@@ -1,0 +1,97 @@
+"""The console on a cluster: the top bar counts the processes, the Providers pane lists them.
+
+Deterministic ticks (``tui_scripted``) with the cluster section a gateway in cluster mode
+puts in every stats tick; a local gateway's ticks carry none and the console shows nothing new.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from textual.geometry import Region
+from textual.widget import Widget
+from tui_scripted import T0, ReplayEngine, make_tick
+
+from agentdeck.tui.app import ConsoleApp
+from agentdeck.tui.widgets.processes import ClusterProcesses
+from agentdeck.tui.widgets.topbar import TopBar
+
+SIZE = (140, 45)
+DB_DIR = Path(tempfile.mkdtemp(prefix="agentdeck-tui-cluster-"))
+
+
+def _proc(pid: int, port: int, *, in_flight: int, rps: float, seen_ago: float, stopped: bool = False,
+          host: str = "ci-1") -> dict[str, Any]:
+    return {"id": f"{host}:{pid}:ab12cd", "host": host, "pid": pid, "address": f"http://127.0.0.1:{port}",
+            "started": T0 - 600, "in_flight": in_flight, "rps": rps, "stopped": stopped, "last_seen": T0 + 10 - seen_ago}
+
+
+def cluster_tick(i: int, procs: list[dict[str, Any]], *, up: bool = True) -> Any:
+    t = make_tick(i)
+    t.providers["anthropic"]["cluster_in_flight"] = sum(p["in_flight"] for p in procs)
+    t.providers["anthropic"]["shared"] = True
+    t.cluster = {"backend": "redis", "name": "prod", "redis": "10.0.0.5:6379", "this": procs[0]["id"],
+                 "read_at": T0 + 10, "up": up, "error": None if up else "ConnectionError: refused",
+                 "processes": procs, "in_flight": sum(p["in_flight"] for p in procs),
+                 "rps": round(sum(p["rps"] for p in procs), 1)}
+    return t
+
+
+def _text(w: Widget) -> str:
+    return "\n".join(s.text for s in w.render_lines(Region(0, 0, w.size.width, w.size.height)))
+
+
+def _app(engine: ReplayEngine) -> ConsoleApp:
+    app = ConsoleApp(engine, db_path=DB_DIR / "agentdeck.db", project_dir=Path("/srv/example-project"))
+    app.clock = lambda: T0 + 11
+    return app
+
+
+async def test_the_console_shows_every_process_of_the_cluster_and_a_dead_one_leaves() -> None:
+    three = [_proc(4101, 8787, in_flight=5, rps=41.0, seen_ago=0.0), _proc(4102, 8788, in_flight=2, rps=17.5, seen_ago=0.6),
+             _proc(977, 8787, in_flight=0, rps=0.0, seen_ago=1.2, stopped=True, host="ci-2")]
+    eng = ReplayEngine([cluster_tick(i, three) for i in range(3)])
+    app = _app(eng)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        bar = _text(app.query_one(TopBar))
+        assert "cluster 3 procs 58.5 req/s 7 in flight" in bar
+        await pilot.press("2")
+        await pilot.pause(0.3)
+        table = _text(app.query_one(ClusterProcesses))
+        assert "cluster 'prod' on 10.0.0.5:6379: 3 processes, 58.5 req/s, 7 in flight" in table
+        lines = table.splitlines()
+        row = {pid: next(ln for ln in lines if f":{pid} " in ln) for pid in (4101, 4102, 977)}
+        assert "● ci-1:4101" in row[4101] and "http://127.0.0.1:8787" in row[4101] and "41.0" in row[4101]
+        assert "live" in row[4102] and "17.5" in row[4102] and "0.6s ago" in row[4102]
+        assert "STOPPED" in row[977] and "ci-2:977" in row[977]
+        assert "10m" in row[4101]  # up since T0 - 600
+        stats = _text(app.query_one("ProviderStats"))
+        assert "7/" in stats and "cluster" in stats  # the shared slots, held across the cluster
+
+        # One process stopped heartbeating: its row is gone from the next tick, and from the screen.
+        eng.push([cluster_tick(3, three[:2])])
+        await pilot.pause(0.4)
+        table = _text(app.query_one(ClusterProcesses))
+        assert ":977" not in table and "2 processes" in table
+        assert "cluster 2 procs" in _text(app.query_one(TopBar))
+
+        # Redis not answering: the bar says so in words, the table keeps the last rows and says why.
+        eng.push([cluster_tick(4, three[:2], up=False)])
+        await pilot.pause(0.4)
+        assert "cluster: Redis not answering" in _text(app.query_one(TopBar))
+        assert "Redis not answering (ConnectionError: refused)" in _text(app.query_one(ClusterProcesses))
+
+
+async def test_a_local_gateway_adds_nothing_to_the_console() -> None:
+    eng = ReplayEngine([make_tick(i) for i in range(3)])
+    app = _app(eng)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        assert "cluster" not in _text(app.query_one(TopBar))
+        await pilot.press("2")
+        await pilot.pause(0.3)
+        assert not app.query(ClusterProcesses)
+        assert "in use" in _text(app.query_one("ProviderStats"))
