@@ -74,6 +74,12 @@ def _parse_timestamp(value: str) -> float | None:
     return dt.timestamp()
 
 
+_DURATIONS: dict[str, float] = {}
+"""Reset values already read as durations (OpenAI sends a handful of spellings, ``6ms``, ``1m0s``, again
+and again, on every response). Timestamps are never kept: their meaning moves with the clock."""
+_DURATIONS_MAX = 4096
+
+
 def parse_reset(value: str | None, now: float | None = None) -> float | None:
     """Seconds from ``now`` (epoch, default ``time.time()``) until a provider's limit resets.
 
@@ -82,13 +88,20 @@ def parse_reset(value: str | None, now: float | None = None) -> float | None:
     """
     if value is None:
         return None
+    known = _DURATIONS.get(value)
+    if known is not None:
+        return known
     v = str(value).strip()
     if not v:
         return None
     try:
-        return parse_go_duration(v)
+        seconds = parse_go_duration(v)
     except ValueError:
         pass
+    else:
+        if len(_DURATIONS) < _DURATIONS_MAX:
+            _DURATIONS[value] = seconds
+        return seconds
     ts = _parse_timestamp(v)
     if ts is None:
         return None
@@ -100,8 +113,12 @@ def _int(value: str | None) -> int | None:
     if value is None:
         return None
     try:
+        return int(value)  # the common spelling; int() takes surrounding blanks too
+    except (TypeError, ValueError):
+        pass
+    try:
         return int(float(str(value).strip()))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
