@@ -155,3 +155,56 @@ def test_a_stop_taken_before_any_call_reaches_the_cluster(tmp_path: Path, redis_
     finally:
         errs = [stop_serve(p) for p in procs]
     assert "Traceback" not in "".join(errs)
+
+
+def _new_session(url: str, name: str) -> httpx.Response:
+    """``POST /admin/sessions``, what `agentdeck run` sends."""
+    with httpx.Client(timeout=10) as h:
+        return h.post(url + "/admin/sessions", json={"name": name, "key": "dev"},
+                      headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
+def test_with_redis_down_a_session_is_refused_or_local_and_reaches_the_cluster_when_redis_is_back(
+        tmp_path: Path, redis_server: RedisServer, mock: Any) -> None:
+    # fail (the default): creating a session while Redis is down is a clear 503, nothing half-made.
+    strict = write_cluster_serve_config(tmp_path / "strict.toml", tmp_path / "strict", mock.url, redis_server.url)
+    # local: the session works on the process that made it, and on the others once Redis is back.
+    procs, urls = [], []
+    for i in range(2):
+        cfg = write_cluster_serve_config(tmp_path / f"gw{i}.toml", tmp_path / f"gw{i}", mock.url, redis_server.url,
+                                         cluster_extra='on_redis_down = "local"\n')
+        p, url = serve_process(cfg)
+        procs.append(p)
+        urls.append(url)
+    p, strict_url = serve_process(strict)
+    procs.append(p)
+    a, b = urls
+    try:
+        assert _call(a, GATEWAY_KEY) == _call(b, GATEWAY_KEY) == _call(strict_url, GATEWAY_KEY) == "ok"
+        redis_server.stop()
+        r = _new_session(strict_url, "while-down")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        err = r.json()["error"]
+        assert err["code"] == "cluster_unavailable" and f"127.0.0.1:{redis_server.port}" in err["message"]
+        assert "adk-s-" not in r.text
+
+        r = _new_session(a, "made-while-down")
+        assert r.status_code == 200, r.text
+        name, secret = r.json()["session"], r.json()["key"]
+        assert _call(a, secret) == "ok"  # valid where it was made, at once
+
+        redis_server.start()  # an empty Redis: A writes its sessions there again when it sees Redis back
+        deadline = time.monotonic() + 15
+        answer = _call(b, secret)
+        while answer != "ok" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            answer = _call(b, secret)
+        assert answer == "ok"
+        with httpx.Client(timeout=10) as h:
+            st = h.get(b + "/admin/status", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+        assert name in st["sessions"]
+        assert secret.encode() not in _redis_dump(redis_server.url)
+    finally:
+        errs = [stop_serve(p) for p in procs]
+    assert "Traceback" not in "".join(errs)
+    assert all(secret not in e for e in errs)

@@ -23,10 +23,10 @@ process refuses it without asking again (a count never goes down).
 Start-up and recovery: the sessions this process has on disk are written to Redis where
 missing, so a fresh or emptied Redis learns them again (what Redis holds wins).
 
-Redis down: ``on_redis_down = "fail"``: creating a session, and a call with a session key
-this process has not seen, get 503 ``cluster_unavailable``; sessions already cached keep
-working. ``"local"``: a new session is valid on this process only until Redis is back (then
-it is written there), and an unseen session key is refused as unknown.
+Redis down: ``on_redis_down = "fail"``: creating a session gets 503 ``cluster_unavailable``
+(as every new call does then). ``"local"``: a new session is valid on this process only
+until Redis is back (then the recovery hook writes it there), and a session key this process
+has not seen is refused as unknown meanwhile.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import orjson
 from agentdeck.budget.ledger import Ledger
 from agentdeck.budget.sessions import SECRET_PREFIX, Session, SessionRegistry, check_max_requests, clean_name
 from agentdeck.budget.sessions import _digest as session_digest
-from agentdeck.state.redis_link import RedisDown, RedisLink
+from agentdeck.state.redis_link import ClusterUnavailable, RedisDown, RedisLink
 
 SEED_BATCH = 200
 """Sessions written per seeding script (the script runs atomically: keep each one short)."""
@@ -114,10 +114,10 @@ class RedisSessions:
         self.ledger = ledger
         self._reserved = sorted(reserved_names)
         self._hash, self._names, self._used = link.key("sessions"), link.key("sessions", "names"), link.key("sessions", "used")
-        self._create = link.client.register_script(_CREATE)
-        self._fetch = link.client.register_script(_FETCH)
-        self._count = link.client.register_script(_COUNT)
-        self._seed = link.client.register_script(_SEED)
+        self._create = link.lua(_CREATE)
+        self._fetch = link.lua(_FETCH)
+        self._count = link.lua(_COUNT)
+        self._seed = link.lua(_SEED)
         self._fetching: dict[str, asyncio.Task[Session | None]] = {}
         self.fetched = 0  # sessions learnt from Redis (another process created them)
         link.on_recovery(self.seed)
@@ -156,9 +156,9 @@ class RedisSessions:
         # Names this process knows but Redis may not (sessions made while it was down) are not handed out either.
         reserved = self._reserved + [s.name for s in self.registry.all()]
         try:
-            raw = await self.link.run(self._create(
-                keys=[self._hash, self._names, self._used],
-                args=[digest, clean_name(name), rest, "" if max_requests is None else str(max_requests), *reserved]))
+            raw = await self._eval(
+                self._create, [self._hash, self._names, self._used],
+                [digest, clean_name(name), rest, "" if max_requests is None else str(max_requests), *reserved], "create")
         except RedisDown:
             if self.link.fallback:
                 return self._create_here(name, budget_usd, parent_key, max_requests)
@@ -184,7 +184,7 @@ class RedisSessions:
         if not self.link.up and self.link.fallback:
             return self.registry.take_request(name)
         try:
-            n = int(await self.link.run(self._count(keys=[self._used], args=[name, str(s.max_requests)])))
+            n = int(await self._eval(self._count, [self._used], [name, str(s.max_requests)], "count"))
         except RedisDown:
             if self.link.fallback:
                 return self.registry.take_request(name)
@@ -200,19 +200,30 @@ class RedisSessions:
             await self.seed()
         except RedisDown:
             pass  # the link probes; seed runs again as a recovery hook
+        except ClusterUnavailable:
+            pass  # said on stderr; this process's own sessions still work on it (not yet on the others)
 
     async def seed(self) -> None:
         rows: list[str] = []
-        for s in self.registry.all():
-            digest = self.registry.digest_of(s.name)
-            if digest is None:
-                continue
+        # The registry's digest map read once (digest_of scans it per name: quadratic over many sessions).
+        for digest, s in list(self.registry._by_digest.items()):
             used = str(self.registry.used(s.name)) if s.max_requests is not None else ""
             rows += [digest, s.name, _record(s).decode(), used]
         for i in range(0, len(rows), 4 * SEED_BATCH):
-            await self.link.run(self._seed(keys=[self._hash, self._names, self._used], args=rows[i:i + 4 * SEED_BATCH]))
+            await self._eval(self._seed, [self._hash, self._names, self._used], rows[i:i + 4 * SEED_BATCH], "seed")
 
     # -- internals ---------------------------------------------------------------------------
+    async def _eval(self, script: Any, keys: list[str], args: list[str], what: str) -> Any:
+        """One script: RedisDown when Redis is unreachable; any other failure (a wrong server, a bug of ours)
+        is one stderr line (digests and names only, never a secret) and a 503 for the caller."""
+        try:
+            return await self.link.eval(script, keys, args)
+        except RedisDown:
+            raise
+        except Exception as e:
+            print(f"agentdeck: cluster session {what} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            raise self.link.unavailable() from None
+
     def _create_here(self, name: str, budget_usd: float | None, parent_key: str | None,
                      max_requests: int | None) -> tuple[str, str]:
         """Redis is down and ``on_redis_down = "local"``: a session of this process (written to Redis on recovery)."""
@@ -223,20 +234,17 @@ class RedisSessions:
 
     async def _fetch_once(self, digest: str) -> Session | None:
         try:
-            raw: Any = await self.link.run(self._fetch(keys=[self._hash, self._used], args=[digest]))
+            raw: Any = await self._eval(self._fetch, [self._hash, self._used], [digest], "lookup")
         except RedisDown:
             if self.link.fallback:
                 return None
-            raise self.link.unavailable() from None
-        except Exception as e:  # a wrong server or a bug of ours: one line (no secret in it), the call gets 503
-            print(f"agentdeck: cluster session lookup failed: {type(e).__name__}: {e}", file=sys.stderr)
             raise self.link.unavailable() from None
         if not raw:
             return None
         d = orjson.loads(raw[0])
         name = str(d["name"])
-        known = self.registry.get(name)
-        if known is not None and self.registry.digest_of(name) == digest:
+        known = self.registry._by_digest.get(digest)  # restored meanwhile (a seed, a restart): keep that one
+        if known is not None:
             return known
         budget = d.get("budget_usd")
         budget_usd = None if budget is None else float(budget)
