@@ -26,16 +26,19 @@ import json, os, sys
 from pathlib import Path
 import openai
 
-out = []
+out, served_by = [], set()
 for url in sys.argv[2:]:
-    c = openai.OpenAI(base_url=url + "/v1", api_key=os.environ["OPENAI_API_KEY"], max_retries=0, timeout=10)
-    try:
-        c.chat.completions.create(model="house-mini", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
-        out.append("ok")
-    except openai.APIStatusError as e:
-        out.append(f"{e.status_code}:{(e.body or {}).get('code')}")
+    # A client per call: a new connection each time (spread over the workers of `serve --workers`).
+    with openai.OpenAI(base_url=url + "/v1", api_key=os.environ["OPENAI_API_KEY"], max_retries=0, timeout=10) as c:
+        try:
+            raw = c.chat.completions.with_raw_response.create(
+                model="house-mini", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+            served_by.add(raw.headers["x-agentdeck-request-id"][:12])
+            out.append("ok")
+        except openai.APIStatusError as e:
+            out.append(f"{e.status_code}:{(e.body or {}).get('code')}")
 Path(sys.argv[1]).write_text(os.environ["OPENAI_API_KEY"])  # for the test to look for it where it must not be
-print(json.dumps({"session": os.environ["AGENTDECK_SESSION"], "results": out}))
+print(json.dumps({"session": os.environ["AGENTDECK_SESSION"], "results": out, "processes": len(served_by)}))
 """
 
 
@@ -49,11 +52,12 @@ def _start(tmp_path: Path, n: int, mock: Any, redis_server: RedisServer) -> tupl
     return procs, urls
 
 
-def _agentdeck_run(tmp_path: Path, via: str, calls: list[str], *flags: str) -> tuple[dict[str, Any], str]:
+def _agentdeck_run(tmp_path: Path, via: str, calls: list[str], *flags: str,
+                   config: str = "gw0.toml") -> tuple[dict[str, Any], str]:
     """`agentdeck run` against ``via``; the child calls each of ``calls``. (its JSON, the session secret)."""
     child, secret_file = tmp_path / "child.py", tmp_path / "secret.txt"
     child.write_text(CHILD)
-    r = subprocess.run([sys.executable, "-m", "agentdeck", "run", "--config", str(tmp_path / "gw0.toml"), "--url", via,
+    r = subprocess.run([sys.executable, "-m", "agentdeck", "run", "--config", str(tmp_path / config), "--url", via,
                         *flags, "--", sys.executable, str(child), str(secret_file), *calls],
                        capture_output=True, text=True, timeout=90, env={**os.environ})
     assert r.returncode == 0, r.stderr
@@ -208,3 +212,23 @@ def test_with_redis_down_a_session_is_refused_or_local_and_reaches_the_cluster_w
         errs = [stop_serve(p) for p in procs]
     assert "Traceback" not in "".join(errs)
     assert all(secret not in e for e in errs)
+
+
+def test_a_session_made_through_serve_workers_works_on_every_worker(tmp_path: Path, redis_server: RedisServer,
+                                                                   mock: Any) -> None:
+    """`agentdeck run` against `serve --workers 2`: the session is made by whichever worker took the request,
+    and the command's calls land on both."""
+    cfg = write_cluster_serve_config(tmp_path / "workers.toml", tmp_path / "data", mock.url, redis_server.url)
+    proc = subprocess.Popen([sys.executable, "-m", "agentdeck", "serve", "--config", str(cfg), "--workers", "2",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "2 workers" in line, line
+    url = line.split("listening on ", 1)[1].split()[0]
+    try:
+        got, secret = _agentdeck_run(tmp_path, url, [url] * 24, "--key", "dev", config="workers.toml")
+        assert got["results"] == ["ok"] * 24, got
+        assert got["processes"] == 2, got  # both workers accepted the session
+    finally:
+        err = stop_serve(proc)
+    assert proc.returncode == 0 and "Traceback" not in err and secret not in err, err[-2000:]
