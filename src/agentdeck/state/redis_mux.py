@@ -34,6 +34,17 @@ LATER_S = 0.002
 """How long a command nobody waits for may wait to share a write with the next one."""
 
 
+def _bulk(x: Any) -> bytes:
+    b = x if isinstance(x, bytes) else x.encode() if isinstance(x, str) else repr(x).encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def pack(args: Sequence[Any]) -> bytes:
+    """One command in RESP (what redis-py's pack_command makes, without its generality: our args are
+    str, bytes, int or float)."""
+    return b"*%d\r\n" % len(args) + b"".join([_bulk(a) for a in args])
+
+
 class Lua:
     """A script the mux runs by its SHA (loaded on every new connection, and again if Redis forgot it)."""
 
@@ -56,14 +67,15 @@ class RedisMux:
         self._connect_timeout = connect_timeout_s + op_timeout_s
         self._op_timeout = op_timeout_s
         self._scripts: dict[str, Lua] = {}
+        self._keys_packed: dict[tuple[str, ...], bytes] = {}  # a script's keys repeat call after call
         self._conn: Any = None
-        self._outbox: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._outbox: list[tuple[bytes, asyncio.Future[Any]]] = []
         self._sent: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._wake = asyncio.Event()
         self._later: asyncio.TimerHandle | None = None
         self._writer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
     def register(self, script: Lua) -> Lua:
@@ -72,6 +84,9 @@ class RedisMux:
 
     # -- asking ------------------------------------------------------------------------------
     def submit(self, *args: Any, soon: bool = False) -> asyncio.Future[Any]:
+        return self.submit_packed(pack(args), soon)
+
+    def submit_packed(self, packed: bytes, soon: bool = False) -> asyncio.Future[Any]:
         """Queue one command; the future gets its reply (or the error: ResponseError, ConnectionError, TimeoutError).
 
         ``soon``: nobody waits for this one (a settle, a release): it may wait up to LATER_S for the next
@@ -83,7 +98,7 @@ class RedisMux:
         if self._closed:
             fut.set_exception(RedisConnectionError("the cluster link is closed"))
             return fut
-        self._outbox.append((args, fut))
+        self._outbox.append((packed, fut))
         if soon:
             if self._later is None and not self._wake.is_set():
                 self._later = loop.call_later(LATER_S, self._flush_later)
@@ -98,7 +113,15 @@ class RedisMux:
         self._wake.set()
 
     def evalsha(self, script: Lua, keys: Sequence[str], args: Sequence[Any], soon: bool = False) -> asyncio.Future[Any]:
-        return self.submit("EVALSHA", script.sha, len(keys), *keys, *args, soon=soon)
+        kt = tuple(keys)
+        kp = self._keys_packed.get(kt)
+        if kp is None:
+            if len(self._keys_packed) > 4096:
+                self._keys_packed.clear()
+            kp = self._keys_packed[kt] = b"".join([_bulk(k) for k in kt])
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s" % (3 + len(kt) + len(args), script.sha.encode(),
+                                                               _bulk(str(len(kt))))
+        return self.submit_packed(head + kp + b"".join([_bulk(a) for a in args]), soon)
 
     async def eval(self, script: Lua, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a script and wait for its reply (loading it first if Redis has forgotten it)."""
@@ -149,10 +172,10 @@ class RedisMux:
                 self._later = None
             now = time.monotonic()
             conn = self._conn
-            packed = conn.pack_commands([args for args, _ in batch])
-            self._sent.extend((fut, now) for _, fut in batch)
-            if self._watchdog is None or self._watchdog.done():
-                self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="cluster-redis-watchdog")
+            packed = b"".join([p for p, _ in batch])
+            self._sent.extend([(fut, now) for _, fut in batch])
+            if self._watchdog is None:
+                self._watchdog = asyncio.get_running_loop().call_later(self._op_timeout / 4, self._watch)
             try:
                 await conn.send_packed_command(packed, check_health=False)
             except (OSError, RedisConnectionError, RedisTimeoutError) as e:
@@ -183,14 +206,17 @@ class RedisMux:
             else:
                 fut.set_exception(err)
 
-    async def _watch(self) -> None:
+    def _watch(self) -> None:
         """While commands wait, fail them all once the oldest has waited op_timeout_s (Redis hangs or is gone)."""
-        while self._sent:
-            age = time.monotonic() - self._sent[0][1]
-            if age >= self._op_timeout:
-                self._broken(self._conn, RedisTimeoutError(f"no reply within {self._op_timeout:g}s"))
-                return
-            await asyncio.sleep(max(0.01, min(self._op_timeout - age, self._op_timeout / 4)))
+        self._watchdog = None
+        if not self._sent:
+            return
+        age = time.monotonic() - self._sent[0][1]
+        if age >= self._op_timeout:
+            self._broken(self._conn, RedisTimeoutError(f"no reply within {self._op_timeout:g}s"))
+            return
+        self._watchdog = asyncio.get_running_loop().call_later(
+            max(0.01, min(self._op_timeout - age, self._op_timeout / 4)), self._watch)
 
     def _broken(self, conn: Any, err: BaseException) -> None:
         """The connection is lost: every command sent on it fails (they may or may not have run)."""
@@ -229,7 +255,10 @@ class RedisMux:
             self._later.cancel()
             self._later = None
         self._broken(self._conn, RedisConnectionError("the cluster link is closed"))
-        for t in (self._writer, self._reader, self._watchdog):
+        for t in (self._writer, self._reader):
             if t is not None and not t.done():
                 t.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         await self._pool.aclose()

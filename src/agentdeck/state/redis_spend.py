@@ -206,6 +206,7 @@ class RedisSpend:
         self._pending: list[tuple[Reservation, float]] = []  # settlements waiting for Redis
         self._share = 0.0
         self._fired: dict[str, float] = {}           # threshold marker -> until when this process knows it fired
+        self._thresholds: list[float] | None = None  # the alert thresholds, sorted (from the config, once)
         self._renewer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refused = 0
@@ -424,11 +425,14 @@ class RedisSpend:
         slimit = self.ledger.key_budget(hold.session) if hold.session else None
         if slimit:
             checks.append((f"session:{hold.session}", slimit, session_day, DAY_S))
-        thresholds = sorted({t for t in budget.alert_thresholds if 0 < t <= 1.0} | {1.0})
+        thresholds = self._thresholds
+        if thresholds is None:
+            thresholds = self._thresholds = sorted({t for t in budget.alert_thresholds if 0 < t <= 1.0} | {1.0})
+        lowest = thresholds[0]
         now = time.time()
         for name, limit, spent, span in checks:
-            if limit <= 0:
-                continue
+            if limit <= 0 or spent / limit + 1e-12 < lowest:
+                continue  # the common case: below every threshold
             crossed = [t for t in thresholds if spent / limit + 1e-12 >= t]
             if not crossed:
                 continue

@@ -42,6 +42,9 @@ end
 return redis.call('HGETALL', KEYS[1])
 """
 
+# KEYS: stops. The cluster's stops as field/json pairs (a script, so it shares the pipelined connection).
+_READ = "return redis.call('HGETALL', KEYS[1])"
+
 # KEYS: stops, init marker; ARGV: channel, field, json ('' = resume), message
 _CHANGE = """
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[2]) else redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
@@ -67,6 +70,7 @@ class RedisStop:
         self._channel = link.key("stop", "changes")
         self._init_script = link.lua(_INIT)
         self._change = link.lua(_CHANGE)
+        self._read_script = link.lua(_READ)
         # Subscribed now, before any command can run, so no local stop is missed.
         self._commands = bus.subscribe("cluster-stop", types={"stop"})
         self._unsent: list[StopChanged] = []
@@ -112,8 +116,8 @@ class RedisStop:
         loop = asyncio.get_running_loop()
         started = loop.time()
         await self._flush()  # a local command not yet sent must not be undone by what Redis still says
-        raw = await self.link.run(self.link.client.hgetall(self._stops))
-        cluster = {f.decode(): _info(v) for f, v in raw.items()}
+        raw = await self.link.eval(self._read_script, [self._stops], [])
+        cluster = {raw[i].decode(): _info(raw[i + 1]) for i in range(0, len(raw), 2)}
         self._apply(None, cluster.pop(GLOBAL, None), only_remote=True)
         for name in [n for n in self._remote if n != GLOBAL and n not in cluster]:
             self._apply(name, None, only_remote=True)
