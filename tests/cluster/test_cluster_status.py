@@ -110,6 +110,15 @@ async def test_any_process_shows_every_process_the_cluster_spend_and_stop_and_a_
                 assert f":{p.pid}" in out.stdout and url in out.stdout
             assert "(cluster 0)" in out.stdout  # the provider line shows the slots held across the cluster
 
+            # No --url: every local gateway is shown, the cluster's table once (they are one cluster), not three times.
+            bare = tmp_path / "bare.toml"
+            bare.write_text(f'[gateway]\ndata_dir = "{tmp_path / "bare"}"\n')
+            out = subprocess.run([sys.executable, "-m", "agentdeck", "status", "--config", str(bare)],
+                                 capture_output=True, text=True, timeout=30, env={**env, "AGENTDECK_ADMIN_TOKEN": ADMIN_TOKEN})
+            assert out.returncode == 0, out.stderr
+            assert out.stdout.count("LIVE ") == 3 and all(url in out.stdout for url in urls)
+            assert out.stdout.count("last seen") == 1 and out.stdout.count("cluster 't' listed above") == 2
+
             # A stop taken on A: C's status says stopped, and every row says so once it beat again.
             r = await h.post(a + "/admin/stop", headers=ADMIN, json={"reason": "status test"})
             assert r.status_code == 200

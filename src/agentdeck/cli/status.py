@@ -80,9 +80,17 @@ def _show(shown: list[tuple[str, str, dict[str, Any] | None, str | None]]) -> No
         from rich.console import Console
 
         console = Console(highlight=False)
+    listed: set[tuple[str, str]] = set()  # clusters whose process table is already on screen
     for i, (url, what, st, err) in enumerate(shown):
         if i:
             print()
+        c = (st or {}).get("cluster")
+        if st is not None and c:
+            seen = (str(c.get("name")), str(c.get("redis")))
+            if seen in listed:  # several local processes of one cluster: its table once, not once each
+                st = {**st, "cluster": None}
+                what = f"{what}; cluster '{seen[0]}' listed above" if what else f"cluster '{seen[0]}' listed above"
+            listed.add(seen)
         if st is None:
             print(f"{'UNREACHABLE':<8} {url}" + (f"  ({what})" if what else "") + f"\n{'error':<8} {err}")
         elif console is not None:

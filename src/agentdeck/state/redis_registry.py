@@ -179,7 +179,7 @@ class RedisRegistry:
                 continue
             d.update(id=_text(flat[i]), last_seen=float(seen))
             rows.append(ProcessRow.from_dict(d))
-        rows.sort(key=lambda r: (r.host, r.started, r.pid, r.id))
+        rows.sort(key=lambda r: (r.host, r.address, r.pid, r.id))
         limits: dict[str, dict[str, Any]] = {}
         lim_out = out[2]
         for j, (name, _, _) in enumerate(lims):
