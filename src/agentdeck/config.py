@@ -139,7 +139,8 @@ class ProviderConfig(_Strict):
     api_key: str = ""
     api_key_env: str = Field("", description="the environment variable the key is read from when api_key is not set")
     models: list[str] = Field(default_factory=list, description="model names and fnmatch globs (claude-*, o[0-9]*)")
-    fallback: str | None = Field(None, description="another provider of the same protocol")
+    fallback: str | None = Field(None, description="another provider, taken while this one's breaker is open; one of "
+                                                   "another protocol is reached by translation (docs/translation.md)")
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
@@ -375,8 +376,9 @@ class Config(_Strict):
                 fb = self.providers.get(p.fallback)
                 if fb is None:
                     raise ValueError(f"providers.{name}.fallback: no provider named {p.fallback!r}")
-                if fb.protocol != p.protocol:
-                    raise ValueError(f"providers.{name}.fallback: {p.fallback!r} speaks {fb.protocol}, not {p.protocol}")
+                if fb.protocol != p.protocol and not self.routing.translate:
+                    raise ValueError(f"providers.{name}.fallback: {p.fallback!r} speaks {fb.protocol}, not {p.protocol}; "
+                                     "a fallback of another protocol needs [routing] translate = true")
         return self
 
     # -- lookups used on the request path (cheap dict reads, built once) -----------------

@@ -19,6 +19,7 @@ from agentdeck.budget import BudgetExceeded
 from agentdeck.gateway.accounting import AccountingStage
 from agentdeck.gateway.admission import AdmissionStage
 from agentdeck.gateway.call import NO_TIER, Call, Refusal, Seen, header_value
+from agentdeck.gateway.fallback import CrossFallback
 from agentdeck.gateway.http import ClientGone, RawHeaders, Receive, Scope, Send, send_bytes, send_chunk, start_stream
 from agentdeck.gateway.metrics import Metrics
 from agentdeck.gateway.reservation import ReservationStage
@@ -63,6 +64,7 @@ class Pipeline:
         self._new_id = new_request_id
         self._redact = redact
         self._log_bodies = log_bodies
+        self._crossing = upstream.crossing
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint,
                      wire: WireProtocol | None = None) -> None:
@@ -183,6 +185,12 @@ class Pipeline:
         protocol = self.upstream.protocol_of(call.provider)
         return None if protocol == call.wire.name else translator(call.endpoint, protocol)
 
+    def _cross_fallback(self, call: Call) -> CrossFallback | None:
+        """For a call whose provider's fallback speaks another protocol: how to send it there."""
+        if call.provider in self._crossing and call.endpoint in BILLABLE:
+            return CrossFallback(call, self.routing, self.reservation)
+        return None
+
     def _upstream_request(self, call: Call, tr: Translator | None) -> tuple[str, bytes, dict[str, str], str]:
         """(path, body, headers, query) for the provider: the caller's as patched, or translated."""
         if tr is None:
@@ -253,14 +261,17 @@ class Pipeline:
 
     async def _unary_once(self, call: Call) -> tuple[int, RawHeaders, bytes, bytes]:
         tr = self._translator(call)
-        async with self.upstream.call(call.provider, *self._upstream_request(call, tr)) as up:
+        fb = self._cross_fallback(call) if self._crossing else None
+        async with self.upstream.call(call.provider, *self._upstream_request(call, tr), reroute=fb) as up:
             raw = await up.resp.read()
             status = up.resp.status
-            headers = self._response_headers(call, up.resp, tr)
-            ctype = up.resp.headers.get("content-type", "application/json").encode("latin-1")
             call.attempts += up.attempts
             if up.fallback_from is not None:
                 call.fallback_from, call.provider = up.fallback_from, up.provider
+                if fb is not None:
+                    tr = fb.taken(call)
+            headers = self._response_headers(call, up.resp, tr)
+            ctype = up.resp.headers.get("content-type", "application/json").encode("latin-1")
             if tr is not None and status >= 400:
                 call.error = f"upstream {status}"
                 return status, headers, await self._translated_error(call, tr, up.resp, raw, headers), b"application/json"
@@ -284,10 +295,13 @@ class Pipeline:
         """One upstream stream; False when the call was escalated and must be tried again one tier up."""
         wire = call.wire
         tr = self._translator(call)
-        async with self.upstream.call(call.provider, *self._upstream_request(call, tr)) as up:
+        fb = self._cross_fallback(call) if self._crossing else None
+        async with self.upstream.call(call.provider, *self._upstream_request(call, tr), reroute=fb) as up:
             call.attempts += up.attempts
             if up.fallback_from is not None:
                 call.fallback_from, call.provider = up.fallback_from, up.provider
+                if fb is not None:
+                    tr = fb.taken(call)
             resp = up.resp
             if resp.status != 200:
                 raw = await resp.read()

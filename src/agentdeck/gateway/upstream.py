@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Mapping
+from typing import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 
@@ -92,6 +92,10 @@ def forwarded_headers(headers: dict[str, str]) -> dict[str, str]:
     return out
 
 
+Reroute = Callable[[str, str], Awaitable["tuple[str, bytes, dict[str, str], str] | None"]]
+"""(fallback, its protocol) -> the call's (path, body, headers, query) for it, or None to stay on the primary."""
+
+
 class UpstreamStage:
     """Sends a call's body to its provider (or the fallback) and yields the final response."""
 
@@ -103,6 +107,9 @@ class UpstreamStage:
         self._auth = {name: {"content-type": "application/json", "accept-encoding": "identity",
                              **PROVIDER_WIRES[p.protocol].auth_headers(p.api_key)} for name, p in providers.items()}
         self.http: aiohttp.ClientSession | None = None
+        self.crossing = frozenset(name for name, p in providers.items()
+                                  if p.fallback is not None and providers[p.fallback].protocol != p.protocol)
+        """Providers whose fallback speaks another protocol: a call reaches it only through a ``reroute``."""
 
     def protocol_of(self, provider: str) -> str:
         return self._providers[provider].protocol
@@ -116,16 +123,23 @@ class UpstreamStage:
 
     @contextlib.asynccontextmanager
     async def call(self, provider: str, path: str, body: bytes, extra: dict[str, str],
-                   query: str = "") -> AsyncIterator[Attempted]:
+                   query: str = "", reroute: Reroute | None = None) -> AsyncIterator[Attempted]:
         """Hold a slot on ``provider`` and yield the final response after retries and fallback.
 
         The response (and the slot, and a fallback provider's slot) are released when the
-        ``async with`` block ends, on every exit path.
+        ``async with`` block ends, on every exit path. A fallback of another protocol is taken only
+        with a ``reroute``, asked once for the request to send it (None: the call stays on ``provider``).
         """
         assert self.http is not None, "the gateway's startup opens the HTTP session"
         primary = provider
         policy = self._retry[primary]
         fallback = self._providers[primary].fallback
+        fb_request: tuple[str, bytes, dict[str, str], str] | None = None
+        if fallback is not None and primary in self.crossing:
+            if reroute is None:
+                fallback = None
+        elif fallback is not None:
+            fb_request = (path, body, extra, query)
         limiters = self._limiters
         started = time.monotonic()
         statuses: list[int] = []
@@ -136,16 +150,25 @@ class UpstreamStage:
             while True:
                 name = primary
                 if not limiters[primary].breaker.allow() and fallback is not None and limiters[fallback].breaker.allow():
-                    name = fallback
-                    if not fallback_slot_held:
-                        await stack.enter_async_context(limiters[fallback].slot())
-                        fallback_slot_held = True
+                    if fb_request is None and reroute is not None:
+                        fb_request = await reroute(fallback, self._providers[fallback].protocol)
+                        reroute = None  # asked once
+                    if fb_request is not None:
+                        name = fallback
+                        if not fallback_slot_held:
+                            await stack.enter_async_context(limiters[fallback].slot())
+                            fallback_slot_held = True
+                if name == primary:
+                    u_path, u_body, u_extra, u_query = path, body, extra, query
+                else:
+                    assert fb_request is not None
+                    u_path, u_body, u_extra, u_query = fb_request
                 lim = limiters[name]
                 await lim.pace()
-                headers = {**self._auth[name], **extra} if extra else self._auth[name]
+                headers = {**self._auth[name], **u_extra} if u_extra else self._auth[name]
                 try:
-                    url = self._url(name, path)
-                    resp = await self.http.post(f"{url}?{query}" if query else url, data=body, headers=headers)
+                    url = self._url(name, u_path)
+                    resp = await self.http.post(f"{url}?{u_query}" if u_query else url, data=u_body, headers=headers)
                 except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as e:
                     lim.breaker.record_failure()
                     delay = policy.next_delay(retries, exc=e, elapsed_s=time.monotonic() - started)
