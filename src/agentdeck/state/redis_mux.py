@@ -72,7 +72,7 @@ class RedisMux:
         self._outbox: list[tuple[bytes, asyncio.Future[Any]]] = []
         self._sent: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._wake = asyncio.Event()
-        self._later: asyncio.TimerHandle | None = None
+        self._later: asyncio.TimerHandle | asyncio.Handle | None = None
         self._writer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -89,9 +89,10 @@ class RedisMux:
     def submit_packed(self, packed: bytes, soon: bool = False) -> asyncio.Future[Any]:
         """Queue one command; the future gets its reply (or the error: ResponseError, ConnectionError, TimeoutError).
 
-        ``soon``: nobody waits for this one (a settle, a release): it may wait up to LATER_S for the next
-        command someone does wait for, so that both go in one write (a write to Redis costs more CPU
-        than the command itself).
+        ``soon``: nobody waits for this one (a settle, a release): while other commands are on their way
+        it may wait up to LATER_S for the next command someone does wait for, so that both go in one
+        write (a write to Redis costs more CPU than the command itself). Order is kept: a command sent
+        after it is written after it, so a budget hold always sees the settles sent before it.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
@@ -101,7 +102,10 @@ class RedisMux:
         self._outbox.append((packed, fut))
         if soon:
             if self._later is None and not self._wake.is_set():
-                self._later = loop.call_later(LATER_S, self._flush_later)
+                # Nothing on its way to Redis: no write to share, so go at the end of this loop turn (one
+                # caller's settle and release then run in Redis while it sends its next call, not before it).
+                self._later = loop.call_later(LATER_S, self._flush_later) if self._sent else \
+                    loop.call_soon(self._flush_later)
         else:
             self._wake.set()
         if self._writer is None or self._writer.done():
