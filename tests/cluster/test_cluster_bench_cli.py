@@ -17,7 +17,7 @@ def test_bench_scenario_cluster_runs_local_cluster_and_two_workers_side_by_side(
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (.ci/run installs it with apt)")
     r = subprocess.run([sys.executable, "-m", "agentdeck", "bench", "--scenario", "cluster", "--duration", "0.3",
-                        "--concurrency", "4", "--json"], capture_output=True, text=True, timeout=240)
+                        "--concurrency", "4", "--rounds", "1", "--json"], capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
     out = json.loads(r.stdout)

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         from agentdeck.bench.cluster import format_report, run_cluster_bench
 
         # One caller's latency is sampled over as many calls as a round lasts at ~300 calls/s (1,500 at 5 s).
-        cres = run_cluster_bench(args.duration, args.concurrency, single_calls=max(50, int(300 * args.duration)))
+        cres = run_cluster_bench(args.duration, args.concurrency, single_calls=max(50, int(300 * args.duration)),
+                                 rounds=args.rounds)
         print(json.dumps(cres, indent=2) if args.json else format_report(cres))
         return 0
     if args.scenario == "sse":

@@ -26,7 +26,10 @@ missing, so a fresh or emptied Redis learns them again (what Redis holds wins).
 Redis down: ``on_redis_down = "fail"``: creating a session gets 503 ``cluster_unavailable``
 (as every new call does then). ``"local"``: a new session is valid on this process only
 until Redis is back (then the recovery hook writes it there), and a session key this process
-has not seen is refused as unknown meanwhile.
+has not seen is refused as unknown meanwhile. Two processes that each made a session of the
+same name during the outage: the first to write it back owns the name in Redis, and the
+other's session stays valid only where it was made (names must stay unique: budgets, stops
+and the log are kept per name).
 """
 
 from __future__ import annotations
