@@ -85,6 +85,9 @@ async def test_any_process_shows_every_process_the_cluster_spend_and_stop_and_a_
             assert abs(st["spend"]["hour_usd"] - stored) < 1e-9 and abs(st["spend"]["day_usd"] - stored) < 1e-9
             assert abs(st["keys"]["dev"]["day_usd"] - stored) < 1e-9
             assert st["spend"]["open_reservations"] == 0
+            metrics = (await h.get(c + "/metrics")).text  # C's scrape says the cluster's spend too
+            day = next(ln for ln in metrics.splitlines() if ln.startswith("agentdeck_spend_day_usd "))
+            assert abs(float(day.split()[1]) - stored) < 1e-9
             openai_limits = st["providers"]["openai"]
             assert openai_limits["shared"] is True and openai_limits["cluster_in_flight"] == 0
             assert openai_limits["in_flight"] == 0 and openai_limits["slots_limit"] > 0

@@ -404,8 +404,11 @@ async def _healthz(p: AdminPorts, scope: Scope, receive: Receive, send: Send) ->
 
 
 async def _metrics(p: AdminPorts, scope: Scope, receive: Receive, send: Send) -> None:
-    p.metrics.refresh(p.provider_status(), p.killswitch.state()["stopped"], p.ledger.snapshot(),
-                      p.savings.savings_usd, p.bus.dropped)
+    spend = p.ledger.snapshot()
+    seen = p.registry.latest if p.registry is not None and p.registry.shared else None
+    if seen is not None and seen.spend is not None:  # cluster mode: the cluster's windows (as of the last heartbeat)
+        spend = {**spend, **seen.spend}
+    p.metrics.refresh(p.provider_status(), p.killswitch.state()["stopped"], spend, p.savings.savings_usd, p.bus.dropped)
     await send_bytes(send, 200, p.metrics.render(), content_type=b"text/plain; version=0.0.4; charset=utf-8")
 
 
