@@ -56,28 +56,37 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 # The AIMD hash, created from this process's config if absent.
 _AIMD_FN = """
 local function aimd(k, rps, slots)
-  if redis.call('HSETNX', k, 'rps', rps) == 1 then
-    redis.call('HSET', k, 'slots', slots, 'change_at', now, 'cut_at', '-1', 'cong_at', '-1')
-  end
   local v = redis.call('HMGET', k, 'rps', 'slots', 'change_at', 'cut_at', 'cong_at')
+  if not v[1] then
+    redis.call('HSET', k, 'rps', rps, 'slots', slots, 'change_at', string.format('%.17g', now), 'cut_at', '-1',
+               'cong_at', '-1')
+    return tonumber(rps), tonumber(slots), now, -1, -1
+  end
   return tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4]), tonumber(v[5])
 end
 """
 
+# The provider's shared hash (see ``RedisLimit``): its breaker and what its rate-limit headers said.
+_SHARED_FN = """
+local function shared_state(k)
+  return redis.call('HMGET', k, 'hold_until', 'interval', 'hdr_until', 'next_at', 'open_until')
+end
+"""
+
 # Take one token from the bucket; when there is none, the wait until it is there (the balance goes negative).
-# Then the provider's rate-limit headers as any process last saw them (the ``shared`` hash): no attempt before
-# hold_until (its remainder was spent), and while hdr_until is ahead attempts are spaced ``interval`` apart.
+# Then the provider's rate-limit headers as any process last saw them (``h``, the shared hash read by the
+# caller): no attempt before hold_until (its remainder was spent), and while hdr_until is ahead attempts are
+# spaced ``interval`` apart.
 _TAKE_FN = """
-local function take(bucket, rps, shared)
+local function take(bucket, rps, shared, h)
   local cap = math.max(1, rps)
   local v = redis.call('HMGET', bucket, 'tokens', 'ts')
   local tokens, ts = tonumber(v[1] or '1'), tonumber(v[2] or tostring(now))
   tokens = math.min(cap, tokens + (now - ts) * rps) - 1
   redis.call('HSET', bucket, 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
-  redis.call('EXPIRE', bucket, 3600)
+  if not v[2] or math.floor(now / 600) ~= math.floor(ts / 600) then redis.call('EXPIRE', bucket, 3600) end
   local wait = 0
   if tokens < 0 then wait = -tokens / rps end
-  local h = redis.call('HMGET', shared, 'hold_until', 'interval', 'hdr_until', 'next_at')
   if h[1] or h[2] then
     local at = now + wait
     local hold, iv, hu, nx = tonumber(h[1] or '0'), tonumber(h[2] or '0'), tonumber(h[3] or '0'), tonumber(h[4] or '0')
@@ -106,18 +115,18 @@ local function acquire(ka, ks, kb, ksh, lease, cfg_rps, cfg_slots, pace, members
     granted = granted + 1
   end
   local wait = -1
-  if pace == '1' and granted == 1 then wait = take(kb, rps, ksh) end
+  local h = shared_state(ksh)
+  if pace == '1' and granted == 1 then wait = take(kb, rps, ksh, h) end
   return {granted, tostring(rps), slots, used + granted, string.format('%.17g', wait),
-          string.format('%.17g', now + math.max(wait, 0)), redis.call('HGET', ksh, 'open_until') or '0',
-          string.format('%.17g', now)}
+          string.format('%.17g', now + math.max(wait, 0)), h[5] or '0', string.format('%.17g', now)}
 end
 """
 
 #: The slot step as Lua functions (after ``CLOCK_LUA``), for a script that takes a slot as part of a larger step.
-ACQUIRE_LUA = _AIMD_FN + _TAKE_FN + _ACQUIRE_FN
+ACQUIRE_LUA = _AIMD_FN + _SHARED_FN + _TAKE_FN + _ACQUIRE_FN
 
 _LIB = CLOCK_LUA + _AIMD_FN
-_TAKE = _TAKE_FN
+_TAKE = _SHARED_FN + _TAKE_FN
 
 # KEYS: aimd, slots, bucket, shared; ARGV: lease_s, cfg_rps, cfg_slots, pace ('1': also take the first attempt's
 # token), member...
@@ -144,9 +153,10 @@ return 1
 # KEYS: aimd, bucket, shared; ARGV: cfg_rps, cfg_slots. Returns {wait_s, sent_at, rps, breaker open_until, now}.
 _PACE = _LIB + _TAKE + """
 local rps = aimd(KEYS[1], ARGV[1], ARGV[2])
-local wait = take(KEYS[2], rps, KEYS[3])
-return {string.format('%.17g', wait), string.format('%.17g', now + wait), tostring(rps),
-        redis.call('HGET', KEYS[3], 'open_until') or '0', string.format('%.17g', now)}
+local h = shared_state(KEYS[3])
+local wait = take(KEYS[2], rps, KEYS[3], h)
+return {string.format('%.17g', wait), string.format('%.17g', now + wait), tostring(rps), h[5] or '0',
+        string.format('%.17g', now)}
 """
 
 # The circuit breaker's shared state. KEYS: shared; ARGV: open_for_s ('0': closed). Returns open_until.

@@ -45,8 +45,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function advance(k, bucket_s, n)
   local cur = math.floor(now / bucket_s)
-  local c = tonumber(redis.call('HGET', k, 'c') or '-1')
-  if cur <= c then return tonumber(redis.call('HGET', k, 't') or '0') end
+  local v = redis.call('HMGET', k, 'c', 't')
+  if cur <= tonumber(v[1] or '-1') then return tonumber(v[2] or '0') end
   local all = redis.call('HGETALL', k)
   local total = 0
   for i = 1, #all, 2 do
@@ -57,14 +57,14 @@ local function advance(k, bucket_s, n)
   end
   if total < EPS then total = 0 end
   redis.call('HSET', k, 't', string.format('%.17g', total), 'c', tostring(cur))
+  -- once per bucket while in use (here, not at every add): the window outlives its last bucket
+  redis.call('EXPIRE', k, bucket_s * (n + 1))
   return total
 end
 local function add(k, bucket_s, n, amount)
   advance(k, bucket_s, n)
   redis.call('HINCRBYFLOAT', k, tostring(math.floor(now / bucket_s)), amount)
-  local total = tonumber(redis.call('HINCRBYFLOAT', k, 't', amount))
-  redis.call('EXPIRE', k, bucket_s * (n + 1))
-  return total
+  return tonumber(redis.call('HINCRBYFLOAT', k, 't', amount))
 end
 local function unhold(held, field, amount)
   if field == '' then return end
