@@ -1,9 +1,16 @@
 """`agentdeck demo`: the whole system on one machine with no keys and no network.
 
-Assembles two in-process mock providers (an OpenAI-style one, and an Anthropic-style one
-with a hard requests/s ceiling so AIMD has a limit to find), a gateway on its own thread
-with a config pointing at them and a throw-away data directory, and the synthetic agents
-of ``agentdeck.sim.traffic``. The console (or ``--headless``) then watches it.
+Assembles three in-process mock providers, one per vendor (Anthropic, OpenAI and Google),
+a gateway on its own thread with a config pointing at them and a throw-away data directory,
+and the synthetic agents of ``agentdeck.sim.traffic``. The console (or ``--headless``) then
+watches it.
+
+The tiers name a model of each vendor, so `auto` shows routing across vendors as the defaults
+do it: the fast tier's cheapest model is OpenAI's (Claude Code's fast tasks are translated to
+it), the balanced tier's is Google's (every caller translated), and the smart tier is one model
+for everyone, Claude Opus (the OpenAI agents translated to Anthropic). The OpenAI-style mock,
+which takes every agent's fast tasks, has a hard requests/s ceiling so AIMD has a limit to find
+when the scripted burst comes.
 
 Nothing here imports Textual: the headless run and the tests use it without a terminal.
 """
@@ -25,11 +32,20 @@ from agentdeck.sim import MockServer, MockSettings
 from agentdeck.sim.traffic import Scenario, Traffic, demo_agents
 
 DEMO_KEYS = ("claude-code", "codex", "batch-pipeline", "aider")
-ANTHROPIC_RPS_CEILING = 8.0
+RPS_CEILING = 8.0
+"""The OpenAI-style mock's hard requests/s limit (the fast tier's traffic lands there)."""
+DEMO_TIERS: dict[str, Any] = {
+    "fast": {"anthropic": "claude-haiku-4-5", "openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash"},
+    "balanced": {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o", "gemini": "gemini-2.5-pro"},
+    "smart": "claude-opus-4-5",
+}
 
 
-def demo_config(openai_url: str, anthropic_url: str, data_dir: Path, base: Config | None = None) -> tuple[Config, dict[str, str]]:
-    """The demo's gateway config and the agents' gateway keys (random per run, never written anywhere)."""
+def demo_config(openai_url: str, anthropic_url: str, data_dir: Path, base: Config | None = None,
+                google_url: str | None = None) -> tuple[Config, dict[str, str]]:
+    """The demo's gateway config and the agents' gateway keys (random per run, never written anywhere).
+
+    ``google_url`` is the Gemini-style mock (the OpenAI one's URL when not given: every mock speaks all three)."""
     keys = {name: f"demo-{name}-{secrets.token_hex(6)}" for name in DEMO_KEYS}
     retry = {"max_retries": 2, "backoff_base_s": 0.2, "backoff_max_s": 2.0}
     data: dict[str, Any] = {
@@ -42,13 +58,16 @@ def demo_config(openai_url: str, anthropic_url: str, data_dir: Path, base: Confi
         "providers": {
             "anthropic": {"protocol": "anthropic", "base_url": anthropic_url, "api_key": "demo-provider-key-anthropic",
                           "models": ["claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5"],
-                          "limits": {"rps": 20, "slots": 24, "increase": 2, "increase_every_s": 10,
-                                     "max_queue_wait_s": 5},
-                          "retry": retry},
+                          "limits": {"rps": 60, "slots": 60}, "retry": retry},
             "openai": {"protocol": "openai", "base_url": openai_url, "api_key": "demo-provider-key-openai",
                        "models": ["gpt-4o-mini", "gpt-4o", "gpt-4.1"],
-                       "limits": {"rps": 60, "slots": 60}, "retry": retry},
+                       "limits": {"rps": 20, "slots": 24, "increase": 2, "increase_every_s": 10,
+                                  "max_queue_wait_s": 5},
+                       "retry": retry, "fallback": "google"},
+            "google": {"protocol": "gemini", "base_url": google_url or openai_url, "api_key": "demo-provider-key-google",
+                       "models": ["gemini-*"], "limits": {"rps": 60, "slots": 60}, "retry": retry},
         },
+        "routing": {"tiers": DEMO_TIERS},
     }
     for k in data["keys"]:
         if k["daily_budget_usd"] is None:
@@ -68,6 +87,7 @@ class DemoRig:
     keep_data: bool = False
     openai_mock: MockServer | None = None
     anthropic_mock: MockServer | None = None
+    google_mock: MockServer | None = None
     gateway: Any = None  # GatewayThread
     traffic: Traffic | None = None
     cfg: Config | None = None
@@ -78,9 +98,11 @@ class DemoRig:
         from agentdeck.gateway.server import GatewayThread
 
         self.data_dir = Path(tempfile.mkdtemp(prefix="agentdeck-demo-"))
-        self.openai_mock = MockServer(MockSettings(token_ms=1.0, seed=11)).start()
-        self.anthropic_mock = MockServer(MockSettings(token_ms=1.0, rps_limit=ANTHROPIC_RPS_CEILING, seed=12)).start()
-        self.cfg, keys = demo_config(self.openai_mock.url, self.anthropic_mock.url, self.data_dir, self.base)
+        self.openai_mock = MockServer(MockSettings(token_ms=1.0, rps_limit=RPS_CEILING, seed=11)).start()
+        self.anthropic_mock = MockServer(MockSettings(token_ms=1.0, seed=12)).start()
+        self.google_mock = MockServer(MockSettings(token_ms=1.0, seed=13, dated_models=True)).start()
+        self.cfg, keys = demo_config(self.openai_mock.url, self.anthropic_mock.url, self.data_dir, self.base,
+                                     google_url=self.google_mock.url)
         self.gateway = GatewayThread(self.cfg).start()
         self.traffic = Traffic(self.gateway.url, demo_agents(keys, self.rate), self.scenario).start()
         self.started_at = time.time()
@@ -98,7 +120,7 @@ class DemoRig:
             self.traffic.stop()
         if self.gateway is not None:
             self.gateway.stop_quietly()
-        for m in (self.openai_mock, self.anthropic_mock):
+        for m in (self.openai_mock, self.anthropic_mock, self.google_mock):
             if m is not None:
                 m.stop()
         if self.data_dir is not None and not self.keep_data:

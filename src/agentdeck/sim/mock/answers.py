@@ -374,3 +374,27 @@ def dated_model(model: str, anthropic: bool) -> str:
     if _DATED.search(model):
         return model
     return model + ("-20250929" if anthropic else "-2025-08-07")
+
+
+GEMINI_MODEL_IDS = ("gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro")
+_GEMINI_VERSIONED = re.compile(r"-(?:\d{3}|\d{2}-\d{2}|\d{2}-\d{4}|latest)$")
+
+
+def gemini_dated_model(model: str) -> str:
+    """The versioned ID Google names in `modelVersion` for a model alias: its stable version, `-001`
+    (`gemini-2.5-flash` -> `gemini-2.5-flash-001`); an ID that already names a version or a dated
+    preview (`gemini-2.5-flash-preview-09-2025`, `...-preview-05-20`), or `-latest`, is kept."""
+    if _GEMINI_VERSIONED.search(model):
+        return model
+    return model + "-001"
+
+
+def gemini_models_body(dated: bool = False) -> bytes:
+    """`GET /v1beta/models` in Google's shape (`models/ID` names; versioned IDs when `dated`)."""
+    models = []
+    for i in GEMINI_MODEL_IDS:
+        mid = gemini_dated_model(i) if dated else i
+        models.append({"name": f"models/{mid}", "version": "001", "displayName": i.replace("-", " ").title(),
+                       "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+                       "supportedGenerationMethods": ["generateContent", "countTokens"]})
+    return orjson.dumps({"models": models})

@@ -17,7 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from agentdeck.sim.mock.answers import Answer, default_message, hexid, tool_input
+from agentdeck.sim.mock.answers import Answer, default_message, gemini_dated_model, gemini_models_body, hexid, tool_input
 from agentdeck.sim.mock.asgi import Headers, Request, Scope, Send, send_json_status
 from agentdeck.sim.mock.settings import Magic, effective_magic, parse_magic
 from agentdeck.sim.mock.streams import StreamPlan, Style, send_stream
@@ -30,8 +30,12 @@ PROTOCOL = "gemini"
 TOOL_NAME = "lookup"
 
 
+MODELS_PATH = "/v1beta/models"
+"""Google's model list (`GET /v1/models` stays the OpenAI-style list, as at the gateway)."""
+
+
 def is_gemini_path(path: str) -> bool:
-    return path.startswith(("/v1beta/models/", "/v1/models/")) and ":" in path
+    return (path.startswith(("/v1beta/models/", "/v1/models/")) and ":" in path) or path == MODELS_PATH
 
 
 def error_body(status: int, message: str, retry_s: int | None = None) -> bytes:
@@ -179,6 +183,12 @@ async def handle(st: "MockState", scope: Scope, req: Request, send: Send, path: 
                                 base)
 
     raw = st.last_body = await req.body()
+    if path == MODELS_PATH:
+        if scope["method"] != "GET":
+            return await error(405, f"Method {scope['method']} not allowed on {path}")
+        if not _key(scope):
+            return await error(403, "Method doesn't allow unregistered callers (callers without established identity).")
+        return await send_json_status(send, 200, gemini_models_body(settings.dated_models), base)
     if path.endswith(":countTokens"):
         return await _count_tokens(st, scope, send, path, raw, error, base)
     matched = match_path(path)
@@ -240,10 +250,11 @@ async def handle(st: "MockState", scope: Scope, req: Request, send: Send, path: 
         magic = dataclasses.replace(magic, json=True)  # structured output asked for: the answer is a JSON object
     ans = st.answer(model, text, magic, max_tokens)
     tool_use = settings.tool_use or (magic.tool and not _has_tool_result(body))
+    echo = gemini_dated_model(model) if settings.dated_models else model  # modelVersion names the version that ran
     if endpoint.name == "STREAM_GENERATE":
-        plan = stream_plan(model, input_tokens, ans, magic, Style.of(settings), tool_use)
+        plan = stream_plan(echo, input_tokens, ans, magic, Style.of(settings), tool_use)
         return await send_stream(req, send, base, plan, magic, settings.token_ms)
-    return await send_json_status(send, 200, generate_body(model, input_tokens, ans, magic, tool_use), base)
+    return await send_json_status(send, 200, generate_body(echo, input_tokens, ans, magic, tool_use), base)
 
 
 __all__ = ["error_body", "estimate_tokens", "generate_body", "handle", "is_gemini_path", "stream_plan"]
