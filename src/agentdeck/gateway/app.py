@@ -73,7 +73,7 @@ class Gateway:
         self.admin_token = cfg.gateway.admin_token or secrets.token_urlsafe(24)
         self.alerts = AlertSink(cfg.alerts, self.bus, stderr=alerts_to_stderr, redact=self.secrets())
         self.sessions = SessionRegistry(reserved_names={k.name for k in cfg.keys})
-        self.router = Router(cfg)
+        self.router = Router(cfg, prices=self.prices)  # the cross-vendor tier choice warms the gateway's prices
         self.matcher = self.router.matcher  # one cache of which provider serves which model
         self.downgrade = DowngradeWatch(cfg.routing.downgrade_at)
         self.savings = SavingsTracker()
