@@ -68,8 +68,12 @@ def test_anthropic_caller_falls_back_to_an_openai_provider(make_gateway: Any, mo
     assert dead.stats()["requests"] == 1
     rows = wait_rows(gw, 2)
     assert rows[0]["provider"] == "openai" and rows[0]["output_tokens"] == final.usage.output_tokens > 0
-    st = admin_get(gw, "/admin/status")["providers"]
+    status = admin_get(gw, "/admin/status")
+    st = status["providers"]
     assert st["openai"]["in_flight"] == 0 and st["anthropic"]["in_flight"] == 0
+    # the budget holds (the provider's and the fallback's) are settled to what the fallback's answers cost
+    assert status["spend"]["reserved_usd"] == pytest.approx(0.0, abs=1e-12)
+    assert status["spend"]["hour_usd"] == pytest.approx(sum(r["cost_usd"] for r in rows), abs=1e-6)  # shown to 6 places
 
 
 def test_a_translated_call_falls_back_to_the_callers_own_protocol(make_gateway: Any, mock: MockServer,
@@ -121,3 +125,18 @@ def test_a_fallback_of_another_protocol_needs_translation() -> None:
     assert parse_config({"providers": providers}, "t", environ={}).providers["a"].fallback == "o"
     with pytest.raises(ConfigError, match=r"providers\.a\.fallback: 'o' speaks openai, not anthropic; .*translate = true"):
         parse_config({"providers": providers, "routing": {"translate": False}}, "t", environ={})
+
+
+def test_a_fallback_the_budget_cannot_hold_is_not_taken(make_gateway: Any, mock: MockServer, dead: MockServer) -> None:
+    """The fallback's worst case is held before it is sent; priced past the budget, the call stays on its provider."""
+    providers = {"anthropic": {"protocol": "anthropic", "models": ["claude-haiku-4-5"], "base_url": dead.url,
+                               "api_key": "provider-key-SECRET-1234", "fallback": "openai", **FAILING}}
+    gw = make_gateway(providers=providers, routing={"tiers": TIERS},
+                      prices={"gpt-4o-mini": {"input": 1e9, "output": 1e9}})  # worst case far past the $1000 hour
+    a = anthropic.Anthropic(base_url=gw.url, api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    with pytest.raises(anthropic.InternalServerError):
+        a.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=[{"role": "user", "content": "x"}])
+    row = _row(gw)
+    assert (row["provider"], row["fallback_from"], row["status"]) == ("anthropic", None, 500)
+    assert mock.stats()["requests"] == 0
+    assert admin_get(gw, "/admin/status")["spend"]["reserved_usd"] == pytest.approx(0.0, abs=1e-12)
