@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -15,7 +16,7 @@ from agentdeck.routing import Router
 from agentdeck.routing.choice import blended
 from agentdeck.sim import MockServer
 from deck_support import GATEWAY_KEY
-from translate_support import translate_config, wait_rows
+from translate_support import run_client, translate_config, wait_rows
 
 GREP = "grep for TODOs in the payments module"                     # fast
 FEATURE = "Implement pagination for the /projects endpoint"        # balanced
@@ -125,3 +126,16 @@ def test_an_escalation_goes_to_the_next_tiers_cheapest_model(make_gateway: Any, 
     o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
     r = o.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": GREP}])
     assert r.headers["x-agentdeck-model"] == "gpt-4o-mini" and "x-agentdeck-translated" not in r.headers
+
+
+def test_claude_code_at_its_defaults_with_auto_runs_the_cheapest_vendor(make_gateway: Any, mock: MockServer,
+                                                                        tmp_path: Path) -> None:
+    """The default tiers, both vendors keyed: Claude Code's auto calls (a tool call, then the answer) run on OpenAI."""
+    gw = make_gateway(**translate_config(mock.url))
+    p = run_client(gw, tmp_path, "claude", "-p", "look it up [mock:tool]", "--model", "auto")
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [r for r in wait_rows(gw, 2) if r["model_requested"] == "auto"]
+    assert len(rows) >= 2, rows
+    assert all(r["provider"] == "openai" and r["model"].startswith("gpt-") and r["status"] == 200 and r["cost_usd"] > 0
+               for r in rows), rows
+    assert "model=gpt-" in p.stdout
