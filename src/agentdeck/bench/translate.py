@@ -23,12 +23,18 @@ import statistics
 import subprocess
 import tempfile
 import time
+import timeit
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
+import httpx
 import orjson
+
+from agentdeck.wire import PROTOCOLS, Endpoint
+from agentdeck.wire.sse import SSEDecoder
+from agentdeck.wire.translate import translator
 
 from agentdeck.bench.gateway import BENCH_ADMIN, BENCH_KEY, Round, _spawn
 
@@ -187,6 +193,59 @@ def _measure(url: str, body: bytes, concurrency: int, seconds: float, gw: _Cpu, 
     return _Measured(r, (g1 - g0) / calls * 1e6, (m1 - m0) / calls * 1e6)
 
 
+def _provider_answer(mock_url: str, provider: str, model: str, stream: bool) -> bytes:
+    """The mock's answer as the gateway gets it from this provider (a chat stream with its usage chunk)."""
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 16}
+    if stream:
+        body["stream"] = True
+        if provider == "openai":
+            body["stream_options"] = {"include_usage": True}
+    headers = {"authorization": "Bearer sk-bench", "x-api-key": "sk-bench", "anthropic-version": "2023-06-01"}
+    with httpx.Client(timeout=10) as c:
+        r = c.post(mock_url + _CALLERS[provider][0], json=body, headers=headers)
+        r.raise_for_status()
+        return r.content
+
+
+def _cpu_us(fn: Callable[[], object], n: int = 2000) -> float:
+    """Best of seven of ``n`` calls, in this thread's CPU time (preemption by other work does not count)."""
+    return min(timeit.repeat(fn, number=n, repeat=7, timer=time.thread_time)) / n * 1e6
+
+
+def _codec_cost(mock_url: str, caller: str, provider: str, stream: bool) -> tuple[float, float]:
+    """In-process CPU (us per call) of what a translated call does with the provider's answer and the
+    caller's request, against what the direct call to the same provider does: (direct, translated).
+
+    Unary: direct = patch the body, read the usage; translated = translate the request, read the
+    usage, translate the answer. Stream: the provider's own meter over its stream, against the
+    translating meter over the same stream (SSE framing, the same on both sides, left out)."""
+    direct_ep, caller_ep = Endpoint(_CALLERS[provider][0]), Endpoint(_CALLERS[caller][0])
+    model = _CALLERS[provider][1]
+    body = orjson.loads(_body(model, stream))
+    pw, cw = PROTOCOLS[direct_ep], PROTOCOLS[caller_ep]
+    p_direct, p_caller = pw.parse(direct_ep, body, orjson.dumps(body)), cw.parse(caller_ep, body, orjson.dumps(body))
+    tr = translator(caller_ep, provider)
+    assert tr is not None
+    raw = _provider_answer(mock_url, provider, model, stream)
+    if stream:
+        events = SSEDecoder().feed(raw)
+
+        def direct() -> None:
+            meter = pw.meter(p_direct)
+            for ev in events:
+                meter.feed(ev)
+
+        def translated() -> None:
+            meter = tr.meter(cw, p_caller, model)
+            for ev in events:
+                meter.feed(ev)
+
+        return _cpu_us(direct), _cpu_us(translated)
+    return (_cpu_us(lambda: (pw.patch(p_direct, model, 16), pw.usage_from_json(orjson.loads(raw)))),
+            _cpu_us(lambda: (tr.request(p_caller, model, 16), pw.usage_from_json(orjson.loads(raw)),
+                             tr.response(raw, model))))
+
+
 def run_translate_bench(duration: float = 3.0, concurrency: int = 32, rounds: int = 2,
                         single_s: float = 3.0) -> list[dict[str, Any]]:
     """One row per (translated direction, streamed or not): p50 at one caller, throughput and gateway
@@ -211,7 +270,7 @@ def run_translate_bench(duration: float = 3.0, concurrency: int = 32, rounds: in
                 for k in order if i % 2 == 0 else order[::-1]:
                     measured[k].append(_measure(*loads[k], concurrency, duration, gw_cpu, mock_cpu))
             for c, p in _TRANSLATED:
-                rows.append(_row(c, p, stream, concurrency, single, measured))
+                rows.append(_row(c, p, stream, concurrency, single, measured, _codec_cost(mock_url, c, p, stream)))
     finally:
         for proc in (gw, mock):
             proc.terminate()
@@ -224,7 +283,7 @@ def run_translate_bench(duration: float = 3.0, concurrency: int = 32, rounds: in
 
 
 def _row(caller: str, provider: str, stream: bool, concurrency: int, single: dict[tuple[str, str], Round],
-         measured: dict[tuple[str, str], list[_Measured]]) -> dict[str, Any]:
+         measured: dict[tuple[str, str], list[_Measured]], codec: tuple[float, float]) -> dict[str, Any]:
     tr, same_provider, same_caller = (caller, provider), (provider, provider), (caller, caller)
 
     def rps(k: tuple[str, str]) -> float:
@@ -250,6 +309,8 @@ def _row(caller: str, provider: str, stream: bool, concurrency: int, single: dic
         "added_cpu_us": round(cpu(tr) - cpu(same_provider), 1),
         "cpu_ratio": round(cpu(same_provider) / cpu(tr), 3) if cpu(tr) else None,
         "same_caller_cpu_us": round(cpu(same_caller), 1),
+        "codec_direct_us": round(codec[0], 1), "codec_translated_us": round(codec[1], 1),
+        "codec_added_us": round(codec[1] - codec[0], 1),
         "mock_cpu_us": {f"{c}->{p}": round(statistics.median(m.mock_cpu_us for m in ms), 1)
                         for (c, p), ms in measured.items() if (c, p) in (tr, same_provider)},
         "errors": sum(m.round.errors for k in (tr, same_provider, same_caller) for m in measured[k])
@@ -262,10 +323,11 @@ def format_translate_report(rows: list[dict[str, Any]]) -> str:
              "provider's own protocol to the same provider (same mock handler); 'same caller' = the old baseline,",
              "the caller's direct call to a model of its own protocol. ratio = median over rounds [min-max];",
              "CPU = the gateway process's CPU time per call; CPU ratio = direct / translated (the throughput",
-             "ratio of a gateway that is the bottleneck).",
+             "ratio of a gateway that is the bottleneck); codec added = in-process CPU per call of the translation",
+             "over what the direct call does with the same answer (request, answer or stream meter; best of 7).",
              f"{'translated':<26}{'mode':<7}{'p50 dir.':>9}{'transl.':>9}{'added':>8}{'req/s dir.':>11}{'transl.':>9}"
              f"{'ratio':>7}{'[min-max]':>13}{'CPU/call dir.':>14}{'transl.':>9}{'added':>8}{'CPU ratio':>10}"
-             f"{'same caller: ratio':>20}{'CPU':>7}{'err':>5}"]
+             f"{'same caller: ratio':>20}{'CPU':>7}{'codec added':>13}{'err':>5}"]
     for r in rows:
         span = f"[{r['ratio_min']:.2f}-{r['ratio_max']:.2f}]" if r["ratio_min"] is not None else "-"
         lines.append(
@@ -274,5 +336,6 @@ def format_translate_report(rows: list[dict[str, Any]]) -> str:
             f"{r['direct_rps']:>11.0f}{r['translated_rps']:>9.0f}{r['translated_vs_direct'] or 0:>7.2f}{span:>13}"
             f"{r['direct_cpu_us']:>12.0f}us{r['translated_cpu_us']:>7.0f}us{r['added_cpu_us']:>6.0f}us"
             f"{r['cpu_ratio'] or 0:>10.2f}"
-            f"{r['translated_vs_same_caller'] or 0:>20.2f}{r['same_caller_cpu_us']:>5.0f}us{r['errors']:>5}")
+            f"{r['translated_vs_same_caller'] or 0:>20.2f}{r['same_caller_cpu_us']:>5.0f}us"
+            f"{r['codec_added_us']:>11.1f}us{r['errors']:>5}")
     return "\n".join(lines)
