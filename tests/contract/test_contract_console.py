@@ -101,8 +101,15 @@ def test_console_keys_stop_cancel_help_quit(tmp_path: Path, gateway: str) -> Non
         assert b"escape closes" in term.screen[mark:], "'?' did not open the help"
         term.press(b"\x1b")
 
-        term.press(b"q", settle=1.0)
-        if term.proc.poll() is None:  # it asks first while the gateway serves: enter confirms
+        mark = len(term.screen)
+        term.press(b"q", settle=0.2)
+        # It asks first while the gateway serves: enter confirms, once the dialog is drawn (an enter
+        # pressed before it appears, on a loaded machine, would leave the dialog waiting).
+        deadline = time.monotonic() + 15
+        while term.proc.poll() is None and b"stop the gateway?" not in term.screen[mark:] \
+                and time.monotonic() < deadline:
+            term.pump(0.2)
+        if term.proc.poll() is None:
             term.press(b"\r", settle=0.2)
         deadline = time.monotonic() + 15
         while term.proc.poll() is None and time.monotonic() < deadline:

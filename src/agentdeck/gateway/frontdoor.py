@@ -140,12 +140,16 @@ def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
                     if self._header_bytes > limit:
                         self._refuse(too_big)
                         return
-                    self._headers_done()
+                    self._awaiting_headers = False
+                    if self._header_timer is not None:
+                        self._disarm()
             super().data_received(data)
 
         def on_headers_complete(self) -> None:
             # The parser's word is final (a pipelined request's headers may sit in an earlier chunk).
-            self._headers_done()
+            if self._awaiting_headers:
+                self._awaiting_headers = False
+                self._disarm()
             super().on_headers_complete()
 
         def send_400_response(self, msg: str) -> None:
@@ -159,10 +163,6 @@ def protocol_class(door: FrontDoor) -> type[HttpToolsProtocol]:
             self._awaiting_headers = True
             self._header_bytes = 0
             self._tail = b""
-
-        def _headers_done(self) -> None:
-            self._awaiting_headers = False
-            self._disarm()
 
         def _arm(self) -> None:
             self._disarm()
