@@ -36,6 +36,7 @@ def test_auto_takes_the_cheapest_model_of_the_tier_across_vendors() -> None:
     assert blended(prices.get("gpt-4o-mini", "openai")) < blended(prices.get("claude-haiku-4-5", "anthropic"))
     r = router.resolve("auto", "anthropic", GREP, 40, 0.0)
     assert (r.tier, r.model) == ("fast", "gpt-4o-mini")
+    assert "gpt-4o-mini is the fast tier's cheapest configured model" in r.reason and "claude-haiku-4-5 ($2.00)" in r.reason
     choice = router.choices[("fast", "anthropic")]
     assert choice.provider == "openai" and [m for m, _ in choice.others] == ["claude-haiku-4-5"]
     # a named tier is the caller's own column of the table (the contract's "fast = that tier")

@@ -85,6 +85,8 @@ class Router:
         """(tier, caller protocol) -> the model `auto` takes."""
         self._alias: dict[tuple[str, str], str] = dict(self._table)
         """(tier, caller protocol) -> the model a named tier takes."""
+        self._why: dict[tuple[str, str], str] = {}
+        """(tier, caller protocol) -> why auto takes its model, added to the route's reason (agentdeck route)."""
         if self.cross_vendor:
             self._choose(prices)
         self._fallback_matchers = {p.fallback: serving(cfg.providers, p.fallback) for p in cfg.providers.values()
@@ -109,6 +111,10 @@ class Router:
                     continue  # no provider with a key serves any of them: the caller's own model, as before
                 self.choices[(tier, protocol)] = choice
                 self._auto[(tier, protocol)] = choice.model
+                if choice.others:
+                    over = ", ".join(f"{m} (${b:.2f})" for m, b in choice.others)
+                    self._why[(tier, protocol)] = (f"; {choice.model} is the {tier} tier's cheapest configured model "
+                                                   f"(${choice.blended:.2f}/Mtok at 3:1 input:output) over {over}")
                 self._alias.setdefault((tier, protocol), choice.model)
 
     # -- tiers -----------------------------------------------------------------------------
@@ -206,7 +212,9 @@ class Router:
                 rule = f"{rule}+downgrade"
                 reason = (f"{reason}; budget {budget_share:.0%} used (downgrade at {self.downgrade_at:.0%}): "
                           f"{downgraded} -> {tier}")
-            return Route(tier, self.model_for(tier, protocol, self._auto), rule, reason, downgraded)
+            why = self._why.get((tier, protocol))
+            return Route(tier, self.model_for(tier, protocol, self._auto), rule, reason + why if why else reason,
+                         downgraded)
         if model_requested in TIERS:
             return Route(model_requested, self.model_for(model_requested, protocol, self._alias), "alias",
                          f"the client asked for the {model_requested} tier")
