@@ -46,3 +46,16 @@ def test_a_gemini_answer_is_judged_like_the_others() -> None:
     says_json = {"systemInstruction": {"parts": [{"text": "Respond only with JSON."}]}, **ask}
     assert quality_problem("gemini", ep, says_json, answer([{"text": "{not json"}])) == "invalid-json"
     assert quality_problem("gemini", ep, says_json, answer([{"text": '{"files": []}'}])) is None
+
+
+def test_route_takes_the_gemini_protocol(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[gateway]\ndata_dir = "{tmp_path / "d"}"\n[routing.tiers]\nfast = "gemini-2.5-flash"\n')
+    out = subprocess.run([sys.executable, "-m", "agentdeck", "route", "--json", "--protocol", "gemini", "--config",
+                          str(cfg), "grep for TODOs in the payments module"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["model"] == "gemini-2.5-flash"

@@ -12,7 +12,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("route", parents=parents, help="which tier and model a task would be routed to, and by which rule")
     p.add_argument("text", nargs="+", metavar="TEXT", help="the task, as an agent would send it ('-' reads it from stdin)")
     p.add_argument("--json", action="store_true", help='print {"tier", "model", "rule", "reason"} as JSON')
-    p.add_argument("--protocol", choices=("anthropic", "openai"), default="anthropic",
+    p.add_argument("--protocol", choices=("anthropic", "openai", "gemini"), default="anthropic",
                    help="which column of the tier table to use (default: anthropic)")
     p.add_argument("--context-tokens", type=int, default=None, metavar="N",
                    help="size of the whole prompt in tokens (default: estimated from TEXT)")
