@@ -140,3 +140,20 @@ def test_a_fallback_the_budget_cannot_hold_is_not_taken(make_gateway: Any, mock:
     assert (row["provider"], row["fallback_from"], row["status"]) == ("anthropic", None, 500)
     assert mock.stats()["requests"] == 0
     assert admin_get(gw, "/admin/status")["spend"]["reserved_usd"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_responses_caller_falls_back_to_anthropic(make_gateway: Any, mock: MockServer, dead: MockServer) -> None:
+    gw = _gateway(make_gateway, mock, dead, "openai", "anthropic")
+    o = openai.OpenAI(base_url=gw.url + "/v1", api_key=GATEWAY_KEY, max_retries=0, timeout=20)
+    raw = o.responses.with_raw_response.create(model="gpt-4o", input="hi", max_output_tokens=60)
+    resp = raw.parse()
+    assert raw.headers["x-agentdeck-translated"] == "openai->anthropic"
+    assert raw.headers["x-agentdeck-model"] == "claude-sonnet-4-5", "gpt-4o is balanced: the balanced Claude model"
+    assert resp.output_text.startswith("model=claude-sonnet-4-5")
+    with o.responses.stream(model="gpt-4o", input="more", max_output_tokens=60) as s:
+        kinds = [e.type for e in s]
+        final = s.get_final_response()
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert final.output_text.startswith("model=claude-sonnet-4-5") and final.usage is not None
+    rows = wait_rows(gw, 2)
+    assert [(r["provider"], r["fallback_from"], r["status"]) for r in rows] == [("anthropic", "openai", 200)] * 2
