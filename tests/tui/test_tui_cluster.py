@@ -6,10 +6,12 @@ puts in every stats tick; a local gateway's ticks carry none and the console sho
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from textual.css.query import NoMatches
 from textual.geometry import Region
 from textual.widget import Widget
 from tui_scripted import T0, ReplayEngine, make_tick
@@ -43,6 +45,21 @@ def _text(w: Widget) -> str:
     return "\n".join(s.text for s in w.render_lines(Region(0, 0, w.size.width, w.size.height)))
 
 
+async def _until(pilot: Any, read: Any, want: str, timeout: float = 15.0) -> str:
+    """Let the console pump until ``read()`` shows ``want`` (a loaded machine may take a few frames); what it shows."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        text = ""
+        try:
+            text = read()
+        except NoMatches:
+            pass
+        if want in text or loop.time() > end:
+            return text
+        await pilot.pause(0.05)
+
+
 def _app(engine: ReplayEngine) -> ConsoleApp:
     app = ConsoleApp(engine, db_path=DB_DIR / "agentdeck.db", project_dir=Path("/srv/example-project"))
     app.clock = lambda: T0 + 11
@@ -55,12 +72,11 @@ async def test_the_console_shows_every_process_of_the_cluster_and_a_dead_one_lea
     eng = ReplayEngine([cluster_tick(i, three) for i in range(3)])
     app = _app(eng)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
-        bar = _text(app.query_one(TopBar))
-        assert "cluster 3 procs 58.5 req/s 7 in flight" in bar
+        bar = await _until(pilot, lambda: _text(app.query_one(TopBar)), "cluster 3 procs")
+        assert "cluster 3 procs  (58.5 req/s, 7 in flight)" in bar
         await pilot.press("2")
-        await pilot.pause(0.3)
-        table = _text(app.query_one(ClusterProcesses))
+        procs = lambda: _text(app.query_one(ClusterProcesses))  # noqa: E731
+        table = await _until(pilot, procs, "3 processes")
         assert "cluster 'prod' on 10.0.0.5:6379: 3 processes, 58.5 req/s, 7 in flight" in table
         lines = table.splitlines()
         row = {pid: next(ln for ln in lines if f":{pid} " in ln) for pid in (4101, 4102, 977)}
@@ -68,30 +84,39 @@ async def test_the_console_shows_every_process_of_the_cluster_and_a_dead_one_lea
         assert "live" in row[4102] and "17.5" in row[4102] and "0.6s ago" in row[4102]
         assert "STOPPED" in row[977] and "ci-2:977" in row[977]
         assert "10m" in row[4101]  # up since T0 - 600
-        stats = _text(app.query_one("ProviderStats"))
+        stats = await _until(pilot, lambda: _text(app.query_one("ProviderStats")), "cluster")
         assert "7/" in stats and "cluster" in stats  # the shared slots, held across the cluster
 
         # One process stopped heartbeating: its row is gone from the next tick, and from the screen.
         eng.push([cluster_tick(3, three[:2])])
-        await pilot.pause(0.4)
-        table = _text(app.query_one(ClusterProcesses))
+        table = await _until(pilot, procs, "2 processes")
         assert ":977" not in table and "2 processes" in table
-        assert "cluster 2 procs" in _text(app.query_one(TopBar))
+        assert "cluster 2 procs" in await _until(pilot, lambda: _text(app.query_one(TopBar)), "cluster 2 procs")
 
         # Redis not answering: the bar says so in words, the table keeps the last rows and says why.
         eng.push([cluster_tick(4, three[:2], up=False)])
-        await pilot.pause(0.4)
-        assert "cluster: Redis not answering" in _text(app.query_one(TopBar))
-        assert "Redis not answering (ConnectionError: refused)" in _text(app.query_one(ClusterProcesses))
+        bar = await _until(pilot, lambda: _text(app.query_one(TopBar)), "Redis not answering")
+        assert "cluster: Redis not answering" in bar
+        assert "Redis not answering (ConnectionError: refused)" in await _until(pilot, procs, "ConnectionError")
+
+
+async def test_a_narrow_terminal_keeps_the_process_count_and_each_row() -> None:
+    procs = [_proc(4101, 8787, in_flight=5, rps=41.0, seen_ago=0.0),
+             _proc(977, 8787, in_flight=0, rps=0.0, seen_ago=1.2, stopped=True, host="ci-2-long-hostname.internal")]
+    app = _app(ReplayEngine([cluster_tick(i, procs) for i in range(3)]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert "cluster 2 procs" in await _until(pilot, lambda: _text(app.query_one(TopBar)), "cluster 2 procs")
+        await pilot.press("2")
+        table = await _until(pilot, lambda: _text(app.query_one(ClusterProcesses)), "1.2s ago")
+        assert "ci-2-long-hostname.internal:977" in table and "STOPPED" in table and "1.2s ago" in table
+        assert "address" not in table  # dropped before anything that says how the process is doing
 
 
 async def test_a_local_gateway_adds_nothing_to_the_console() -> None:
     eng = ReplayEngine([make_tick(i) for i in range(3)])
     app = _app(eng)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
-        assert "cluster" not in _text(app.query_one(TopBar))
         await pilot.press("2")
-        await pilot.pause(0.3)
+        assert "in use" in await _until(pilot, lambda: _text(app.query_one("ProviderStats")), "in use")  # ticks arrived
+        assert "cluster" not in _text(app.query_one(TopBar))
         assert not app.query(ClusterProcesses)
-        assert "in use" in _text(app.query_one("ProviderStats"))

@@ -182,3 +182,4 @@ class ProvidersPane(VerticalScroll, LivePane):
     def on_resize(self) -> None:
         self.set_class(self.size.width < self.NARROW_BELOW, "-narrow")
         self._shown = -1
+        self._procs_shown = -1  # the process table drops columns on a narrow terminal

@@ -15,6 +15,8 @@ from textual.widgets import Static
 
 from agentdeck.tui.model import ClusterModel, fmt_duration
 
+WIDE_FROM = 100
+
 
 class ClusterProcesses(Static):
     COMPONENT_CLASSES = {"procs--title", "procs--dim", "procs--stopped", "procs--this", "procs--down"}
@@ -36,14 +38,20 @@ class ClusterProcesses(Static):
                      st("procs--dim"))
         if not m.up:
             title.append(f"  Redis not answering ({m.error or 'unknown'}): rows from the last read", st("procs--down"))
-        table = Table(box=None, padding=(0, 2), show_edge=False, header_style=st("procs--dim"), expand=False)
-        for col, just in (("process", "left"), ("address", "left"), ("state", "left"), ("in flight", "right"),
-                          ("req/s", "right"), ("up", "right"), ("last seen", "right")):
-            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        wide = (self.size.width or 140) >= WIDE_FROM  # narrow terminals lose the address and uptime first
+        table = Table(box=None, padding=(0, 2 if wide else 1), show_edge=False, header_style=st("procs--dim"),
+                      expand=False)
+        cols = [("process", "left"), ("address", "left"), ("state", "left"), ("in flight", "right"), ("req/s", "right"),
+                ("up", "right"), ("last seen", "right")]
+        keep = [c for c in cols if wide or c[0] not in ("address", "up")]
+        for col, just in keep:
+            table.add_column(col, justify=just, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
         for p in m.lines:
             style = st("procs--stopped") if p.stopped else st("procs--this") if p.this else None
-            table.add_row(("● " if p.this else "  ") + p.who, p.address, "STOPPED" if p.stopped else "live",
-                          str(p.in_flight), f"{p.rps:.1f}", fmt_duration(p.up_s), f"{p.seen_s:.1f}s ago", style=style)
+            cells = {"process": ("● " if p.this else "  ") + p.who, "address": p.address,
+                     "state": "STOPPED" if p.stopped else "live", "in flight": str(p.in_flight), "req/s": f"{p.rps:.1f}",
+                     "up": fmt_duration(p.up_s), "last seen": f"{p.seen_s:.1f}s ago"}
+            table.add_row(*(cells[c] for c, _ in keep), style=style)
         return Group(title, table)  # the headline apart: a table's title would wrap at the table's width
 
     def show(self, m: ClusterModel) -> None:

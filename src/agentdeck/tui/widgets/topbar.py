@@ -93,13 +93,13 @@ class TopBar(Static):
             (f"/{fmt_usd(st.hourly_budget)}", self._s("dim")))
         add(1, ("day ", self._s("label")), (fmt_usd(st.day_usd), self._meter_style(st.day_usd, st.daily_budget)),
             (f"/{fmt_usd(st.daily_budget)}", self._s("dim")))
-        add(2, (f"{st.rps:.1f}", None), (" req/s", self._s("label")))
         c = st.cluster
+        add(3 if c else 2, (f"{st.rps:.1f}", None), (" req/s", self._s("label")))  # this process's
         if c:  # cluster mode: the spend and stop above are the cluster's; how many processes share them
             n = len(c.get("processes") or [])
             if c.get("up", True):
-                add(3, ("cluster ", self._s("label")), (f"{n} proc{'s' if n != 1 else ''}", None),
-                    (f" {float(c.get('rps') or 0.0):.1f} req/s {int(c.get('in_flight') or 0)} in flight", self._s("dim")))
+                add(2, ("cluster ", self._s("label")), (f"{n} proc{'s' if n != 1 else ''}", None))
+                add(4, (f"({float(c.get('rps') or 0.0):.1f} req/s, {int(c.get('in_flight') or 0)} in flight)", self._s("dim")))
             else:
                 add(1, ("cluster: Redis not answering", self._s("over")))
         add(5, (f"{st.in_flight}", None), (" in flight", self._s("label")))
