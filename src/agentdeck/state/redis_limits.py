@@ -522,7 +522,15 @@ class RedisLimit:
         fut = self.link.eval_soon(self._s.headers, [self._shared],
                                   [str(remaining), repr(min(reset_s, _MAX_HEADER_HOLD_S)), repr(low_water)])
         if fut is not None:
-            fut.add_done_callback(self._released)  # same handling: a lost write only costs pacing precision
+            fut.add_done_callback(self._headers_shared)
+
+    def _headers_shared(self, fut: "asyncio.Future[Any]") -> None:
+        """A lost write only costs pacing precision: say so on stderr unless Redis is down (the link says that)."""
+        if fut.cancelled():
+            return
+        err = fut.exception()
+        if err is not None and not self.link.failed(err):
+            print(f"agentdeck: cluster rate-limit headers update failed: {type(err).__name__}: {err}", file=sys.stderr)
 
     # -- the circuit breaker, shared ---------------------------------------------------------
     def share_breaker(self, open_for_s: float) -> None:

@@ -149,9 +149,9 @@ class RedisLink:
             raise RedisDown(self.last_error) from None
 
     def mark_down(self, err: BaseException) -> None:
-        self.last_error = f"{type(err).__name__}: {err}"[:200]
         if not self.up:
-            return
+            return  # the first failure's reason stands (commands failed by dropping the connection say less)
+        self.last_error = f"{type(err).__name__}: {err}"[:200]
         self.up = False
         self.mux.drop_connection()
         if self._recovering:
