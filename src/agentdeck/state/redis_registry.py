@@ -207,7 +207,7 @@ class RedisRegistry:
                                    read_at=now, processes=[own])
         snap = ClusterSnapshot(backend=prev.backend, name=prev.name, redis=prev.redis, this=prev.this,
                                read_at=prev.read_at, up=False, error=error, processes=prev.processes,
-                               spend=None, keys={}, limits=prev.limits)
+                               spend=None, keys={}, limits={})  # its limiters say what they last knew
         self._latest = snap
         return snap
 
