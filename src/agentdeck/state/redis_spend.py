@@ -14,6 +14,13 @@ of its open holds every third of the lease; a process that dies stops renewing, 
 next reserve (any process) drops its expired holds. A settle whose hold already expired
 still counts its spend: the call happened, and the ledger must match the rows stored.
 
+A settle is sent without the call waiting for it, and it is idempotent, so that one whose
+reply was lost (Redis hung or the connection broke after it was sent) can be sent again
+without counting twice: it counts when its hold is still open, when the hold lapsed first
+(lapsed holds are remembered for a day), or when Redis is not the one the hold was taken
+in (an ``epoch`` marker: a Redis that restarted empty gets the spend back), and not when
+the hold was settled already.
+
 When Redis is down a settle is queued and written once it is back (calls in flight finish
 and settle); a reserve either refuses the call (503 ``cluster_unavailable``) or, with
 ``on_redis_down = "local"``, holds against this process's own ledger.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import sys
 import time
 from typing import Any
@@ -86,14 +94,26 @@ local function close(leases, res, held, id)
   if redis.call('ZCARD', leases) == 0 then redis.call('DEL', held) end
   return true
 end
+-- Holds whose lease ran out (their process died, or could not reach Redis): dropped, and remembered for a
+-- day in ``lapsed`` so that a settle arriving later still counts its spend once (see _SETTLE).
+local function drop_expired(leases, res, held, lapsed, limit)
+  local ids
+  if limit then ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
+  else ids = redis.call('ZRANGEBYSCORE', leases, '-inf', now) end
+  if #ids == 0 then return end
+  for _, id in ipairs(ids) do
+    if close(leases, res, held, id) then redis.call('ZADD', lapsed, now, id) end
+  end
+  redis.call('ZREMRANGEBYSCORE', lapsed, '-inf', now - 86400)
+  redis.call('EXPIRE', lapsed, 90000)
+end
 """
 
-# KEYS: leases, res, held, hour_g, day_g, day_key, day_session
-# ARGV: id, amount, lease_s, hourly, daily, key_limit, session_limit, kscope, sscope ('' = none)
+# KEYS: leases, res, held, hour_g, day_g, day_key, day_session, lapsed, epoch
+# ARGV: id, amount, lease_s, hourly, daily, key_limit, session_limit, kscope, sscope ('' = none), epoch candidate
 _RESERVE_FN = f"""
 local function reserve()
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 256)
-for _, id in ipairs(expired) do close(KEYS[1], KEYS[2], KEYS[3], id) end
+drop_expired(KEYS[1], KEYS[2], KEYS[3], KEYS[8], 256)
 local amount = tonumber(ARGV[2])
 local hourly, daily = tonumber(ARGV[4]), tonumber(ARGV[5])
 local klimit, slimit = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -131,26 +151,39 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. #kscope .. '|' .. kscope 
 redis.call('HINCRBYFLOAT', KEYS[3], 'g', amount)
 redis.call('HINCRBYFLOAT', KEYS[3], kscope, amount)
 if sscope ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], sscope, amount) end
-return {{'ok', string.format('%.17g', spent_h + held_g + amount), string.format('%.17g', spent_d + held_g + amount)}}
+-- Which Redis this hold lives in: a settle tells "settled already" from "Redis lost its state" by it.
+local epoch = redis.call('GET', KEYS[9])
+if not epoch then
+  epoch = ARGV[10]
+  redis.call('SET', KEYS[9], epoch)
+end
+return {{'ok', string.format('%.17g', spent_h + held_g + amount), string.format('%.17g', spent_d + held_g + amount),
+        epoch}}
 end
 """
 _RESERVE = _LIB + _RESERVE_FN + "return reserve()\n"
 
 # The hold and the call's in-flight slot (with its first attempt's token) in one step: one round trip per call.
-# KEYS: the reserve's 7, then aimd, slots, bucket, shared; ARGV: the reserve's 9, then lease_s, cfg_rps, cfg_slots,
+# KEYS: the reserve's 9, then aimd, slots, bucket, shared; ARGV: the reserve's 10, then lease_s, cfg_rps, cfg_slots,
 # member. Returns the reserve's reply; when it is 'ok', followed by the slot reply (redis_limits' acquire).
 _ADMIT = _LIB + ACQUIRE_LUA + _RESERVE_FN + """
 local r = reserve()
 if r[1] ~= 'ok' then return r end
-local a = acquire(KEYS[8], KEYS[9], KEYS[10], KEYS[11], ARGV[10], ARGV[11], ARGV[12], '1', {ARGV[13]})
-return {r[1], r[2], r[3], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]}
+local a = acquire(KEYS[10], KEYS[11], KEYS[12], KEYS[13], ARGV[11], ARGV[12], ARGV[13], '1', {ARGV[14]})
+return {r[1], r[2], r[3], r[4], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]}
 """
 
-# KEYS: leases, res, held, hour_g, day_g, day_key, day_session
-# ARGV: id, actual, kscope, sscope
+# KEYS: leases, res, held, hour_g, day_g, day_key, day_session, lapsed, epoch
+# ARGV: id, actual, kscope, sscope, the hold's epoch
 _SETTLE = _LIB + f"""
-close(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+-- Idempotent, so a settle whose reply was lost can be sent again: its hold is still open (the first time),
+-- or it lapsed before the settle came (count it: the call happened), or this Redis is not the one the hold
+-- was taken in (it restarted empty: count it, the windows get it back), or it was settled already (nothing).
 local actual = tonumber(ARGV[2])
+if not close(KEYS[1], KEYS[2], KEYS[3], ARGV[1]) and redis.call('ZREM', KEYS[8], ARGV[1]) == 0
+   and redis.call('GET', KEYS[9]) == ARGV[5] then
+  actual = 0
+end
 local h, d, k, s = 0, 0, 0, 0
 if actual > 0 then
   h = add(KEYS[4], {HOUR_BUCKET_S}, {HOUR_BUCKETS}, actual)
@@ -171,10 +204,10 @@ for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_, ARGV[i]) end
 return #ARGV - 1
 """
 
-# KEYS: leases, res, held, hour_g, day_g; the cluster's totals for status and tests (expired holds dropped first).
+# KEYS: leases, res, held, hour_g, day_g, lapsed; the cluster's totals for status and tests (expired holds dropped
+# first).
 _TOTALS = _LIB + f"""
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-for _, id in ipairs(expired) do close(KEYS[1], KEYS[2], KEYS[3], id) end
+drop_expired(KEYS[1], KEYS[2], KEYS[3], KEYS[6], nil)
 local h = advance(KEYS[4], {HOUR_BUCKET_S}, {HOUR_BUCKETS})
 local d = advance(KEYS[5], {DAY_BUCKET_S}, {DAY_BUCKETS})
 local held_g = tonumber(redis.call('HGET', KEYS[3], 'g') or '0')
@@ -201,6 +234,10 @@ class RedisSpend:
         self._totals = link.lua(_TOTALS)
         self._leases, self._res, self._held = link.key("spend", "leases"), link.key("spend", "res"), link.key("spend", "held")
         self._hour_g, self._day_g = link.key("spend", "hour", "g"), link.key("spend", "day", "g")
+        self._lapsed = link.key("spend", "lapsed")  # holds dropped at the end of their lease, for a day
+        self._epoch_key = link.key("spend", "epoch")  # which Redis the windows live in (new if it restarts empty)
+        self._epoch_candidate = os.urandom(8).hex()
+        self._epochs: dict[int, str] = {}             # hold id -> the epoch it was taken in, until its settle lands
         self._open: dict[int, Reservation] = {}      # holds in Redis, renewed by this process
         self._local_ids: set[int] = set()            # holds taken on the local ledger while Redis was down
         self._pending: list[tuple[Reservation, float]] = []  # settlements waiting for Redis
@@ -218,7 +255,7 @@ class RedisSpend:
     def _keys(self, key: str, session: str | None) -> list[str]:
         day_s = self.link.key("spend", "day", _scope(session)) if session is not None else self._day_g
         return [self._leases, self._res, self._held, self._hour_g, self._day_g,
-                self.link.key("spend", "day", _scope(key)), day_s]
+                self.link.key("spend", "day", _scope(key)), day_s, self._lapsed, self._epoch_key]
 
     # -- SpendState ------------------------------------------------------------------------
     async def reserve(self, key: str, amount_usd: float, session: str | None = None,
@@ -232,7 +269,8 @@ class RedisSpend:
         budget = self.ledger.cfg.budget
         args = [self._member(hold), repr(amount), repr(self.link.cfg.lease_s), repr(budget.hourly_usd),
                 repr(budget.daily_usd), repr(self.ledger.key_budget(key) or 0.0),
-                repr((self.ledger.key_budget(session) or 0.0) if session else 0.0), _scope(key), _scope(session)]
+                repr((self.ledger.key_budget(session) or 0.0) if session else 0.0), _scope(key), _scope(session),
+                self._epoch_candidate]
         keys = self._keys(key, session)
         lim: RedisLimit | None = self.link.limits.get(provider) if provider is not None else None
         part = lim.admit_part() if lim is not None else None
@@ -253,9 +291,10 @@ class RedisSpend:
             await self._refuse(verdict, key, session, float(out[1]), float(out[2]), float(out[3]), amount)
         self._share = self._share_of(float(out[1]), float(out[2]))
         self._open[hold.id] = hold
+        self._epochs[hold.id] = out[3].decode()
         self._ensure_renewer()
         if part is not None and lim is not None:
-            lim.admitted(part[2], out[3:])
+            lim.admitted(part[2], out[4:])
         return hold
 
     async def settle(self, hold: Reservation, actual_usd: float) -> None:
@@ -288,7 +327,8 @@ class RedisSpend:
     # -- reading ---------------------------------------------------------------------------
     async def totals(self) -> dict[str, Any]:
         """The cluster's spend and holds now (hour, day, reserved, open reservations)."""
-        out = await self.link.eval(self._totals, [self._leases, self._res, self._held, self._hour_g, self._day_g], [])
+        out = await self.link.eval(self._totals, [self._leases, self._res, self._held, self._hour_g, self._day_g,
+                                                  self._lapsed], [])
         return {"hour_usd": float(out[0]), "day_usd": float(out[1]), "reserved_usd": max(0.0, float(out[2])),
                 "open_reservations": int(out[3]), "reservation_rows": int(out[4])}
 
@@ -310,15 +350,19 @@ class RedisSpend:
         waits for the settles already sent.
         """
         fut = self.link.eval_soon(self._settle, self._keys(hold.key, hold.session),
-                                  [self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session)])
+                                  self._settle_args(hold, actual))
         if fut is None:
             self._pending.append((hold, actual))
             return
         fut.add_done_callback(lambda f: self._settled(hold, actual, f))
 
+    def _settle_args(self, hold: Reservation, actual: float) -> list[str]:
+        return [self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session), self._epochs.get(hold.id, "")]
+
     def _settled(self, hold: Reservation, actual: float, fut: "asyncio.Future[Any]") -> None:
         err = asyncio.CancelledError() if fut.cancelled() else fut.exception()
         if err is None:
+            self._epochs.pop(hold.id, None)
             out = fut.result()
             if actual > 0:
                 self._after_settle(hold, float(out[0]), float(out[1]), float(out[2]), float(out[3]), float(out[4]))
@@ -332,7 +376,7 @@ class RedisSpend:
     async def _write_settle(self, hold: Reservation, actual: float) -> None:
         try:
             out = await self.link.eval(self._settle, self._keys(hold.key, hold.session),
-                                       [self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session)])
+                                       self._settle_args(hold, actual))
         except RedisDown:
             self._pending.append((hold, actual))
             return
@@ -340,6 +384,7 @@ class RedisSpend:
             print(f"agentdeck: cluster settle failed: {type(e).__name__}: {e}", file=sys.stderr)
             self._pending.append((hold, actual))
             return
+        self._epochs.pop(hold.id, None)
         if actual > 0:
             self._after_settle(hold, float(out[0]), float(out[1]), float(out[2]), float(out[3]), float(out[4]))
 
@@ -349,10 +394,11 @@ class RedisSpend:
             hold, actual = self._pending.pop(0)
             try:
                 out = await self.link.eval(self._settle, self._keys(hold.key, hold.session),
-                                           [self._member(hold), repr(actual), _scope(hold.key), _scope(hold.session)])
+                                           self._settle_args(hold, actual))
             except RedisDown:
                 self._pending.insert(0, (hold, actual))
                 raise
+            self._epochs.pop(hold.id, None)
             if actual > 0:
                 self._after_settle(hold, float(out[0]), float(out[1]), float(out[2]), float(out[3]), float(out[4]))
 
