@@ -120,3 +120,34 @@ async def test_a_local_gateway_adds_nothing_to_the_console() -> None:
         assert "in use" in await _until(pilot, lambda: _text(app.query_one("ProviderStats")), "in use")  # ticks arrived
         assert "cluster" not in _text(app.query_one(TopBar))
         assert not app.query(ClusterProcesses)
+
+
+def test_providers_pane_in_cluster_mode(snap_compare: Any) -> None:
+    """The Providers pane on a cluster of three: the process table on top, the cards' slots the cluster's."""
+    from tui_scripted import scripted_events, status_doc
+
+    from agentdeck.bus import StatsTick
+
+    events = scripted_events(120)
+    for ev in events:
+        if isinstance(ev, StatsTick):
+            i = int(ev.ts - T0)
+            procs = [_proc(4101, 8787, in_flight=3 + i % 4, rps=6.0, seen_ago=0.0),
+                     _proc(4102, 8788, in_flight=2, rps=11.5, seen_ago=0.4),
+                     _proc(977, 8787, in_flight=1, rps=3.0, seen_ago=0.8, host="ci-2")]
+            for p in procs:
+                p["last_seen"] += ev.ts - (T0 + 10)
+            tick = cluster_tick(i, procs)
+            ev.providers, ev.cluster = tick.providers, {**tick.cluster, "read_at": ev.ts}
+    eng = ReplayEngine(events)
+    eng.status_doc = status_doc(hour_usd=47.6, day_usd=3.476, hourly_usd=50.0, daily_usd=1000.0)  # as the last tick
+    app = _app(eng)
+    app.clock = lambda: T0 + 121
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.pause(0.3)
+        await pilot.press("2")
+        await _until(pilot, lambda: _text(app.query_one(ClusterProcesses)), "3 processes")
+        await pilot.pause(0.6)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
