@@ -69,3 +69,45 @@ async def test_commands_sent_without_waiting_are_applied_before_later_ones(tmp_p
     assert (await spend.totals())["hour_usd"] == pytest.approx(0.05)
     await spend.close()
     await spend.link.close()
+
+
+async def test_under_traffic_the_stop_rides_on_the_hold_and_a_stop_elsewhere_still_refuses(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    from agentdeck.budget.killswitch import KillSwitch
+    from agentdeck.state.redis_stop import RedisStop
+
+    parts = []
+    for _ in range(2):  # two processes: each its own link, ledger, kill switch
+        cfg = make_cluster_config(tmp_path, redis_server.url, budget={"hourly_usd": 100.0, "daily_usd": 100.0})
+        bus = Bus()
+        link = RedisLink(cfg.cluster, bus)
+        parts.append((RedisSpend(link, Ledger(cfg, bus)), RedisStop(link, KillSwitch(bus), bus)))
+    (spend, stop), (_, other_stop) = parts
+    await stop.start()
+    await other_stop.start()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 0.6
+    calls = 0
+    reads_before = stop.reads
+    while loop.time() < end:  # admission then hold, as the gateway does, for 0.6 s
+        assert await stop.check("dev") is None
+        hold = await spend.reserve("dev", 0.0001)
+        await spend.settle(hold, 0.0)
+        calls += 1
+    # Each hold said "the stop hash has not changed since your last read": no read every 50 ms (12 in 0.6 s).
+    assert stop.reads - reads_before <= 1, (stop.reads - reads_before, calls)
+    # A stop taken elsewhere changes the version: the next hold notices even if no message arrived.
+    await other_stop.killswitch.stop("incident", actor="test")
+    refused = None
+    for _ in range(100):
+        refused = await stop.check("dev")
+        if refused is not None:
+            break
+        hold = await spend.reserve("dev", 0.0001)
+        await spend.settle(hold, 0.0)
+        await asyncio.sleep(0.005)
+    assert refused is not None and "incident" in refused.message
+    for s, st in parts:
+        await st.close()
+        await s.close()
+        await s.link.close()

@@ -89,6 +89,8 @@ class RedisLink:
         self.mux = RedisMux(cfg.url, cfg.connect_timeout_s, cfg.op_timeout_s)
         # provider -> its shared limit (redis_limits fills it): a budget hold takes the call's slot in the same script
         self.limits: dict[str, Any] = {}
+        # the stop follower's hook: a budget hold tells it which version of the stop hash it saw (redis_stop)
+        self.stop_seen: Callable[[bytes, float], None] | None = None
         self.up = True
         self.last_error = ""
         self.fallback = cfg.on_redis_down == "local"

@@ -40,6 +40,7 @@ from agentdeck.bus import Alert
 from agentdeck.state.local import LocalSpend
 from agentdeck.state.redis_limits import ACQUIRE_LUA, RedisLimit, drop_prefetched
 from agentdeck.state.redis_link import RedisDown, RedisLink
+from agentdeck.state.redis_stop import stop_version_key
 
 HOUR_BUCKET_S = 60
 HOUR_BUCKETS = 60
@@ -109,8 +110,9 @@ local function drop_expired(leases, res, held, lapsed, limit)
 end
 """
 
-# KEYS: leases, res, held, hour_g, day_g, day_key, day_session, lapsed, epoch
+# KEYS: leases, res, held, hour_g, day_g, day_key, day_session, lapsed, epoch, stop version
 # ARGV: id, amount, lease_s, hourly, daily, key_limit, session_limit, kscope, sscope ('' = none), epoch candidate
+# Returns {'ok', hour used, day used, epoch, stop version} or {budget, limit, spent, held}.
 _RESERVE_FN = f"""
 local function reserve()
 drop_expired(KEYS[1], KEYS[2], KEYS[3], KEYS[8], 256)
@@ -158,22 +160,22 @@ if not epoch then
   redis.call('SET', KEYS[9], epoch)
 end
 return {{'ok', string.format('%.17g', spent_h + held_g + amount), string.format('%.17g', spent_d + held_g + amount),
-        epoch}}
+        epoch, redis.call('GET', KEYS[10]) or ''}}
 end
 """
 _RESERVE = _LIB + _RESERVE_FN + "return reserve()\n"
 
 # The hold and the call's in-flight slot (with its first attempt's token) in one step: one round trip per call.
-# KEYS: the reserve's 9, then aimd, slots, bucket, shared; ARGV: the reserve's 10, then lease_s, cfg_rps, cfg_slots,
+# KEYS: the reserve's 10, then aimd, slots, bucket, shared; ARGV: the reserve's 10, then lease_s, cfg_rps, cfg_slots,
 # member. Returns the reserve's reply; when it is 'ok', followed by the slot reply (redis_limits' acquire).
 _ADMIT = _LIB + ACQUIRE_LUA + _RESERVE_FN + """
 local r = reserve()
 if r[1] ~= 'ok' then return r end
-local a = acquire(KEYS[10], KEYS[11], KEYS[12], KEYS[13], ARGV[11], ARGV[12], ARGV[13], '1', {ARGV[14]})
-return {r[1], r[2], r[3], r[4], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]}
+local a = acquire(KEYS[11], KEYS[12], KEYS[13], KEYS[14], ARGV[11], ARGV[12], ARGV[13], '1', {ARGV[14]})
+return {r[1], r[2], r[3], r[4], r[5], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]}
 """
 
-# KEYS: leases, res, held, hour_g, day_g, day_key, day_session, lapsed, epoch
+# KEYS: leases, res, held, hour_g, day_g, day_key, day_session, lapsed, epoch (and the stop version, unused)
 # ARGV: id, actual, kscope, sscope, the hold's epoch
 _SETTLE = _LIB + f"""
 -- Idempotent, so a settle whose reply was lost can be sent again: its hold is still open (the first time),
@@ -237,6 +239,7 @@ class RedisSpend:
         self._lapsed = link.key("spend", "lapsed")  # holds dropped at the end of their lease, for a day
         self._epoch_key = link.key("spend", "epoch")  # which Redis the windows live in (new if it restarts empty)
         self._epoch_candidate = os.urandom(8).hex()
+        self._stop_ver = stop_version_key(link)
         self._epochs: dict[int, str] = {}             # hold id -> the epoch it was taken in, until its settle lands
         self._open: dict[int, Reservation] = {}      # holds in Redis, renewed by this process
         self._local_ids: set[int] = set()            # holds taken on the local ledger while Redis was down
@@ -255,7 +258,7 @@ class RedisSpend:
     def _keys(self, key: str, session: str | None) -> list[str]:
         day_s = self.link.key("spend", "day", _scope(session)) if session is not None else self._day_g
         return [self._leases, self._res, self._held, self._hour_g, self._day_g,
-                self.link.key("spend", "day", _scope(key)), day_s, self._lapsed, self._epoch_key]
+                self.link.key("spend", "day", _scope(key)), day_s, self._lapsed, self._epoch_key, self._stop_ver]
 
     # -- SpendState ------------------------------------------------------------------------
     async def reserve(self, key: str, amount_usd: float, session: str | None = None,
@@ -277,6 +280,7 @@ class RedisSpend:
         script = self._reserve
         if part is not None:
             keys, args, script = keys + part[0], args + part[1] + [part[2]], self._admit
+        asked_at = asyncio.get_running_loop().time()
         try:
             out = await self.link.eval(script, keys, args)
         except RedisDown:
@@ -292,9 +296,11 @@ class RedisSpend:
         self._share = self._share_of(float(out[1]), float(out[2]))
         self._open[hold.id] = hold
         self._epochs[hold.id] = out[3].decode()
+        if self.link.stop_seen is not None:
+            self.link.stop_seen(out[4], asked_at)
         self._ensure_renewer()
         if part is not None and lim is not None:
-            lim.admitted(part[2], out[4:])
+            lim.admitted(part[2], out[5:])
         return hold
 
     async def settle(self, hold: Reservation, actual_usd: float) -> None:

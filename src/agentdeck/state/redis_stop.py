@@ -33,25 +33,43 @@ READ_EVERY_S = 0.05
 """Admission reads the stop hash when the last read is older than this: pub/sub brings a stop at
 once, and a lost message delays it by at most this long (one read per 50 ms, not one per call)."""
 
-# KEYS: stops, init marker; ARGV: field/json pairs to seed when the cluster has no state yet.
+# Every change of the stop hash bumps its version (KEYS[3] below): a budget hold returns the version it saw,
+# and a process whose last read saw the same version knows its switch is current without reading again.
+
+# KEYS: stops, init marker, version; ARGV: field/json pairs to seed when the cluster has no state yet.
+# Returns {version, {field, json, ...}}.
 _INIT = """
 if redis.call('EXISTS', KEYS[2]) == 0 then
   for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
   redis.call('SET', KEYS[2], '1')
+  redis.call('INCR', KEYS[3])
 end
-return redis.call('HGETALL', KEYS[1])
+return {redis.call('GET', KEYS[3]) or '', redis.call('HGETALL', KEYS[1])}
 """
 
-# KEYS: stops. The cluster's stops as field/json pairs (a script, so it shares the pipelined connection).
-_READ = "return redis.call('HGETALL', KEYS[1])"
+# KEYS: stops, version. The cluster's stops as {version, {field, json, ...}} (a script: it shares the
+# pipelined connection, and the version comes with the hash it belongs to).
+_READ = "return {redis.call('GET', KEYS[2]) or '', redis.call('HGETALL', KEYS[1])}"
 
-# KEYS: stops, init marker; ARGV: channel, field, json ('' = resume), message
+# KEYS: stops, init marker, version; ARGV: channel, field, json ('' = resume), message
 _CHANGE = """
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], ARGV[2]) else redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
 redis.call('SET', KEYS[2], '1')
+redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[1], ARGV[4])
 return 1
 """
+
+
+def stop_version_key(link: RedisLink) -> str:
+    """The stop hash's version counter (the budget hold's script reads it too)."""
+    return link.key("stop", "ver")
+
+
+def _quiet(task: "asyncio.Task[None]") -> None:
+    """A background read's failure is the admission's business (it reads again); never an unhandled error."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _info(raw: bytes | str) -> StopInfo:
@@ -66,7 +84,8 @@ class RedisStop:
     def __init__(self, link: RedisLink, killswitch: KillSwitch, bus: Bus) -> None:
         self.link = link
         self.killswitch = killswitch
-        self._stops, self._init = link.key("stop"), link.key("stop", "init")
+        self._stops, self._init, self._ver_key = link.key("stop"), link.key("stop", "init"), stop_version_key(link)
+        self._ver: bytes | None = None  # the version of the hash as of this process's last full read
         self._channel = link.key("stop", "changes")
         self._init_script = link.lua(_INIT)
         self._change = link.lua(_CHANGE)
@@ -81,7 +100,9 @@ class RedisStop:
         self._fresh_until = -1.0
         self._remote: set[str] = set()  # fields whose stop in this process came from the cluster
         self.applied_remote = 0
+        self.reads = 0  # full reads of the stop hash (admission's, and those a changed version asked for)
         link.on_recovery(self._resync)
+        link.stop_seen = self.seen
 
     # -- StopState -------------------------------------------------------------------------
     async def check(self, key: str, session: str | None = None) -> StopInfo | None:
@@ -112,17 +133,34 @@ class RedisStop:
             self._reading = asyncio.get_running_loop().create_task(self._read_once())
         await asyncio.shield(self._reading)
 
+    def seen(self, version: bytes, asked_at: float) -> None:
+        """A budget hold sent at ``asked_at`` (loop time) saw the stop hash at ``version``.
+
+        The same version as this process's last read: nothing changed since, so the switch is current
+        as of then and admission need not read for another READ_EVERY_S (under traffic, no stop read at
+        all). Another version: read now, in the background (the next admission waits for that read).
+        """
+        if version == self._ver:
+            if asked_at + READ_EVERY_S > self._fresh_until:
+                self._fresh_until = asked_at + READ_EVERY_S
+            return
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.get_running_loop().create_task(self._read_once())
+            self._reading.add_done_callback(_quiet)
+
     async def _read_once(self) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         await self._flush()  # a local command not yet sent must not be undone by what Redis still says
-        raw = await self.link.eval(self._read_script, [self._stops], [])
+        self.reads += 1
+        ver, raw = await self.link.eval(self._read_script, [self._stops, self._ver_key], [])
         cluster = {raw[i].decode(): _info(raw[i + 1]) for i in range(0, len(raw), 2)}
         self._apply(None, cluster.pop(GLOBAL, None), only_remote=True)
         for name in [n for n in self._remote if n != GLOBAL and n not in cluster]:
             self._apply(name, None, only_remote=True)
         for name, info in cluster.items():
             self._apply(name, info)
+        self._ver = ver
         self._fresh_until = started + READ_EVERY_S
 
     def watch(self, key: str, session: str | None = None) -> asyncio.Event:
@@ -162,7 +200,7 @@ class RedisStop:
             seed += [GLOBAL, orjson.dumps(g.to_dict()).decode()]
         for name, d in ks["stops"].items():
             seed += [name, orjson.dumps(d).decode()]
-        raw = await self.link.eval(self._init_script, [self._stops, self._init], seed)
+        ver, raw = await self.link.eval(self._init_script, [self._stops, self._init, self._ver_key], seed)
         cluster = {raw[i].decode(): _info(raw[i + 1]) for i in range(0, len(raw), 2)}
         self._apply(None, cluster.pop(GLOBAL, None))
         for name in list(ks["stops"]):
@@ -170,6 +208,7 @@ class RedisStop:
                 self._apply(name, None)
         for name, info in cluster.items():
             self._apply(name, info)
+        self._ver = ver
 
     def _apply(self, key: str | None, info: StopInfo | None, only_remote: bool = False) -> None:
         """Set this process's switch to a stop taken elsewhere (memory only: the origin recorded it).
@@ -229,7 +268,9 @@ class RedisStop:
             if ev.stopped:
                 body = orjson.dumps({"reason": ev.reason or "", "key": ev.key, "actor": ev.actor, "since": ev.ts}).decode()
             msg = orjson.dumps({"origin": self.link.proc, "field": field, "stop": body}).decode()
-            await self.link.eval(self._change, [self._stops, self._init], [self._channel, field, body, msg])
+            await self.link.eval(self._change, [self._stops, self._init, self._ver_key],
+                                 [self._channel, field, body, msg])
+            self._ver = None  # others may have changed it too meanwhile: the next hold's version makes us read
             self._unsent.pop(0)
 
     async def _follow(self) -> None:
