@@ -142,11 +142,12 @@ class MessagesCodec:
     def upstream_headers(self) -> dict[str, str]:
         return {"anthropic-version": API_VERSION}
 
-    def decode_response(self, body: Any) -> Response:
+    def decode_response(self, body: Any, usage: Usage | None = None) -> Response:
         b = as_dict(body)
         parts = _blocks_in(b.get("content"), {})
         return Response(str(b.get("id") or new_id("msg_")), str(b.get("model") or ""), parts,
-                        _STOP_IN.get(str(b.get("stop_reason")), "end"), anthropic.usage_of(b.get("usage")) or Usage())
+                        _STOP_IN.get(str(b.get("stop_reason")), "end"),
+                        usage or anthropic.usage_of(b.get("usage")) or Usage())
 
     def encode_response(self, resp: Response) -> dict[str, Any]:
         rid = resp.id if resp.id.startswith("msg_") else "msg_" + resp.id

@@ -190,7 +190,7 @@ class GenerateCodec:
     def upstream_headers(self) -> dict[str, str]:
         return {}
 
-    def decode_response(self, body: Any) -> Response:
+    def decode_response(self, body: Any, usage: Usage | None = None) -> Response:
         b = as_dict(body)
         cand = as_dict((b.get("candidates") or [{}])[0])
         parts = _parts_in(as_dict(cand.get("content")).get("parts"), [])
@@ -198,7 +198,7 @@ class GenerateCodec:
         if stop == "end" and any(p.kind == "tool_call" for p in parts):
             stop = "tool_use"
         return Response(str(b.get("responseId") or new_id("")), str(b.get("modelVersion") or ""), parts, stop,
-                        gemini.usage_of(b.get("usageMetadata")) or Usage())
+                        usage or gemini.usage_of(b.get("usageMetadata")) or Usage())
 
     def encode_response(self, resp: Response) -> dict[str, Any]:
         return {"candidates": [{"content": {"role": "model", "parts": _parts_out(resp.parts, {}) or [{"text": ""}]},

@@ -149,7 +149,7 @@ class ChatCodec:
         return {}
 
     # -- answers ---------------------------------------------------------------------------
-    def decode_response(self, body: Any) -> Response:
+    def decode_response(self, body: Any, usage: Usage | None = None) -> Response:
         b = as_dict(body)
         choice = as_dict((b.get("choices") or [{}])[0])
         msg = as_dict(choice.get("message"))
@@ -160,7 +160,7 @@ class ChatCodec:
                               name=str(fn.get("name") or ""), arguments=str(fn.get("arguments") or "{}")))
         stop = _STOP_IN.get(str(choice.get("finish_reason")), "end")
         return Response(str(b.get("id") or new_id("chatcmpl-")), str(b.get("model") or ""), parts, stop,
-                        openai_chat.usage_of(b.get("usage")) or Usage())
+                        usage or openai_chat.usage_of(b.get("usage")) or Usage())
 
     def encode_response(self, resp: Response) -> dict[str, Any]:
         text = "".join(p.text for p in resp.parts if p.kind == "text")

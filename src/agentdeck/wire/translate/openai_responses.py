@@ -148,9 +148,12 @@ class ResponsesCodec:
 
 
 class ResponsesStreamEncoder:
-    """Canonical events as the Responses API's named events, each with its ``sequence_number``."""
+    """Canonical events as the Responses API's named events, each with its ``sequence_number``.
 
-    __slots__ = ("model", "id", "created", "seq", "output", "open", "text", "args")
+    A text delta's bytes around its sequence number and text are made once per message item
+    (``delta_mid``), so a delta is one ``orjson.dumps`` of its text (the same JSON as ``_ev``)."""
+
+    __slots__ = ("model", "id", "created", "seq", "output", "open", "text", "args", "delta_mid")
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -161,6 +164,8 @@ class ResponsesStreamEncoder:
         self.open: dict[str, Any] | None = None
         self.text: list[str] = []
         self.args: list[str] = []
+        self.delta_mid = b""
+        """``response.output_text.delta`` of the open message from after its sequence number to its delta."""
 
     def _ev(self, kind: str, data: dict[str, Any]) -> bytes:
         data = {"type": kind, "sequence_number": self.seq, **data}
@@ -203,9 +208,13 @@ class ResponsesStreamEncoder:
                 out += self._ev("response.content_part.added", {"item_id": self.open["id"], "output_index": i,
                                                                 "content_index": 0, "part": {
                                                                     "type": "output_text", "text": "", "annotations": []}})
+                self.delta_mid = (b',"item_id":' + orjson.dumps(self.open["id"]) + b',"output_index":' + str(i).encode()
+                                  + b',"content_index":0,"delta":')
             self.text.append(ev.text)
-            return out + self._ev("response.output_text.delta", {"item_id": self.open["id"], "output_index": len(self.output),
-                                                                 "content_index": 0, "delta": ev.text})
+            seq = self.seq
+            self.seq += 1
+            return (out + b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
+                    + str(seq).encode() + self.delta_mid + orjson.dumps(ev.text) + b"}\n\n")
         if isinstance(ev, ToolStart):
             out = self._close()
             self.open, self.args = _call_item(new_id("fc_"), ev.call_id, ev.name, "", "in_progress"), []

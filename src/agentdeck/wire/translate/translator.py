@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from agentdeck.pricing import Usage
@@ -38,7 +40,11 @@ class Translator:
 
     def response(self, raw: bytes, model: str) -> bytes:
         """A whole answer in the caller's protocol (``model`` is what ran)."""
-        resp = self.provider.decode_response(orjson.loads(raw))
+        return self.response_of(orjson.loads(raw), None, model)
+
+    def response_of(self, body: Any, usage: Usage | None, model: str) -> bytes:
+        """``response`` for an answer the pipeline already parsed and read the usage of (each is done once)."""
+        resp = self.provider.decode_response(body, usage)
         resp.model = resp.model or model
         return orjson.dumps(self.caller.encode_response(resp))
 
