@@ -278,9 +278,10 @@ class Pipeline:
         if status == 200 and call.endpoint in BILLABLE:
             wire = call.wire if tr is None else PROVIDER_WIRES[tr.provider.name]
             try:
-                usage = wire.usage_from_json(orjson.loads(raw))
-                if tr is not None:
-                    raw, ctype = tr.response(raw, call.route.model), b"application/json"
+                body = orjson.loads(raw)
+                usage = wire.usage_from_json(body)
+                if tr is not None:  # the answer translated from what was just parsed (one parse, one usage read)
+                    raw, ctype = tr.response_of(body, usage, call.route.model), b"application/json"
             except (orjson.JSONDecodeError, orjson.JSONEncodeError):
                 usage = None
             self.accounting.add_unary(call, usage, len(raw))
