@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import re
+import threading
 import subprocess
 import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 PROVIDER_KEY_ANTHROPIC = "sk-ant-provider-SECRET-aaaaaaaaaaaa"
 PROVIDER_KEY_OPENAI = "sk-provider-SECRET-bbbbbbbbbbbbbbbb"
@@ -137,3 +141,35 @@ def serve_process(config: Path) -> tuple["subprocess.Popen[str]", str]:
     m = re.search(r"(http://\S+)", line)
     assert m, f"serve did not start: {line!r} {proc.stderr.read() if proc.poll() is not None and proc.stderr else ''}"
     return proc, m.group(1)
+
+
+class _OtlpHandler(BaseHTTPRequestHandler):
+    """Keeps each POSTed ExportTraceServiceRequest body (gunzipped)."""
+
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        if self.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        type(self).received.append(body)
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def otlp_receiver() -> Iterator[tuple[str, list[bytes]]]:
+    """A minimal OTLP/HTTP trace receiver on a free loopback port: (its /v1/traces URL, the bodies received)."""
+    handler = type("Handler", (_OtlpHandler,), {"received": []})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces", handler.received
+    finally:
+        server.shutdown()
+        server.server_close()

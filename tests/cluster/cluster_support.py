@@ -91,8 +91,10 @@ def make_cluster_config(tmp_path: Path, url: str, name: str = "t", **sections: o
 
 
 def write_cluster_serve_config(path: Path, data_dir: Path, upstream: str, redis_url: str, *, hourly_usd: float = 1000.0,
-                               cluster_extra: str = "", extra: str = "") -> Path:
-    """An `agentdeck serve` config: the mock as an OpenAI provider with a house price, one key, the cluster on ``redis_url``."""
+                               cluster_extra: str = "", extra: str = "", provider_extra: str = "") -> Path:
+    """An `agentdeck serve` config: the mock as an OpenAI provider with a house price, one key, the cluster on ``redis_url``.
+
+    ``provider_extra`` goes inside ``[providers.openai]`` (a ``fallback = ...``); ``extra`` after the prices."""
     from deck_support import ADMIN_TOKEN, GATEWAY_KEY
 
     path.write_text(f"""
@@ -116,6 +118,7 @@ protocol = "openai"
 base_url = "{upstream}"
 api_key = "sk-provider-x"
 models = ["house-mini"]
+{provider_extra}
 [prices."house-mini"]
 input = 10.0
 output = 20.0

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import openai
-from cluster_support import RedisServer, cluster_toml, stop_serve
+from cluster_support import RedisServer, stop_serve, write_cluster_serve_config
 from deck_support import ADMIN_TOKEN, GATEWAY_KEY, serve_process
 
 from agentdeck.sim import MockServer
@@ -20,7 +20,7 @@ from agentdeck.sim import MockServer
 
 def _config(path: Path, data_dir: Path, primary: str, redis_url: str, *, backup: str | None = None,
             limits: str = "") -> Path:
-    fallback = 'fallback = "backup"\n' if backup else ""
+    """Every tier on the house model, no retries, a breaker that opens after 3 failures; ``backup`` as the fallback."""
     backup_section = f"""
 [providers.backup]
 protocol = "openai"
@@ -28,47 +28,21 @@ base_url = "{backup}"
 api_key = "sk-backup-x"
 models = ["house-mini"]
 """ if backup else ""
-    path.write_text(f"""
-[gateway]
-port = 0
-admin_token = "{ADMIN_TOKEN}"
-data_dir = "{data_dir}"
-store_flush_interval_s = 0.2
-shutdown_grace_s = 5
-[[keys]]
-name = "dev"
-key = "{GATEWAY_KEY}"
-[budget]
-hourly_usd = 1000.0
-daily_usd = 1000.0
-[anomaly]
-enabled = false
+    return write_cluster_serve_config(path, data_dir, primary, redis_url,
+                                      provider_extra='fallback = "backup"' if backup else "", extra=f"""
 [routing.tiers.fast]
 openai = "house-mini"
 [routing.tiers.balanced]
 openai = "house-mini"
 [routing.tiers.smart]
 openai = "house-mini"
-[providers.openai]
-protocol = "openai"
-base_url = "{primary}"
-api_key = "sk-provider-x"
-models = ["house-mini"]
-{fallback}
 [providers.openai.retry]
 max_retries = 0
 [providers.openai.breaker]
 failure_threshold = 3
 open_for_s = 30
 {limits}
-{backup_section}
-[prices."house-mini"]
-input = 10.0
-output = 20.0
-max_output_tokens = 4096
-{cluster_toml(redis_url)}
-""")
-    return path
+{backup_section}""")
 
 
 def _ask(client: openai.OpenAI) -> str:

@@ -4,52 +4,24 @@ real OTLP/HTTP receiver on loopback, as a single `agentdeck serve` does (tests/o
 from __future__ import annotations
 
 import asyncio
-import gzip
 import re
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
 import openai
 import pytest
 from cluster_support import RedisServer, stop_serve, write_cluster_serve_config
-from deck_support import GATEWAY_KEY
+from deck_support import GATEWAY_KEY, otlp_receiver
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    """Keeps each POSTed ExportTraceServiceRequest body."""
-
-    received: list[bytes] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        if self.headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
-        type(self).received.append(body)
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, list[bytes]]]:
-    handler = type("Handler", (_Receiver,), {"received": []})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces", handler.received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with otlp_receiver() as r:
+        yield r
 
 
 async def test_each_worker_exports_the_spans_of_the_calls_it_served(tmp_path: Path, redis_server: RedisServer,

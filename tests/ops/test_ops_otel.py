@@ -4,13 +4,11 @@ with `[otel] endpoint`, with a real OTLP/HTTP receiver on loopback."""
 
 from __future__ import annotations
 
-import gzip
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
+from deck_support import otlp_receiver
 from ops_support import KEY_DEV, SECRETS, Served, chat, message, wait_for, write_config
 
 pytest.importorskip("opentelemetry.sdk.trace")
@@ -56,35 +54,10 @@ def test_a_span_per_call_with_genai_attributes(config: Path) -> None:
         assert not any(secret in str(v) for v in span.attributes.values() for secret in SECRETS)
 
 
-class _Collector(BaseHTTPRequestHandler):
-    """A minimal OTLP/HTTP receiver: keeps each POSTed ExportTraceServiceRequest."""
-
-    received: list[bytes] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        if self.headers.get("content-encoding") == "gzip":
-            body = gzip.decompress(body)
-        type(self).received.append(body)
-        self.send_response(200)
-        self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def collector() -> Iterator[tuple[str, list[bytes]]]:
-    handler = type("Handler", (_Collector,), {"received": []})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces", handler.received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with otlp_receiver() as r:
+        yield r
 
 
 def test_serve_exports_spans_to_the_configured_endpoint(tmp_path: Path, env: dict[str, str], upstream: str,

@@ -31,6 +31,16 @@ def _url_of(proc: "subprocess.Popen[str]") -> str:
     return m.group(1).rstrip("/")
 
 
+def write_bench_config(tmp: Path, mock_url: str) -> Path:
+    """The serve config both per-call benches use: one OpenAI provider (the mock), limits far above the load."""
+    cfg = tmp / "bench.toml"
+    cfg.write_text(f'[gateway]\nport = 0\ndata_dir = "{tmp}/data"\n[budget]\nhourly_usd = 1e6\ndaily_usd = 1e6\n'
+                   f'[anomaly]\nenabled = false\n[providers.openai]\nprotocol = "openai"\nbase_url = "{mock_url}"\n'
+                   f'api_key = "sk-bench"\nmodels = ["gpt-4o-mini"]\n[providers.openai.limits]\nrps = 100000\n'
+                   f'max_rps = 100000\nslots = 1000\nmax_slots = 1000\n')
+    return cfg
+
+
 def cpu_per_call_us(src: str, calls: int = 6000, connections: int = 16) -> float:
     """Microseconds of the gateway process's CPU per call, with the gateway run from ``src``."""
     import psutil
@@ -42,11 +52,7 @@ def cpu_per_call_us(src: str, calls: int = 6000, connections: int = 16) -> float
     gw = None
     try:
         murl = _url_of(mock)
-        cfg = tmp / "bench.toml"
-        cfg.write_text(f'[gateway]\nport = 0\ndata_dir = "{tmp}/data"\n[budget]\nhourly_usd = 1e6\ndaily_usd = 1e6\n'
-                       f'[anomaly]\nenabled = false\n[providers.openai]\nprotocol = "openai"\nbase_url = "{murl}"\n'
-                       f'api_key = "sk-bench"\nmodels = ["gpt-4o-mini"]\n[providers.openai.limits]\nrps = 100000\n'
-                       f'max_rps = 100000\nslots = 1000\nmax_slots = 1000\n')
+        cfg = write_bench_config(tmp, murl)
         gw = subprocess.Popen([sys.executable, "-m", "agentdeck", "serve", "--config", str(cfg)], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, env=env)
         url = _url_of(gw) + "/v1/chat/completions"

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import aiohttp
 
+from agentdeck.bench.cpu_per_call import write_bench_config
+
 _BODY = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}'
 _CONNECTIONS = 8
 
@@ -51,11 +53,7 @@ def instructions_per_call(src: str, mock_src: str, calls: int) -> float:
                             stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": mock_src})
     gw = None
     try:
-        cfg = tmp / "bench.toml"
-        cfg.write_text(f'[gateway]\nport = 0\ndata_dir = "{tmp}/data"\n[budget]\nhourly_usd = 1e6\ndaily_usd = 1e6\n'
-                       f'[anomaly]\nenabled = false\n[providers.openai]\nprotocol = "openai"\nbase_url = "{_url_of(mock)}"\n'
-                       f'api_key = "sk-bench"\nmodels = ["gpt-4o-mini"]\n[providers.openai.limits]\nrps = 100000\n'
-                       f'max_rps = 100000\nslots = 1000\nmax_slots = 1000\n')
+        cfg = write_bench_config(tmp, _url_of(mock))
         gw = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                                sys.executable, "-m", "agentdeck", "serve", "--config", str(cfg)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
