@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentdeck.bench.gateway import BENCH_KEY, _load, _single, _spawn, _write_config
+from agentdeck.bench.gateway import _BODY, BENCH_KEY, _single, _spawn, _write_config
+from agentdeck.bench.loadgen import load as lean_load
 from agentdeck.errors import AgentdeckError
 
 
@@ -91,12 +92,12 @@ def _measure(cfg: Path, workers: int, duration: float, concurrency: int, single_
     headers = {"authorization": f"Bearer {BENCH_KEY}", "content-type": "application/json"}
     via = url + "/v1/chat/completions"
     try:
-        asyncio.run(_load(via, headers, concurrency, 1.0))  # warm up connections and code paths
+        lean_load(via, _BODY, concurrency, 1.0)  # warm up connections and code paths
         root = psutil.Process(gw.pid)
         gws = [root, *root.children(recursive=True)]
         red = [psutil.Process(redis_pid)] if redis_pid is not None else []
         before, rbefore = _cpu_s(gws), _cpu_s(red)
-        load = asyncio.run(_load(via, headers, concurrency, duration))
+        load = lean_load(via, _BODY, concurrency, duration)  # the gateway, not the client, sets the pace
         used, rused = _cpu_s(gws) - before, _cpu_s(red) - rbefore
         single = asyncio.run(_single(via, headers, single_calls)) if single_calls else None
     finally:

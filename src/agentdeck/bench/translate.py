@@ -18,7 +18,6 @@ throughput, and it is the gateway's cost that translation adds to.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import subprocess
 import tempfile
@@ -27,7 +26,6 @@ import timeit
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -37,6 +35,9 @@ from agentdeck.wire.sse import SSEDecoder
 from agentdeck.wire.translate import translator
 
 from agentdeck.bench.gateway import BENCH_ADMIN, BENCH_KEY, Round, _spawn
+from agentdeck.bench.loadgen import load as _load
+from agentdeck.bench.loadgen import read_response as _read_response  # noqa: F401 - translate_instructions reads it here
+from agentdeck.bench.loadgen import request_bytes as _request  # noqa: F401
 
 _CALLERS: dict[str, tuple[str, str]] = {
     # caller protocol -> (its path, the model a provider of its own protocol serves)
@@ -93,71 +94,6 @@ models = ["claude-haiku-4-5"]
 
 {limits.format("anthropic")}
 """)
-
-
-def _request(url: str, body: bytes) -> tuple[str, int, bytes]:
-    """(host, port, the whole HTTP/1.1 request) for a POST of ``body`` to ``url``."""
-    u = urlsplit(url)
-    head = (f"POST {u.path} HTTP/1.1\r\nhost: {u.netloc}\r\ncontent-type: application/json\r\n"
-            f"authorization: Bearer {BENCH_KEY}\r\ncontent-length: {len(body)}\r\n\r\n")
-    return u.hostname or "127.0.0.1", u.port or 80, head.encode() + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    """One response off a keep-alive connection (content-length or chunked); its status."""
-    head = (await reader.readuntil(b"\r\n\r\n")).lower()
-    i = head.find(b"\r\ncontent-length:")
-    if i >= 0:
-        await reader.readexactly(int(head[i + 17:head.index(b"\r\n", i + 2)]))
-    elif b"transfer-encoding: chunked" in head:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                break
-            await reader.readexactly(size + 2)
-    return int(head[9:12])
-
-
-async def _load_async(url: str, body: bytes, concurrency: int, seconds: float) -> Round:
-    host, port, req = _request(url, body)
-    lat: list[float] = []
-    errors = n = 0
-    end = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors, n
-        reader, writer = await asyncio.open_connection(host, port)
-        try:
-            while time.perf_counter() < end:
-                t = time.perf_counter()
-                writer.write(req)
-                errors += await _read_response(reader) != 200
-                lat.append((time.perf_counter() - t) * 1000)
-                n += 1
-        finally:
-            writer.close()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Round(url, n, errors, time.perf_counter() - t0, lat)
-
-
-def _load(url: str, body: bytes, concurrency: int, seconds: float) -> Round:
-    """``concurrency`` keep-alive connections posting ``body`` for ``seconds``.
-
-    Why not aiohttp: an aiohttp client spends more CPU per call than the gateway it measures (about
-    850 us against 500 us per streamed call, measured here), so on two cores the client, not the
-    gateway, set the pace. This one writes a prepared request and reads the answer by its framing
-    (content-length or chunked) on uvloop, a small fraction of the gateway's cost."""
-    try:
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    except ImportError:  # uvloop comes with uvicorn[standard] where it exists; plain asyncio elsewhere
-        factory = asyncio.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(_load_async(url, body, concurrency, seconds))
 
 
 @dataclass
