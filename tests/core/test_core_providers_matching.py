@@ -84,7 +84,14 @@ def test_snapshot_base() -> None:
     assert snapshot_base("claude-haiku-4-5-20251001") == "claude-haiku-4-5"
     assert snapshot_base("gpt-4.1-mini-2025-04-14") == "gpt-4.1-mini"
     assert snapshot_base("claude-3-5-haiku-latest") == "claude-3-5-haiku"
+    assert snapshot_base("gemini-2.5-flash-001") == "gemini-2.5-flash"  # Gemini's stable version IDs
     assert snapshot_base("gpt-5") is None and snapshot_base("-latest") is None
+
+
+def test_a_gemini_version_id_reaches_the_provider_of_its_exact_name() -> None:
+    m = ModelMatcher(_cfg({"google": _p("gemini", "gemini-2.5-flash")}).providers)
+    assert m.provider_for("gemini-2.5-flash-001", "gemini") == "google"
+    assert m.provider_for("gemini-2.5-pro-001", "gemini") is None
 
 
 def test_results_are_cached_per_model_and_protocol(defaults: ModelMatcher) -> None:

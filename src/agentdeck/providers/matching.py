@@ -3,7 +3,7 @@
 Order (docs/providers.md): the caller's protocol first narrows the providers; then
 1. the model as sent, against each provider in config order (exact entries and globs alike);
 2. only if nothing matched: the model without a snapshot or alias suffix (`-20250929`,
-   `-2025-04-14`, `-latest`, `@20250929`), again in config order; a dated exact entry also
+   `-2025-04-14`, `-latest`, `@20250929`, Gemini's version `-001`), again in config order; a dated exact entry also
    stands for its undated alias.
 The first provider that matches wins. Results are cached per (model, protocol), so the request
 path pays one dict lookup after a model's first call.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Mapping
 if TYPE_CHECKING:
     from agentdeck.config import ProviderConfig
 
-_SNAPSHOT = re.compile(r"^(.+?)(?:-\d{8}|-\d{4}-\d{2}-\d{2}|-latest|@\d{8})$")
+_SNAPSHOT = re.compile(r"^(.+?)(?:-\d{8}|-\d{4}-\d{2}-\d{2}|-latest|@\d{8}|-\d{3})$")
 _GLOB_CHARS = frozenset("*?[")
 _CACHE_MAX = 4096  # model names come from callers: bound the memo so odd names cannot grow it forever
 
