@@ -20,6 +20,9 @@ from pathlib import Path
 
 import aiohttp
 
+from agentdeck.bench.gateway import BENCH_KEY, _write_config
+
+HEADERS = {"content-type": "application/json", "authorization": f"Bearer {BENCH_KEY}"}
 _BODY = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}'
 
 
@@ -29,16 +32,6 @@ def _url_of(proc: "subprocess.Popen[str]") -> str:
     if m is None:
         raise SystemExit("agentdeck.bench.cpu_per_call: a child did not print its URL")
     return m.group(1).rstrip("/")
-
-
-def write_bench_config(tmp: Path, mock_url: str) -> Path:
-    """The serve config both per-call benches use: one OpenAI provider (the mock), limits far above the load."""
-    cfg = tmp / "bench.toml"
-    cfg.write_text(f'[gateway]\nport = 0\ndata_dir = "{tmp}/data"\n[budget]\nhourly_usd = 1e6\ndaily_usd = 1e6\n'
-                   f'[anomaly]\nenabled = false\n[providers.openai]\nprotocol = "openai"\nbase_url = "{mock_url}"\n'
-                   f'api_key = "sk-bench"\nmodels = ["gpt-4o-mini"]\n[providers.openai.limits]\nrps = 100000\n'
-                   f'max_rps = 100000\nslots = 1000\nmax_slots = 1000\n')
-    return cfg
 
 
 def cpu_per_call_us(src: str, calls: int = 6000, connections: int = 16) -> float:
@@ -52,7 +45,8 @@ def cpu_per_call_us(src: str, calls: int = 6000, connections: int = 16) -> float
     gw = None
     try:
         murl = _url_of(mock)
-        cfg = write_bench_config(tmp, murl)
+        cfg = tmp / "bench.toml"
+        _write_config(cfg, murl, tmp / "data", limits=True)
         gw = subprocess.Popen([sys.executable, "-m", "agentdeck", "serve", "--config", str(cfg)], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, env=env)
         url = _url_of(gw) + "/v1/chat/completions"
@@ -61,7 +55,7 @@ def cpu_per_call_us(src: str, calls: int = 6000, connections: int = 16) -> float
             async with aiohttp.ClientSession() as s:
                 async def worker(n: int) -> None:
                     for _ in range(n):
-                        async with s.post(url, data=_BODY, headers={"content-type": "application/json"}) as r:
+                        async with s.post(url, data=_BODY, headers=HEADERS) as r:
                             await r.read()
                 await worker(300)
                 proc = psutil.Process(gw.pid)  # type: ignore[union-attr]

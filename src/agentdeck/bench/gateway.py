@@ -63,8 +63,10 @@ def _spawn(args: list[str], env: dict[str, str] | None = None) -> tuple[subproce
     raise RuntimeError(f"`agentdeck {' '.join(args)}` did not start")
 
 
-def _write_config(path: Path, upstream: str, data_dir: Path, limits: bool) -> None:
-    path.write_text(f"""
+def config_head(data_dir: Path) -> str:
+    """What every bench gateway's config starts with: loopback, the bench key and admin token, budgets
+    far above any bench's spend, no anomaly detector (a bench's steady flood is not an anomaly)."""
+    return f"""
 [gateway]
 host = "127.0.0.1"
 port = 0
@@ -81,7 +83,11 @@ daily_usd = 1000000.0
 
 [anomaly]
 enabled = false
+"""
 
+
+def _write_config(path: Path, upstream: str, data_dir: Path, limits: bool) -> None:
+    path.write_text(config_head(data_dir) + f"""
 [providers.openai]
 protocol = "openai"
 base_url = "{upstream}"

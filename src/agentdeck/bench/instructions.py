@@ -30,9 +30,9 @@ from pathlib import Path
 
 import aiohttp
 
-from agentdeck.bench.cpu_per_call import write_bench_config
+from agentdeck.bench.cpu_per_call import _BODY, HEADERS
+from agentdeck.bench.gateway import _write_config
 
-_BODY = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}'
 _CONNECTIONS = 8
 
 
@@ -53,7 +53,8 @@ def instructions_per_call(src: str, mock_src: str, calls: int) -> float:
                             stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": mock_src})
     gw = None
     try:
-        cfg = write_bench_config(tmp, _url_of(mock))
+        cfg = tmp / "bench.toml"
+        _write_config(cfg, _url_of(mock), tmp / "data", limits=True)
         gw = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                                sys.executable, "-m", "agentdeck", "serve", "--config", str(cfg)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -64,7 +65,7 @@ def instructions_per_call(src: str, mock_src: str, calls: int) -> float:
             async with aiohttp.ClientSession() as s:
                 async def worker(n: int) -> None:
                     for _ in range(n):
-                        async with s.post(url, data=_BODY, headers={"content-type": "application/json"}) as r:
+                        async with s.post(url, data=_BODY, headers=HEADERS) as r:
                             await r.read()
                 await asyncio.gather(*(worker(25) for _ in range(_CONNECTIONS)))
                 subprocess.run(["callgrind_control", "-i", "on", str(gw.pid)], capture_output=True, check=True)

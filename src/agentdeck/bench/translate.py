@@ -34,7 +34,7 @@ from agentdeck.wire import PROTOCOLS, Endpoint
 from agentdeck.wire.sse import SSEDecoder
 from agentdeck.wire.translate import translator
 
-from agentdeck.bench.gateway import BENCH_ADMIN, BENCH_KEY, Round, _spawn
+from agentdeck.bench.gateway import BENCH_ADMIN, BENCH_KEY, Round, _spawn, config_head
 from agentdeck.bench.loadgen import load as _load
 from agentdeck.bench.loadgen import read_response as _read_response  # noqa: F401 - translate_instructions reads it here
 from agentdeck.bench.loadgen import request_bytes as _request  # noqa: F401
@@ -58,24 +58,7 @@ def _body(model: str, stream: bool) -> bytes:
 
 def _write_config(path: Path, upstream: str, data_dir: Path) -> None:
     limits = "[providers.{0}.limits]\nrps = 100000\nmax_rps = 100000\nslots = 10000\nmax_slots = 10000\n"
-    path.write_text(f"""
-[gateway]
-host = "127.0.0.1"
-port = 0
-admin_token = "{BENCH_ADMIN}"
-data_dir = "{data_dir}"
-
-[[keys]]
-name = "bench"
-key = "{BENCH_KEY}"
-
-[budget]
-hourly_usd = 1000000.0
-daily_usd = 1000000.0
-
-[anomaly]
-enabled = false
-
+    path.write_text(config_head(data_dir) + f"""
 [routing]
 translate = true
 
