@@ -201,6 +201,26 @@ def test_headers_never_finished_get_408_and_the_connection_closes(door_gateway: 
     assert status == 408
 
 
+def test_a_kept_alive_connections_next_request_left_half_sent_gets_408(door_gateway: GatewayThread) -> None:
+    # The deadline of a later request on a connection starts with its first bytes, when they do not
+    # complete its headers (a request whose headers arrive whole arms no timer at all).
+    s = socket.create_connection(host_port(door_gateway.url))
+    s.settimeout(10)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = s.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200"), first
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+    got = b""
+    while b"\r\n\r\n" not in got or b"header_timeout" not in got:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert got.startswith(b"HTTP/1.1 408"), got
+    assert b"header_timeout" in got
+
+
 def test_huge_headers_get_431_before_they_are_buffered(door_gateway: GatewayThread) -> None:
     s = socket.create_connection(host_port(door_gateway.url))
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
